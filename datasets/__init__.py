@@ -1,0 +1,8 @@
+"""Data sets by name, in a target model's domain (see :mod:`datasets.registry`)."""
+from datasets.domain import CIFAR10, DIGITS, NO_LABEL, Domain
+from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
+from datasets.registry import DataRequest, NamedSet, build_dataset, dataset_names, register_dataset
+
+__all__ = ["CIFAR10", "DIGITS", "NO_LABEL", "Domain", "ChecksumError", "DataNotFoundError",
+           "DataSizeError", "DataRequest", "NamedSet", "build_dataset", "dataset_names",
+           "register_dataset"]

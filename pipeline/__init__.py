@@ -1,0 +1,1 @@
+"""The experiment pipeline: data -> models -> calibration -> scores (once) -> attacks -> results."""

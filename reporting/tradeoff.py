@@ -1,0 +1,144 @@
+"""The calibration / privacy trade-off across runs: better-calibrated models, fewer false positives.
+
+Reads the result CSVs of a folder (``{stem}attack_results.csv`` with ``{stem}performance_results.csv``)
+and plots, per run, the target model's expected calibration error against the threshold attack's
+false-positive rate averaged over the out-of-distribution sets. The paper's finding: the lower
+the ECE, the lower that FPR, i.e. the more the model leaks about its training members.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from reporting.figures import new_figure, save_figure
+
+logger = logging.getLogger(__name__)
+
+ATTACK_SUFFIX = "attack_results.csv"
+PERFORMANCE_SUFFIX = "performance_results.csv"
+ECE_ROW = "ECE Target"
+VALUE_COLUMN = "Value"
+IN_DISTRIBUTION_ROW = "Original"
+# Modifiers the paper's and this project's runs put in the stem: LS_0.0083, L2_0.0003, LLLA,
+# temp_10.0_calib. Whatever precedes the first one is "{arch}_{dataset}".
+_MODIFIER = re.compile(r"_(?=(?:LS_|L2_|LLLA|temp_))")
+
+
+@dataclass(frozen=True)
+class TradeoffPoint:
+    """One run: where it sits on the plot and what it is called."""
+
+    stem: str
+    group: str
+    label: str
+    ece: float
+    mean_fpr: float
+    n_sets: int
+
+
+def plot_tradeoff(results_dir: str | Path, path: str | Path, ood_sets: Sequence[str] | None = None,
+                  attack: str = "Threshold") -> Path | None:
+    """Scatter of target ECE (x) against the attack's mean FPR over OOD sets (y), one point per run.
+
+    Parameters
+    ----------
+    results_dir : folder holding ``{stem}attack_results.csv`` and ``{stem}performance_results.csv``
+    path : PNG to write
+    ood_sets : rows of the attack CSV to average over; default every row but ``Original``.
+        Rows a run lacks are skipped for that run.
+    attack : attack whose ``{attack} Attack FPR`` column is used
+
+    Returns
+    -------
+    Path or None
+        ``path``, or ``None`` (nothing written) when no run has both an ECE and an FPR.
+    """
+    points = tradeoff_points(results_dir, ood_sets, attack)
+    if not points:
+        return None
+    figure = new_figure(6.5, 4.8)
+    axes = figure.add_subplot()
+    groups = list(dict.fromkeys(point.group for point in points))
+    for index, group in enumerate(groups):
+        members = sorted((p for p in points if p.group == group), key=lambda p: p.ece)
+        xs, ys = [p.ece for p in members], [p.mean_fpr for p in members]
+        axes.plot(xs, ys, marker="o", linestyle=":", linewidth=0.8, color=f"C{index % 10}", label=group)
+        for point in members:
+            axes.annotate(point.label, (point.ece, point.mean_fpr), textcoords="offset points",
+                          xytext=(4, 4), fontsize="x-small")
+    axes.set_xlabel("expected calibration error of the target model")
+    sets_text = "OOD sets" if ood_sets is None else ", ".join(ood_sets)
+    axes.set_ylabel(f"{attack} attack FPR, mean over {sets_text}", fontsize="small")
+    axes.set_title("Calibration vs. false positives")
+    axes.set_ylim(bottom=0)
+    axes.set_xlim(left=0)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize="small")
+    return save_figure(figure, path)
+
+
+def tradeoff_points(results_dir: str | Path, ood_sets: Sequence[str] | None = None,
+                    attack: str = "Threshold") -> list[TradeoffPoint]:
+    """The usable runs of ``results_dir`` (sorted by stem); unusable ones are logged and skipped."""
+    points = []
+    for attack_csv in sorted(Path(results_dir).glob(f"*{ATTACK_SUFFIX}")):
+        stem = attack_csv.name[: -len(ATTACK_SUFFIX)]
+        performance_csv = attack_csv.with_name(stem + PERFORMANCE_SUFFIX)
+        if not performance_csv.exists():
+            logger.info("tradeoff: %s has no %s; skipped", stem, performance_csv.name)
+            continue
+        ece = _ece(performance_csv)
+        fpr, n_sets = _mean_fpr(attack_csv, ood_sets, attack)
+        if ece is None or fpr is None:
+            logger.info("tradeoff: %s lacks %s or %s FPRs on OOD sets; skipped", stem, ECE_ROW, attack)
+            continue
+        group, label = split_stem(stem)
+        points.append(TradeoffPoint(stem, group, label, ece, fpr, n_sets))
+    return points
+
+
+def split_stem(stem: str) -> tuple[str, str]:
+    """``"resnet18_cifar10_LS_0.0083_"`` -> ``("resnet18_cifar10", "LS_0.0083")``; no modifier: ``"baseline"``."""
+    stem = stem.rstrip("_")
+    parts = _MODIFIER.split(stem, maxsplit=1)
+    if len(parts) == 2 and parts[0]:
+        return parts[0], parts[1]
+    return stem, "baseline"
+
+
+def _ece(performance_csv: Path) -> float | None:
+    """``ECE Target`` from column ``Value``, else the first data column (the paper's layout).
+
+    The paper's files hold the row twice (the second is the shadow model's); the first is used.
+    """
+    table = _read(performance_csv)
+    if table is None or ECE_ROW not in table.index or not len(table.columns):
+        return None
+    column = VALUE_COLUMN if VALUE_COLUMN in table.columns else table.columns[0]
+    value = pd.to_numeric(table.loc[table.index == ECE_ROW, column], errors="coerce").iloc[0]
+    return float(value) if np.isfinite(value) else None
+
+
+def _mean_fpr(attack_csv: Path, ood_sets: Sequence[str] | None, attack: str) -> tuple[float | None, int]:
+    table = _read(attack_csv)
+    column = f"{attack} Attack FPR"
+    if table is None or column not in table.columns:
+        return None, 0
+    rows = [row for row in table.index if row != IN_DISTRIBUTION_ROW] if ood_sets is None \
+        else [row for row in ood_sets if row in table.index]
+    values = pd.to_numeric(table.loc[table.index.isin(rows), column], errors="coerce").dropna()
+    return (float(values.mean()), len(values)) if len(values) else (None, 0)
+
+
+def _read(csv: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(csv, index_col=0)
+    except (OSError, ValueError) as error:  # pandas' parser errors are ValueErrors
+        logger.warning("tradeoff: cannot read %s (%s); skipped", csv, error)
+        return None

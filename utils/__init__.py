@@ -1,0 +1,1 @@
+"""Small shared helpers: seeding, devices, atomic file writes, checksums."""

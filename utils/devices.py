@@ -1,0 +1,17 @@
+"""Device choice: CUDA when present, CPU otherwise, or what ``--device`` says."""
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """``None``/``"auto"`` picks CUDA when available; otherwise the named device, checked."""
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r} is not a device name (use auto, cpu, cuda, cuda:0)") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r} asked for CUDA but none is available; use --device cpu")
+    return device
