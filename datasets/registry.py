@@ -59,6 +59,7 @@ class NamedSet:
     dataset: Dataset
     in_label_space: bool     # True when labels are target classes
     source: str = ""         # where it came from (path, generator, parent set)
+    artifacts: dict = field(default_factory=dict)  # files made while building (e.g. a sample grid)
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -14,4 +14,6 @@ def resolve_device(name: str | None = None) -> torch.device:
         raise ValueError(f"--device {name!r} is not a device name (use auto, cpu, cuda, cuda:0)") from error
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name!r} asked for CUDA but none is available; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     return device

@@ -1,0 +1,36 @@
+"""Score-level membership inference attacks: fitted on shadow scores, applied to target scores.
+
+Attacks see only probability arrays (N, C) and optional labels (N,), never a model or a data set.
+"""
+from attacks.base import MembershipAttack, NotFittedError
+from attacks.entropy import EntropyAttack
+from attacks.evaluation import (
+    EXTRA_METRICS,
+    FPR_LEVELS,
+    PAPER_METRICS,
+    AttackResult,
+    column_name,
+    evaluate_attack,
+)
+from attacks.factory import ATTACK_NAMES, ATTACKS, build_attack
+from attacks.salem import SalemAttack
+from attacks.shokri import ShokriAttack
+from attacks.threshold import ThresholdAttack
+
+__all__ = [
+    "ATTACKS",
+    "ATTACK_NAMES",
+    "EXTRA_METRICS",
+    "FPR_LEVELS",
+    "PAPER_METRICS",
+    "AttackResult",
+    "EntropyAttack",
+    "MembershipAttack",
+    "NotFittedError",
+    "SalemAttack",
+    "ShokriAttack",
+    "ThresholdAttack",
+    "build_attack",
+    "column_name",
+    "evaluate_attack",
+]

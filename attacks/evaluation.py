@@ -1,0 +1,133 @@
+"""Metrics of a fitted attack on target members (positives) and non-members (negatives)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from attacks.roc import roc_curve_points
+from attacks.validation import as_labels, as_probs, check_same_classes
+
+# Metric suffixes of the CSV columns "{name} Attack {metric}": the paper's, in the paper's order,
+# then the ones this project adds. Writers put every attack's paper columns before any extras.
+PAPER_METRICS = (
+    "Precision", "Recall", "AUROC", "AUPR", "FPR@95%TPR", "FPR",
+    "TP_MMPS", "FP_MMPS", "FN_MMPS", "TN_MMPS",
+)
+EXTRA_METRICS = ("Accuracy", "TPR@0.1%FPR", "TPR@1%FPR")
+FPR_LEVELS = (0.001, 0.01)  # false-positive rates at which the TPR is reported
+TPR_LEVEL = 0.95            # true-positive rate at which the FPR is reported
+
+
+def column_name(attack_name: str, metric: str) -> str:
+    """CSV column of one metric, e.g. ``column_name("Salem", "AUROC") == "Salem Attack AUROC"``."""
+    return f"{attack_name} Attack {metric}"
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """Metrics of one attack on one member / non-member split.
+
+    MMPS fields are the mean maximum prediction score of the true-positive, false-positive,
+    false-negative and true-negative samples (0.0 for an empty cell).
+    """
+
+    attack_name: str
+    n_members: int
+    n_non_members: int
+    precision: float
+    recall: float
+    fpr: float
+    accuracy: float
+    auroc: float
+    aupr: float
+    fpr_at_tpr95: float
+    tpr_at_fpr: dict[float, float]
+    tp_mmps: float
+    fp_mmps: float
+    fn_mmps: float
+    tn_mmps: float
+
+    def as_row(self) -> dict[str, float]:
+        """CSV columns ``"{name} Attack {metric}"``: ``PAPER_METRICS`` then ``EXTRA_METRICS``."""
+        values = {
+            "Precision": self.precision, "Recall": self.recall, "AUROC": self.auroc,
+            "AUPR": self.aupr, "FPR@95%TPR": self.fpr_at_tpr95, "FPR": self.fpr,
+            "TP_MMPS": self.tp_mmps, "FP_MMPS": self.fp_mmps,
+            "FN_MMPS": self.fn_mmps, "TN_MMPS": self.tn_mmps,
+            "Accuracy": self.accuracy,
+            "TPR@0.1%FPR": self.tpr_at_fpr[0.001], "TPR@1%FPR": self.tpr_at_fpr[0.01],
+        }
+        return {column_name(self.attack_name, m): values[m] for m in PAPER_METRICS + EXTRA_METRICS}
+
+
+def evaluate_attack(
+    attack: Any,
+    member_probs: Any,
+    non_member_probs: Any,
+    member_labels: Any = None,
+    non_member_labels: Any = None,
+) -> AttackResult:
+    """Evaluate a fitted attack on target scores.
+
+    Parameters
+    ----------
+    attack : fitted attack with ``score``, ``predict`` and ``name``
+    member_probs : array (N_m, C)
+        Target-model probabilities on its training samples (positives).
+    non_member_probs : array (N_n, C)
+        Target-model probabilities on non-members (negatives).
+    member_labels, non_member_labels : int array (N_m,), (N_n,), optional
+
+    Returns
+    -------
+    AttackResult
+        Decisions from ``attack.predict``; AUROC, AUPR, FPR@95%TPR and TPR@FPR from ``attack.score``.
+    """
+    members = as_probs(member_probs, "member_probs")
+    non_members = as_probs(non_member_probs, "non_member_probs")
+    check_same_classes(members.shape[1], non_members, "non_member_probs", "member_probs")
+    m_labels = as_labels(member_labels, len(members), "member_labels", "member_probs")
+    n_labels = as_labels(non_member_labels, len(non_members), "non_member_labels", "non_member_probs")
+
+    pred_m = np.asarray(attack.predict(members, m_labels), dtype=bool)
+    pred_n = np.asarray(attack.predict(non_members, n_labels), dtype=bool)
+    scores = np.concatenate([attack.score(members, m_labels), attack.score(non_members, n_labels)])
+    is_member = np.r_[np.ones(len(members), dtype=bool), np.zeros(len(non_members), dtype=bool)]
+
+    tp, fp = int(pred_m.sum()), int(pred_n.sum())
+    fn, tn = len(members) - tp, len(non_members) - fp
+    roc = roc_curve_points(is_member, scores)
+    max_m, max_n = members.max(axis=1), non_members.max(axis=1)
+    return AttackResult(
+        attack_name=getattr(attack, "name", type(attack).__name__),
+        n_members=len(members),
+        n_non_members=len(non_members),
+        precision=tp / (tp + fp) if tp + fp else 0.0,
+        recall=tp / len(members),
+        fpr=fp / len(non_members),
+        accuracy=(tp + tn) / (len(members) + len(non_members)),
+        auroc=roc.auroc,
+        aupr=roc.average_precision,
+        fpr_at_tpr95=fpr_at_tpr(roc.fpr, roc.tpr, TPR_LEVEL),
+        tpr_at_fpr={level: tpr_at_fpr(roc.fpr, roc.tpr, level) for level in FPR_LEVELS},
+        tp_mmps=_mean_or_zero(max_m[pred_m]),
+        fp_mmps=_mean_or_zero(max_n[pred_n]),
+        fn_mmps=_mean_or_zero(max_m[~pred_m]),
+        tn_mmps=_mean_or_zero(max_n[~pred_n]),
+    )
+
+
+def fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
+    """Smallest FPR on a ROC curve (arrays from ``roc_curve``) at which TPR >= ``level``."""
+    return float(fpr[tpr >= level].min())
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, level: float) -> float:
+    """Largest TPR on a ROC curve (arrays from ``roc_curve``) at which FPR <= ``level``."""
+    return float(tpr[fpr <= level].max())
+
+
+def _mean_or_zero(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else 0.0

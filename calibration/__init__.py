@@ -1,0 +1,14 @@
+"""Calibration methods as predictors returning probabilities (see :mod:`calibration.predictor`),
+the paper's result-file modifiers, and model metrics.
+
+laplace-torch, torchmetrics and matplotlib are imported only when LLLA, the ECE or a plot is used.
+"""
+from calibration.factory import METHODS, build_predictor, result_modifier
+from calibration.laplace import LaplacePredictor
+from calibration.metrics import ModelMetrics, model_metrics
+from calibration.predictor import Predictor, SoftmaxPredictor
+from calibration.temperature import TemperaturePredictor, fit_temperature
+
+__all__ = ["METHODS", "LaplacePredictor", "ModelMetrics", "Predictor", "SoftmaxPredictor",
+           "TemperaturePredictor", "build_predictor", "fit_temperature", "model_metrics",
+           "result_modifier"]

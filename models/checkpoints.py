@@ -1,0 +1,191 @@
+"""Checkpoints: the paper's file names, atomic saves with their config, strict loads, reuse.
+
+A checkpoint is a plain state dict saved with ``torch.save`` at
+``{dir}/{arch}_{dataset}_{modifiers}{role}.pt`` (the names of the authors' released files, e.g.
+``resnet18_cifar10_LS_0.0083_target.pt``), with the config that produced it beside it in
+``{stem}.json``. Loading uses ``weights_only=True`` and ``strict=True``; anything wrong is reported
+as one :class:`CheckpointError` line naming the file, the problem and what to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from utils.files import atomic_path, write_json
+
+logger = logging.getLogger(__name__)
+
+_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_WRAPPER_KEYS = ("state_dict", "model_state_dict")
+_SHOWN = 3  # keys named per kind of mismatch in an error
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable, or does not fit the model."""
+
+
+def checkpoint_path(directory: str | Path, arch: str, dataset: str, modifiers: str = "",
+                    role: str = "target") -> Path:
+    """``{directory}/{arch}_{dataset}_{modifiers}{role}.pt``.
+
+    Parameters
+    ----------
+    modifiers : str
+        ``""`` or the training variant, e.g. ``"LS_0.0083_"`` or ``"L2_0.0003_"``; a missing
+        trailing underscore is added.
+    role : str
+        ``"target"`` or ``"shadow"`` (or another name such as ``"shadow_3"``).
+    """
+    for name, value in (("arch", arch), ("dataset", dataset), ("role", role)):
+        if not _ROLE.match(value):
+            raise ValueError(f"checkpoint {name} {value!r} must be a non-empty name of letters, "
+                             "digits, '_', '.', '-'")
+    if modifiers and not modifiers.endswith("_"):
+        modifiers += "_"
+    if "/" in modifiers or "\\" in modifiers:
+        raise ValueError(f"checkpoint modifiers {modifiers!r} must not contain a path separator")
+    return Path(directory) / f"{arch}_{dataset}_{modifiers}{role}.pt"
+
+
+def config_path(path: str | Path) -> Path:
+    """The JSON config beside checkpoint ``path`` (``{stem}.json``)."""
+    return Path(path).with_suffix(".json")
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, config: Mapping) -> Path:
+    """Write ``model``'s state dict (on CPU) to ``path`` and ``config`` to ``{stem}.json``.
+
+    Both writes are atomic; the weights are renamed into place first, so an interrupted save
+    never leaves old weights beside a new config.
+    """
+    path = Path(path)
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+    write_json(config_path(path), dict(config))
+    return path
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict stored in ``path`` (plain, or wrapped under ``state_dict``/``model_state_dict``).
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, corrupt, or holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; train the model (e.g. --train) "
+                              f"or put the released checkpoint at that path")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for unreadable files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch weights file "
+                              f"({type(error).__name__}: {reason[:200]}); delete it to retrain, "
+                              f"or download it again") from error
+    for key in _WRAPPER_KEYS:
+        if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
+            loaded = loaded[key]
+            break
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise CheckpointError(f"checkpoint {path} holds a {type(loaded).__name__}, not a state dict "
+                              f"of tensors; save one with save_checkpoint or torch.save(model.state_dict())")
+    state = dict(loaded)
+    if state and all(key.startswith("module.") for key in state):  # saved from DataParallel
+        state = {key[len("module."):]: value for key, value in state.items()}
+    return state
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load checkpoint ``path`` into ``model`` strictly (same keys, same shapes); returns ``model``.
+
+    Raises
+    ------
+    CheckpointError
+        One line naming the file and what is wrong (missing file, corrupt file, first
+        missing/unexpected keys, shape mismatches) and what to do.
+    """
+    state = read_state_dict(path)
+    mismatch = _describe_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__}: {mismatch}; "
+                              "check the architecture, number of classes and input channels, or "
+                              "delete the file to retrain")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def load_or_train(model: nn.Module, path: str | Path, config: Mapping,
+                  train_fn: Callable[[nn.Module], object],
+                  force_train: bool = False) -> tuple[nn.Module, bool]:
+    """Load ``path`` into ``model`` if it was made with ``config``; otherwise train and save.
+
+    A checkpoint is reused when its ``{stem}.json`` equals ``config`` or when it has no JSON (the
+    authors' released files have none). ``train_fn(model)`` trains ``model`` in place.
+
+    Returns
+    -------
+    (model, trained) : tuple of nn.Module and bool
+        ``trained`` is True when ``train_fn`` ran (and the checkpoint was written).
+    """
+    path = Path(path)
+    if not force_train and path.is_file():
+        saved = _read_config(config_path(path))
+        if saved is None or saved == _as_json(config):
+            logger.info("loading %s", path)
+            return load_checkpoint(model, path), False
+        logger.info("retraining %s: its config differs from the requested one", path)
+    train_fn(model)
+    save_checkpoint(model, path, config)
+    return model, True
+
+
+def fingerprint(model: nn.Module | Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 hex digest of a state dict: each key, dtype, shape and tensor bytes, in key order."""
+    state = model.state_dict() if isinstance(model, nn.Module) else model
+    digest = hashlib.sha256()
+    for key, tensor in state.items():
+        tensor = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}|{tensor.dtype}|{tuple(state[key].shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _describe_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str, torch.Tensor]) -> str:
+    """'' when keys and shapes agree, else e.g. '2 missing keys (a, b); 1 shape mismatches (...)'."""
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    shapes = [f"{key} file {tuple(found[key].shape)} vs model {tuple(expected[key].shape)}"
+              for key in expected if key in found and found[key].shape != expected[key].shape]
+    parts = []
+    for label, items in (("missing keys", missing), ("unexpected keys", unexpected),
+                         ("shape mismatches", shapes)):
+        if items:
+            shown = ", ".join(items[:_SHOWN]) + (", ..." if len(items) > _SHOWN else "")
+            parts.append(f"{len(items)} {label} ({shown})")
+    return "; ".join(parts)
+
+
+def _as_json(config: Mapping) -> object:
+    """``config`` as it reads back from JSON (tuples become lists, keys strings)."""
+    return json.loads(json.dumps(dict(config), default=str))
+
+
+def _read_config(path: Path) -> object | None:
+    """The JSON at ``path``; None if there is none; a sentinel string if it is unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return "<unreadable config>"

@@ -1,0 +1,109 @@
+"""The experiment scripts' shared flag parser: flags -> config -> pipeline -> printed table.
+
+Scripts differ only in which preset they start from (``pipeline.config.PRESETS``).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
+from pipeline.config import PRESETS, config_from_preset
+
+
+def build_parser(dataset: str) -> argparse.ArgumentParser:
+    """Flags of the paper's scripts plus the package's own; defaults from ``dataset``'s preset."""
+    preset = PRESETS[dataset]
+    parser = argparse.ArgumentParser(
+        description=f"Membership inference attacks on a {dataset} target and shadow model: train or "
+                    f"load them, score every non-member set once, fit attacks on the shadow scores, "
+                    f"and write the paper's result tables.")
+    add = parser.add_argument
+    add("--train", action="store_true", help="train target and shadow even if matching checkpoints exist")
+    add("--pretrained", action="store_true", help="initialise from ImageNet weights (resnet50)")
+    add("--seed", type=int, default=42, help="fixes splits, training, generated data (default 42)")
+    add("--model_arch", default=preset.model_arch, help=f"architecture (default {preset.model_arch})")
+    add("--epochs", type=int, default=preset.epochs, help=f"training epochs (default {preset.epochs})")
+    add("--lr", type=float, default=None, help="Adam learning rate (default: the architecture's)")
+    add("--train_set_size", type=int, default=preset.train_set_size,
+        help=f"training samples per model (default {preset.train_set_size})")
+    add("--test_set_size", type=int, default=preset.test_set_size,
+        help=f"test samples per model (default {preset.test_set_size})")
+    add("--batch_size", type=int, default=preset.batch_size, help=f"batch size (default {preset.batch_size})")
+    add("--model_input_image_size", type=int, default=None,
+        help="input image size of the model (default: the data set's)")
+    add("--attack_set_size", type=int, default=preset.attack_set_size,
+        help=f"members and non-members per attack set (default {preset.attack_set_size})")
+    add("--salem_k", type=int, default=3, help="top-k scores used by the Salem attack (default 3)")
+    add("--label_smoothing", action="store_true", help="train with label smoothing")
+    add("--label_smoothing_factor", type=float, default=preset.label_smoothing_factor,
+        help=f"label smoothing factor (default {preset.label_smoothing_factor})")
+    add("--weight_decay", type=float, default=0.0,
+        help=f"L2 weight decay (default 0; the paper's L2 runs use {preset.weight_decay})")
+    add("--llla", action="store_true", help="calibrate with a last-layer Laplace approximation")
+    add("--llla_prior", choices=("gridsearch", "marglik", "ood_grid"), default="gridsearch",
+        help="LLLA prior precision: held-out NLL grid search (default), marginal likelihood, or the "
+             "paper's OOD-aware grid (noise images as OOD)")
+    add("--temp_scaling", action="store_true", help="calibrate with temperature scaling")
+    add("--temp_value", type=float, default=None,
+        help=f"fixed temperature (the paper's run: {preset.temp_value}); omitted: fitted by NLL")
+    add("--attacks", nargs="+", default=None, help="attacks to run (threshold salem entropy shokri)")
+    add("--sets", nargs="+", default=None,
+        help=f"non-member rows to run (default: {' '.join(preset.sets)})")
+    add("--data_root", default="data", help="folder holding the data sets (default data/)")
+    add("--results_dir", default="experiments/results", help="where CSVs, figures and report go")
+    add("--pretrained_dir", default="pretrained_models", help="checkpoint folder")
+    add("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    add("--strict", action="store_true", help="fail instead of skipping non-member sets with missing data")
+    add("--download", action="store_true", help="download missing data sets (needs the network)")
+    add("--generator_pkl", default=None, help="StyleGAN2-ADA generator pickle for the Fake sets")
+    add("--stylegan_repo", default=None,
+        help="stylegan2-ada-pytorch checkout (dnnlib, torch_utils) needed to unpickle its generators")
+    add("--allow_pickle", action="store_true",
+        help="allow unpickling --generator_pkl (unpickling runs code from the file: trust it first)")
+    add("--no_cache", action="store_true", help="recompute scores instead of reading the score cache")
+    add("--no_figures", action="store_true", help="write tables only")
+    add("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def config_from_args(dataset: str, args: argparse.Namespace):
+    options = {}
+    if args.model_input_image_size:
+        options["model_input_image_size"] = args.model_input_image_size
+    return config_from_preset(
+        dataset, model_arch=args.model_arch, epochs=args.epochs, lr=args.lr,
+        train_set_size=args.train_set_size, test_set_size=args.test_set_size, batch_size=args.batch_size,
+        attack_set_size=args.attack_set_size, salem_k=args.salem_k, label_smoothing=args.label_smoothing,
+        label_smoothing_factor=args.label_smoothing_factor, weight_decay=args.weight_decay,
+        llla=args.llla, llla_prior=args.llla_prior, temp_scaling=args.temp_scaling or args.temp_value is not None,
+        temp_value=args.temp_value, pretrained=args.pretrained, seed=args.seed,
+        attacks=tuple(args.attacks) if args.attacks else None,
+        sets=tuple(args.sets) if args.sets else None, results_dir=args.results_dir,
+        pretrained_dir=args.pretrained_dir, data_root=args.data_root, device=args.device,
+        train=args.train, strict=args.strict, download=args.download, generator_pkl=args.generator_pkl,
+        stylegan_repo=args.stylegan_repo,
+        allow_pickle=args.allow_pickle, cache_scores=not args.no_cache, figures=not args.no_figures,
+        progress=not args.quiet, options=options)
+
+
+USER_ERRORS = (ValueError, FileNotFoundError, DataNotFoundError, ChecksumError, DataSizeError)
+
+
+def main(dataset: str, argv: Sequence[str] | None = None) -> int:
+    """Parse flags, run, print the attack table; user errors end in one line on stderr."""
+    from pipeline.console import print_run
+    from pipeline.run import run_experiment
+
+    args = build_parser(dataset).parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        config = config_from_args(dataset, args)
+        outputs = run_experiment(config)
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print_run(outputs)
+    return 0

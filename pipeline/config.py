@@ -1,0 +1,147 @@
+"""One experiment's configuration, and per-data-set defaults held as data (not copied scripts)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+# Non-member rows that perturb the Original non-members rather than load another set.
+DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
+
+
+@dataclass(frozen=True)
+class DatasetPreset:
+    """Defaults for experiments whose target is trained on ``dataset``."""
+
+    dataset: str                      # registry key of the training data
+    model_arch: str
+    epochs: int
+    batch_size: int
+    train_set_size: int
+    test_set_size: int
+    attack_set_size: int
+    label_smoothing_factor: float
+    weight_decay: float               # value of the paper's L2 runs (off by default)
+    temp_value: float                 # value of the paper's temperature run
+    sets: tuple[str, ...]             # default non-member rows, in table order
+    train_pool: str                   # published split the train (and, if one pool, test) splits come from
+    test_pool: str | None             # published split of the test splits; None: cut from train_pool
+
+
+PRESETS: dict[str, DatasetPreset] = {
+    "digits": DatasetPreset(
+        dataset="digits", model_arch="small_cnn", epochs=60, batch_size=32,
+        train_set_size=400, test_set_size=400, attack_set_size=200,
+        label_smoothing_factor=0.1, weight_decay=3e-4, temp_value=10.0,
+        sets=("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos",
+              "fake_digits"),
+        train_pool="all", test_pool=None),
+    "cifar10": DatasetPreset(
+        dataset="cifar10", model_arch="resnet18", epochs=100, batch_size=64,
+        train_set_size=12_500, test_set_size=5_000, attack_set_size=2_500,
+        label_smoothing_factor=0.0083, weight_decay=3e-4, temp_value=10.0,
+        sets=("original", "permuted", "scaled", "no_normalization", "stl10", "cifar100", "svhn",
+              "stanford_dogs", "fake_cifar10", "afhq_dogs", "afhq_cats"),
+        train_pool="train", test_pool="test"),
+    "stanford_dogs": DatasetPreset(
+        dataset="stanford_dogs", model_arch="resnet50", epochs=100, batch_size=64,
+        train_set_size=8_232, test_set_size=2_058, attack_set_size=2_058,
+        label_smoothing_factor=0.1, weight_decay=1e-3, temp_value=10.0,
+        sets=("original", "permuted", "scaled", "no_normalization", "afhq_dogs", "afhq_cats",
+              "afhq_wild", "fake_dogs"),
+        train_pool="all", test_pool=None),  # the paper pooled all 20,580 images
+}
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines a run; saved in its manifest."""
+
+    dataset: str = "digits"
+    model_arch: str = PRESETS["digits"].model_arch
+    epochs: int = PRESETS["digits"].epochs
+    lr: float | None = None               # None: the architecture's default learning rate
+    batch_size: int = PRESETS["digits"].batch_size
+    train_set_size: int = PRESETS["digits"].train_set_size
+    test_set_size: int = PRESETS["digits"].test_set_size
+    attack_set_size: int = PRESETS["digits"].attack_set_size
+    salem_k: int = 3
+    attacks: tuple[str, ...] = ("threshold", "salem", "entropy", "shokri")
+    label_smoothing: bool = False
+    label_smoothing_factor: float = PRESETS["digits"].label_smoothing_factor
+    weight_decay: float = 0.0
+    llla: bool = False
+    llla_prior: str = "gridsearch"        # "gridsearch" (held-out NLL), "marglik", or the paper's "ood_grid"
+    temp_scaling: bool = False
+    temp_value: float | None = None       # None with --temp_scaling: fit T by NLL
+    pretrained: bool = False              # ImageNet initialisation (resnet50)
+    seed: int = 42
+    sets: tuple[str, ...] = PRESETS["digits"].sets
+    results_dir: str = "experiments/results"
+    pretrained_dir: str = "pretrained_models"
+    data_root: str = "data"
+    device: str = "auto"
+    train: bool = False                   # retrain even when a matching checkpoint exists
+    strict: bool = False                  # missing non-member data is an error, not a skip
+    download: bool = False
+    allow_pickle: bool = False
+    generator_pkl: str | None = None
+    stylegan_repo: str | None = None      # checkout providing dnnlib/torch_utils for the pickles
+    cache_scores: bool = True
+    progress: bool = True
+    figures: bool = True
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **overrides) -> "ExperimentConfig":
+        return replace(self, **overrides)
+
+
+def config_from_preset(dataset: str, **overrides) -> ExperimentConfig:
+    """A config with ``dataset``'s preset defaults, then ``overrides`` (``None`` values ignored)."""
+    if dataset not in PRESETS:
+        raise ValueError(f"unknown experiment data set {dataset!r}; choose from {', '.join(PRESETS)}")
+    preset = PRESETS[dataset]
+    base = {name: getattr(preset, name) for name in (
+        "model_arch", "epochs", "batch_size", "train_set_size", "test_set_size", "attack_set_size",
+        "label_smoothing_factor", "sets")}
+    names = {f.name for f in fields(ExperimentConfig)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise ValueError(f"unknown config option(s) {', '.join(sorted(unknown))}")
+    base.update({key: value for key, value in overrides.items() if value is not None})
+    return ExperimentConfig(dataset=dataset, **base)
+
+
+def validate_config(config: ExperimentConfig) -> None:
+    """Check user-facing values; raise ValueError naming the flag and what to do."""
+    positive = ("epochs", "batch_size", "train_set_size", "test_set_size", "attack_set_size", "salem_k")
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ValueError(f"--{name} must be a positive integer, got {getattr(config, name)}")
+    if config.attack_set_size > config.train_set_size:
+        raise ValueError(f"--attack_set_size {config.attack_set_size} is larger than --train_set_size "
+                         f"{config.train_set_size} (members are drawn from the target's training split)")
+    if config.attack_set_size > config.test_set_size:
+        raise ValueError(f"--attack_set_size {config.attack_set_size} is larger than --test_set_size "
+                         f"{config.test_set_size} (Original non-members come from the test split)")
+    for name in ("weight_decay", "label_smoothing_factor"):
+        value = getattr(config, name)
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"--{name} must be a non-negative number, got {value}")
+    if config.label_smoothing and not 0 < config.label_smoothing_factor < 1:
+        raise ValueError(f"--label_smoothing_factor must be in (0, 1), got {config.label_smoothing_factor}")
+    if config.temp_value is not None and not (math.isfinite(config.temp_value) and config.temp_value > 0):
+        raise ValueError(f"--temp_value must be a positive number, got {config.temp_value}")
+    if config.llla and config.temp_scaling:
+        raise ValueError("--llla and --temp_scaling are alternative calibrations; pass only one")
+    if config.lr is not None and not config.lr > 0:
+        raise ValueError(f"--lr must be positive, got {config.lr}")
+    if not config.sets:
+        raise ValueError("--sets is empty; name at least one non-member set")
+    from attacks import ATTACK_NAMES
+
+    for attack in config.attacks:
+        if attack not in ATTACK_NAMES:
+            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACK_NAMES)}")

@@ -1,0 +1,16 @@
+"""Console output of a run: the same tables as the CSVs, readably."""
+from __future__ import annotations
+
+from pipeline.results import format_console
+
+
+def print_run(outputs) -> None:
+    print(f"\n== {outputs.stem.rstrip('_')} ==")
+    print(outputs.performance_table.to_string(float_format=lambda v: f"{v:.4f}"))
+    print()
+    print(format_console(outputs.attack_table))
+    for name, reason in outputs.skipped.items():
+        print(f"skipped {name}: {reason}")
+    print()
+    for name, path in outputs.files.items():
+        print(f"{name}: {path}")

@@ -1,0 +1,65 @@
+"""Score and attack stages: probabilities once per model and sample, attacks fitted on the shadow
+model's scores and applied to the target's."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from attacks import AttackResult, build_attack, evaluate_attack
+from pipeline.data_stage import SplitTensors
+from pipeline.scores import ScoreCache, Scores, compute_probs
+
+
+@dataclass
+class Scorer:
+    """Scores one predictor's inputs through the cache; one forward per sample on a miss."""
+
+    predictor: torch.nn.Module
+    model_fingerprint: str
+    device: torch.device
+    cache: ScoreCache
+    batch_size: int = 512
+
+    def __call__(self, tensors: SplitTensors, in_label_space: bool = True) -> Scores:
+        key = ScoreCache.key(self.model_fingerprint, self.predictor.describe(), tensors.images)
+        return self.cache.get_or_compute(
+            key, tensors.labels, in_label_space,
+            lambda: compute_probs(self.predictor, tensors.images, self.device, self.batch_size))
+
+
+def merge_rows(n_rows: int, parts: list[tuple[np.ndarray, Scores]]) -> Scores:
+    """Reassemble a split's scores from disjoint row subsets ``(positions, scores)``."""
+    n_classes = parts[0][1].probs.shape[1]
+    probs = np.empty((n_rows, n_classes))
+    labels = np.empty(n_rows, dtype=np.int64)
+    for positions, scores in parts:
+        probs[positions], labels[positions] = scores.probs, scores.labels
+    return Scores(probs, labels, parts[0][1].in_label_space)
+
+
+def complement(positions: np.ndarray, n_rows: int) -> np.ndarray:
+    mask = np.ones(n_rows, dtype=bool)
+    mask[positions] = False
+    return np.flatnonzero(mask)
+
+
+def fit_attacks(names: tuple[str, ...], members: Scores, non_members: Scores, *, salem_k: int,
+                seed: int) -> list:
+    """Fit every named attack on shadow members vs shadow non-members (Original)."""
+    options = {"salem": {"k": salem_k, "seed": seed}, "shokri": {"seed": seed}}
+    attacks = []
+    for name in names:
+        attack = build_attack(name, **options.get(name, {}))
+        attack.fit(members.probs, non_members.probs, members.attack_labels, non_members.attack_labels)
+        attacks.append(attack)
+    return attacks
+
+
+def evaluate_sets(attacks: list, members: Scores,
+                  non_member_sets: dict[str, Scores]) -> dict[str, list[AttackResult]]:
+    """Every fitted attack on target members vs each non-member set."""
+    return {name: [evaluate_attack(attack, members.probs, scores.probs, members.attack_labels,
+                                   scores.attack_labels) for attack in attacks]
+            for name, scores in non_member_sets.items()}

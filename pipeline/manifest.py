@@ -1,0 +1,72 @@
+"""The JSON manifest written beside every run's results: config, seed, versions, checksums, timings."""
+from __future__ import annotations
+
+import hashlib
+import platform
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from utils.files import write_json
+
+TRACKED_PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas", "torchmetrics",
+                    "laplace-torch", "matplotlib", "tqdm")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that shape results (``"absent"`` if not installed)."""
+    versions = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    versions["cuda"] = torch.version.cuda or "none"
+    return versions
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """sha256 of a tensor's bytes (shape and dtype included), for data checksums."""
+    digest = hashlib.sha256(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
+    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class Manifest:
+    """Accumulates what a run did; :meth:`write` saves it atomically."""
+
+    config: dict
+    checksums: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
+    outputs: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the wall time of the block, in seconds, to ``timings[stage]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - start, 4)
+
+    def write(self, path: str | Path) -> Path:
+        write_json(path, {
+            "config": self.config,
+            "seed": self.config.get("seed"),
+            "versions": package_versions(),
+            "checksums": self.checksums,
+            "models": self.models,
+            "timings_s": self.timings,
+            "outputs": self.outputs,
+            "notes": self.notes,
+        })
+        return Path(path)

@@ -1,0 +1,73 @@
+"""Model stage: load the target and shadow checkpoints, or train them the same way."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from calibration.factory import result_modifier
+from models import build_model
+from models.checkpoints import checkpoint_path, fingerprint, load_or_train
+from models.training import DEFAULT_LR, TrainConfig, train_model
+from pipeline.config import ExperimentConfig
+from pipeline.data_stage import ExperimentData
+from utils.seeding import derive_seed, seeded
+
+log = logging.getLogger(__name__)
+ROLES = ("target", "shadow")
+
+
+@dataclass
+class TrainedModel:
+    role: str
+    model: nn.Module
+    checkpoint: Path
+    trained: bool          # False when loaded from an existing checkpoint
+    fingerprint: str
+
+
+def training_modifier(config: ExperimentConfig) -> str:
+    """File-name modifier of the training variant (calibration is post-hoc, not part of it)."""
+    return result_modifier(
+        label_smoothing_factor=config.label_smoothing_factor if config.label_smoothing else None,
+        weight_decay=config.weight_decay)
+
+
+def train_config(config: ExperimentConfig, role: str) -> TrainConfig:
+    lr = config.lr if config.lr is not None else DEFAULT_LR.get(config.model_arch, 1e-3)
+    return TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=lr,
+                       weight_decay=config.weight_decay,
+                       label_smoothing=config.label_smoothing_factor if config.label_smoothing else 0.0,
+                       seed=derive_seed(config.seed, role, "order"))
+
+
+def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
+                         device: torch.device) -> dict[str, TrainedModel]:
+    """Target and shadow models, each trained on its own split with the same recipe."""
+    checksums = data.checksums()
+    models = {}
+    for role in ROLES:
+        split = data.splits[f"{role}_train"]
+        recipe = train_config(config, role)
+        identity = {"arch": config.model_arch, "dataset": config.dataset, "role": role,
+                    "train": recipe.to_dict(), "pretrained": config.pretrained,
+                    "train_split_sha256": checksums[f"{role}_train"]}
+        with seeded(derive_seed(config.seed, role, "init")):
+            model = build_model(config.model_arch, num_classes=data.domain.num_classes,
+                                in_channels=data.domain.channels, image_size=data.domain.image_size,
+                                **({"pretrained": True} if config.pretrained else {}))
+        path = checkpoint_path(config.pretrained_dir, config.model_arch, config.dataset,
+                               training_modifier(config), role)
+
+        def fit(model: nn.Module, split=split, recipe=recipe, role=role) -> object:
+            return train_model(model, split.images, split.labels, recipe, device,
+                               desc=f"train {role}", progress=config.progress)
+
+        model, trained = load_or_train(model, path, identity, fit, force_train=config.train)
+        model.to(device).eval()
+        log.info("%s model %s from %s", role, "trained" if trained else "loaded", path)
+        models[role] = TrainedModel(role, model, path, trained, fingerprint(model))
+    return models

@@ -1,0 +1,68 @@
+"""Figures and report of a run; they only read what earlier stages computed."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
+                       plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
+
+log = logging.getLogger(__name__)
+FALSE_POSITIVE_ATTACK = "Threshold"  # the paper's headline figure uses the threshold attack
+
+
+def write_figures_and_report(outputs, prepared, results_dir: Path) -> dict[str, Path]:
+    """ROC curves, score distributions, false-positive grid, reliability diagrams, trade-off plot,
+    and ``{stem}report.md``; returns name -> path of every file written."""
+    from calibration.reliability import plot_reliability_diagram
+
+    stem, scores = outputs.stem, outputs.target_scores
+    members = scores["Members"]
+    non_members = {name: s for name, s in scores.items() if name != "Members"}
+    files: dict[str, Path] = {}
+
+    attack_scores = {f"{a.name} Attack": {
+        name: (a.score(members.probs, members.attack_labels), a.score(s.probs, s.attack_labels))
+        for name, s in non_members.items()} for a in outputs.attacks}
+    for path in plot_roc_curves(attack_scores, results_dir, stem):
+        files[path.stem] = path
+    files["max_scores"] = plot_max_score_distributions(
+        members.max_probs, {name: s.max_probs for name, s in non_members.items()},
+        results_dir / f"{stem}max_score_distributions.png", title="Maximum prediction score")
+
+    grid_attack = next((a for a in outputs.attacks if a.name == FALSE_POSITIVE_ATTACK), None)
+    if grid_attack is not None:
+        domain = prepared.data.domain
+        candidates = {name: FalsePositiveCandidates(
+            images=domain.denormalize(prepared.sets[name].images).clamp(0, 1),
+            max_probs=s.max_probs, predicted_member=grid_attack.predict(s.probs, s.attack_labels),
+            predicted_class=s.probs.argmax(1), class_names=domain.class_names)
+            for name, s in non_members.items()}
+        files["false_positives"] = plot_false_positive_grid(
+            candidates, results_dir / f"{stem}false_positives.png")
+
+    for role in ("target", "shadow"):
+        test = outputs.context["split_scores"][role]["test"]
+        files[f"reliability_{role}"] = plot_reliability_diagram(
+            test.probs, test.labels, results_dir / f"{stem}reliability_{role}.png",
+            title=f"{role} model, test split")
+    tradeoff = plot_tradeoff(results_dir, results_dir / "tradeoff.png")
+    if tradeoff is not None:
+        files["tradeoff"] = tradeoff
+    for name, path in prepared.extra_figures.items():
+        files[name] = Path(path)
+
+    paper = paper_table(stem)
+    comparison = compare_with_paper(outputs.attack_table, paper) if paper is not None else None
+    notes = [f"Shokri attack class source per set: {outputs.context['class_source']}"]
+    if comparison is None:
+        notes.append("No published table matches this configuration; no paper comparison.")
+    files["report"] = write_report(
+        results_dir / f"{stem}report.md", title=f"Membership inference: {stem.rstrip('_')}",
+        config=prepared.config.to_dict(), performance=outputs.performance_table,
+        attacks=outputs.attack_table, figures=[p for n, p in files.items() if n != "report"],
+        skipped_sets=outputs.skipped, comparison=comparison, notes=notes,
+        attack_csv=outputs.files["attack_results"], performance_csv=outputs.files["performance_results"])
+    return files

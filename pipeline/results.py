@@ -1,0 +1,78 @@
+"""Result tables: the paper's attack CSV layout, the performance CSV, and a console view.
+
+Writers only read metric dataclasses; nothing here computes a metric.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS, AttackResult
+from utils.files import atomic_open
+
+ATTACK_SUFFIX = "attack_results.csv"
+PERFORMANCE_SUFFIX = "performance_results.csv"
+
+
+def result_stem(arch: str, dataset: str, modifiers: str) -> str:
+    """The paper's file-name stem, e.g. ``resnet18_cifar10_LS_0.0083_``."""
+    return f"{arch}_{dataset}_{modifiers}"
+
+
+def attack_columns(attack_names: Sequence[str]) -> list[str]:
+    """Paper columns of every attack first (paper order), then the extra metrics."""
+    paper = [f"{name} Attack {metric}" for name in attack_names for metric in PAPER_METRICS]
+    extra = [f"{name} Attack {metric}" for name in attack_names for metric in EXTRA_METRICS]
+    return paper + extra
+
+
+def attack_table(results: Mapping[str, Sequence[AttackResult]]) -> pd.DataFrame:
+    """One row per non-member set, one column per ``{Attack} {Metric}``.
+
+    Parameters
+    ----------
+    results : mapping set display name -> attack results (one per attack, same order per set)
+    """
+    rows = {}
+    attack_names: list[str] = []
+    for set_name, set_results in results.items():
+        row = {}
+        for result in set_results:
+            row.update(result.as_row())
+            if result.attack_name not in attack_names:
+                attack_names.append(result.attack_name)
+        rows[set_name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    return table.reindex(columns=attack_columns(attack_names))
+
+
+def performance_table(metrics: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Rows such as ``Train Acc. Target``, one column per stage (``Value``, ``Uncalibrated``).
+
+    Parameters
+    ----------
+    metrics : mapping column name -> mapping row name -> value
+    """
+    return pd.DataFrame(metrics)
+
+
+def write_table(table: pd.DataFrame, path: str | Path, float_format: str = "%.4f") -> Path:
+    """Write ``table`` as CSV atomically (temporary file, then rename)."""
+    path = Path(path)
+    with atomic_open(path) as handle:
+        table.to_csv(handle, float_format=float_format)
+    return path
+
+
+def format_console(table: pd.DataFrame, metrics: Sequence[str] = ("Precision", "Recall", "AUROC", "FPR",
+                                                                    "TPR@1%FPR")) -> str:
+    """A readable view: one block per attack with the headline metrics."""
+    blocks = []
+    attack_names = list(dict.fromkeys(column.split(" Attack ")[0] for column in table.columns))
+    for name in attack_names:
+        columns = [f"{name} Attack {metric}" for metric in metrics if f"{name} Attack {metric}" in table]
+        block = table[columns].rename(columns=lambda column: column.split(" Attack ")[1])
+        blocks.append(f"{name} attack\n{block.to_string(float_format=lambda value: f'{value:.4f}')}")
+    return "\n\n".join(blocks)

@@ -1,0 +1,127 @@
+"""The score stage: every model runs over every set exactly once; results are cached on disk.
+
+A :class:`Scores` record holds what attacks need: probabilities ``(N, C)`` in float64 and
+labels ``(N,)`` (``-1`` outside the label space). Attacks never see models or images.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from utils.files import atomic_path
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Probabilities of one model on one set.
+
+    Attributes
+    ----------
+    probs : ndarray, shape (N, C), float64
+    labels : ndarray, shape (N,), int64; -1 where the set has no label in the model's space
+    in_label_space : bool
+    """
+
+    probs: np.ndarray
+    labels: np.ndarray
+    in_label_space: bool = True
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    @property
+    def max_probs(self) -> np.ndarray:
+        return self.probs.max(axis=1)
+
+    @property
+    def attack_labels(self) -> np.ndarray | None:
+        """Labels to hand to attacks: ``None`` when the set is outside the label space."""
+        return self.labels if self.in_label_space else None
+
+
+class ForwardCounter:
+    """Counts how many samples pass through a module's forward (for benchmarks and tests)."""
+
+    def __init__(self, module: torch.nn.Module):
+        self.samples = 0
+        self.calls = 0
+        self._handle = module.register_forward_pre_hook(self._count)
+
+    def _count(self, module, inputs) -> None:
+        self.calls += 1
+        self.samples += len(inputs[0])
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+def materialize(dataset: Dataset, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ``(images, labels)`` of a set as two tensors (fast path for tensor-backed sets)."""
+    if isinstance(dataset, TensorDataset):
+        images, labels = dataset.tensors[:2]
+        return images, labels.long()
+    batches = list(DataLoader(dataset, batch_size=batch_size, shuffle=False))
+    if not batches:
+        return torch.empty(0), torch.empty(0, dtype=torch.long)
+    return torch.cat([b[0] for b in batches]), torch.cat([torch.as_tensor(b[1]) for b in batches]).long()
+
+
+@torch.no_grad()
+def compute_probs(predictor: torch.nn.Module, images: torch.Tensor, device: torch.device,
+                  batch_size: int = 512) -> np.ndarray:
+    """One forward pass of ``predictor`` over ``images`` ``(N, C, H, W)``; returns ``(N, K)`` float64."""
+    predictor.eval()
+    chunks = [predictor(images[start:start + batch_size].to(device, non_blocking=True)).double().cpu()
+              for start in range(0, len(images), batch_size)]
+    probs = torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
+    if not np.isfinite(probs).all():
+        raise ValueError("the model produced NaN or inf probabilities; check the checkpoint and inputs")
+    return probs
+
+
+class ScoreCache:
+    """Scores on disk, keyed by model fingerprint, predictor and set identity.
+
+    The key covers everything that changes the probabilities: the checkpoint's weights, the
+    calibration method and its parameters, and a digest of the exact input tensor.
+    """
+
+    def __init__(self, directory: str | Path | None):
+        self.directory = Path(directory) if directory else None
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(model_fingerprint: str, predictor_description: dict, images: torch.Tensor) -> str:
+        digest = hashlib.sha256()
+        digest.update(model_fingerprint.encode())
+        digest.update(json.dumps(predictor_description, sort_keys=True, default=str).encode())
+        digest.update(str(tuple(images.shape)).encode())
+        digest.update(images.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:32]
+
+    def get_or_compute(self, key: str, labels: torch.Tensor, in_label_space: bool,
+                       compute) -> Scores:
+        """Return cached scores for ``key`` or call ``compute() -> probs`` and store them."""
+        path = self.directory / f"scores_{key}.npz" if self.directory else None
+        if path is not None and path.exists():
+            try:
+                with np.load(path) as stored:
+                    probs = stored["probs"]
+                self.hits += 1
+                return Scores(probs, labels.numpy().astype(np.int64), in_label_space)
+            except (OSError, ValueError, KeyError):
+                path.unlink(missing_ok=True)  # damaged cache entry: recompute below
+        self.misses += 1
+        probs = compute()
+        if path is not None:
+            with atomic_path(path) as temporary:
+                with open(temporary, "wb") as handle:
+                    np.savez(handle, probs=probs)
+        return Scores(probs, labels.numpy().astype(np.int64), in_label_space)

@@ -1,0 +1,241 @@
+"""Predictors (softmax, temperature, LLLA), the factory and the paper's result-file modifiers.
+
+The digits model is trained long on few samples, so it is clearly overconfident (test ECE ~0.15);
+calibration must then lower the ECE, and LLLA must lower the scores of far-away inputs.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from calibration import (LaplacePredictor, SoftmaxPredictor, TemperaturePredictor, build_predictor,
+                         fit_temperature, result_modifier)
+from calibration.laplace import tensor_loader
+from calibration.metrics import expected_calibration_error
+from calibration.temperature import fit_temperature_to_logits
+from datasets.digits import load_digits_tensors
+from datasets.domain import DIGITS
+from models.small_cnn import SmallCNN
+from models.training import TrainConfig, train_model
+from utils.seeding import seeded
+
+PAPER_RESULTS = Path("/work/shared/reference/paper_results")
+SMALL_GRID = np.logspace(-3, 0, 13)  # prior variances; a short grid keeps the tests fast
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny ops run fastest single-threaded (and do not stall on a busy 2-core machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """A SmallCNN trained 200 epochs on 100 digits; 150 held-out, ~1,550 test, noise, scaled."""
+    images, labels = load_digits_tensors()
+    images = DIGITS.normalize(images)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    train, val, test = order[:100], order[100:250], order[250:]
+    with seeded(1):
+        model = SmallCNN(width=8)
+    train_model(model, images[train], labels[train],
+                TrainConfig(epochs=200, batch_size=100, lr=1e-2, seed=0), progress=False)
+    noise = DIGITS.normalize(torch.rand(200, 1, 8, 8, generator=torch.Generator().manual_seed(2)))
+    return SimpleNamespace(model=model.eval(), train=(images[train], labels[train]),
+                           val=(images[val], labels[val]), test=(images[test], labels[test]),
+                           scaled=images[test] * 255, noise=noise)
+
+
+@pytest.fixture(scope="module")
+def llla(digits):
+    """LLLA with the prior variance grid-searched on the held-out NLL."""
+    predictor = LaplacePredictor(digits.model).fit(tensor_loader(*digits.train))
+    predictor.optimize_prior("gridsearch", val_images=digits.val[0], val_labels=digits.val[1],
+                             prior_variances=SMALL_GRID)
+    return predictor
+
+
+def mmps(predictor, images: torch.Tensor) -> float:
+    return predictor(images).max(1).values.mean().item()
+
+
+def test_fit_temperature_recovers_a_known_temperature():
+    generator = torch.Generator().manual_seed(0)
+    logits = 3.0 * torch.randn(4000, 10, generator=generator)
+    labels = torch.multinomial(torch.softmax(logits / 2.5, dim=1), 1, generator=generator).squeeze(1)
+    assert fit_temperature_to_logits(logits, labels) == pytest.approx(2.5, rel=0.05)
+
+
+def test_fit_temperature_rejects_unlabelled_samples():
+    with pytest.raises(ValueError, match="labels"):
+        fit_temperature_to_logits(torch.zeros(3, 4), torch.tensor([0, -1, 2]))
+
+
+@pytest.mark.parametrize("temperature", [0.0, -1.0, math.inf, math.nan])
+def test_temperature_must_be_positive(temperature):
+    with pytest.raises(ValueError, match="temperature"):
+        TemperaturePredictor(torch.nn.Identity(), temperature)
+
+
+def test_temperature_above_one_lowers_confidence():
+    logits = 4.0 * torch.randn(50, 10, generator=torch.Generator().manual_seed(0))
+    plain, hot = SoftmaxPredictor(torch.nn.Identity())(logits), TemperaturePredictor(torch.nn.Identity(), 10)(logits)
+    assert (hot.max(1).values < plain.max(1).values).all()
+    assert torch.equal(hot.argmax(1), plain.argmax(1))
+
+
+def test_temperature_describe_and_modifier():
+    predictor = TemperaturePredictor(torch.nn.Identity(), 10)
+    assert predictor.describe() == {"method": "temperature", "temperature": 10.0}
+    assert predictor.modifier == "temp_10.0_calib_"
+    assert SoftmaxPredictor(torch.nn.Identity()).modifier == ""
+
+
+def test_predictors_return_probability_rows(digits, llla):
+    images = digits.test[0][:64]
+    for predictor in (SoftmaxPredictor(digits.model), TemperaturePredictor(digits.model, 3.0), llla):
+        probs = predictor(images)
+        assert probs.shape == (64, 10) and not probs.requires_grad
+        assert torch.allclose(probs.sum(1), torch.ones(64), atol=1e-5)
+        assert (probs >= 0).all()
+
+
+def test_each_predictor_runs_the_model_once_per_sample(digits, llla):
+    for predictor in (SoftmaxPredictor(digits.model), TemperaturePredictor(digits.model, 3.0), llla):
+        seen = []
+        handle = predictor.model.register_forward_pre_hook(lambda module, inputs: seen.append(len(inputs[0])))
+        try:
+            predictor(digits.test[0][:37])
+        finally:
+            handle.remove()
+        assert sum(seen) == 37, predictor.method
+
+
+def test_temperature_scaling_lowers_test_ece(digits):
+    plain = expected_calibration_error(SoftmaxPredictor(digits.model)(digits.test[0]), digits.test[1])
+    predictor = build_predictor(digits.model, "temperature", fit_images=digits.val[0],
+                                fit_labels=digits.val[1])
+    assert predictor.temperature > 1.0  # the model is overconfident
+    assert predictor.temperature == pytest.approx(fit_temperature(digits.model, *digits.val))
+    calibrated = expected_calibration_error(predictor(digits.test[0]), digits.test[1])
+    assert plain > 0.08 and calibrated < plain / 2
+
+
+def test_llla_lowers_test_ece(digits, llla):
+    plain = expected_calibration_error(SoftmaxPredictor(digits.model)(digits.test[0]), digits.test[1])
+    calibrated = expected_calibration_error(llla(digits.test[0]), digits.test[1])
+    assert calibrated < plain / 2
+
+
+def test_llla_lowers_mmps_on_scaled_and_noise_inputs(digits, llla):
+    plain = SoftmaxPredictor(digits.model)
+    for images in (digits.scaled, digits.noise):
+        assert mmps(llla, images) < mmps(plain, images) - 0.1
+
+
+def test_llla_marglik_through_the_factory(digits):
+    predictor = build_predictor(digits.model, "llla", train_loader=tensor_loader(*digits.train))
+    assert isinstance(predictor, LaplacePredictor) and predictor.modifier == "LLLA_"
+    description = predictor.describe()
+    assert description["prior_method"] == "marglik"
+    assert description["prior_precision"] == predictor.prior_precision > 0
+    plain = SoftmaxPredictor(digits.model)
+    for images in (digits.scaled, digits.noise):
+        assert mmps(predictor, images) < mmps(plain, images)
+
+
+def test_ood_grid_picks_the_minimum_of_its_objective(digits):
+    predictor = LaplacePredictor(digits.model).fit(tensor_loader(*digits.train))
+    grid = np.logspace(0, 3, 4)
+    predictor.optimize_prior("ood_grid", val_images=digits.val[0], val_labels=digits.val[1],
+                             ood_images=digits.noise[:100], prior_variances=grid)
+    variances, losses = predictor.grid
+    assert np.array_equal(variances, grid) and losses.shape == (4,) and np.isfinite(losses).all()
+    assert predictor.prior_precision == pytest.approx(1.0 / grid[np.argmin(losses)])
+    assert mmps(predictor, digits.noise) < mmps(SoftmaxPredictor(digits.model), digits.noise)
+
+
+def test_llla_monte_carlo_link_is_deterministic(digits):
+    predictor = LaplacePredictor(digits.model, link_approx="mc", n_samples=20, seed=3)
+    predictor.fit(tensor_loader(*digits.train))
+    first, second = predictor(digits.test[0][:20]), predictor(digits.test[0][:20])
+    assert torch.equal(first, second)
+    assert torch.allclose(first.sum(1), torch.ones(20), atol=1e-5)
+    assert predictor.describe()["n_samples"] == 20
+
+
+def test_llla_lifecycle_errors(digits):
+    predictor = LaplacePredictor(digits.model)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        predictor(digits.test[0][:2])
+    with pytest.raises(ValueError, match="link_approx"):
+        LaplacePredictor(digits.model, link_approx="bridge-ish")
+    predictor.fit(tensor_loader(*digits.train))
+    with pytest.raises(ValueError, match="'marglik', 'gridsearch', 'ood_grid'"):
+        predictor.optimize_prior("grid")
+    with pytest.raises(ValueError, match="val_images"):
+        predictor.optimize_prior("gridsearch")
+
+
+def test_build_predictor_checks_its_options(digits):
+    with pytest.raises(ValueError, match="softmax, temperature, llla"):
+        build_predictor(digits.model, "platt")
+    with pytest.raises(ValueError, match="temperature=T or held-out"):
+        build_predictor(digits.model, "temperature")
+    with pytest.raises(ValueError, match="train_loader"):
+        build_predictor(digits.model, "llla")
+    loader = tensor_loader(*digits.train)
+    with pytest.raises(ValueError, match="valid: marglik, gridsearch, ood_grid"):
+        build_predictor(digits.model, "llla", train_loader=loader, llla_prior="laplace")
+    with pytest.raises(ValueError, match="fit_images"):
+        build_predictor(digits.model, "llla", train_loader=loader, llla_prior="ood_grid",
+                        ood_images=digits.noise)
+    with pytest.raises(ValueError, match="ood_images"):
+        build_predictor(digits.model, "llla", train_loader=loader, llla_prior="ood_grid",
+                        fit_images=digits.val[0], fit_labels=digits.val[1])
+    assert isinstance(build_predictor(digits.model), SoftmaxPredictor)
+    fixed = build_predictor(digits.model, "Temperature", temperature=10)
+    assert fixed.temperature == 10.0 and fixed.modifier == "temp_10.0_calib_"
+
+
+@pytest.mark.parametrize("options, expected", [
+    ({}, ""),
+    ({"label_smoothing_factor": 0.0083}, "LS_0.0083_"),
+    ({"label_smoothing_factor": 0.1}, "LS_0.1_"),
+    ({"weight_decay": 3e-4}, "L2_0.0003_"),
+    ({"weight_decay": 1e-3}, "L2_0.001_"),
+    ({"llla": True}, "LLLA_"),
+    ({"temperature": 10}, "temp_10.0_calib_"),
+    ({"temperature": "fit"}, "temp_fit_calib_"),
+    ({"label_smoothing_factor": 0.0, "weight_decay": 0.0}, ""),
+    ({"label_smoothing_factor": 0.1, "weight_decay": 1e-3, "llla": True, "temperature": 10.0},
+     "LS_0.1_L2_0.001_LLLA_temp_10.0_calib_"),
+])
+def test_result_modifier(options, expected):
+    assert result_modifier(**options) == expected
+
+
+@pytest.mark.parametrize("options", [{"weight_decay": -1.0}, {"label_smoothing_factor": math.nan},
+                                     {"temperature": 0.0}])
+def test_result_modifier_rejects_bad_values(options):
+    with pytest.raises(ValueError):
+        result_modifier(**options)
+
+
+@pytest.mark.skipif(not PAPER_RESULTS.is_dir(), reason="the paper's result tables are not here")
+def test_result_modifiers_match_the_paper_file_names():
+    names = {path.name for path in PAPER_RESULTS.glob("*_attack_results.csv")}
+    runs = {"cifar10": ({"label_smoothing_factor": 0.0083}, {"weight_decay": 3e-4}),
+            "stanford_dogs": ({"label_smoothing_factor": 0.1}, {"weight_decay": 1e-3})}
+    arch = {"cifar10": "resnet18", "stanford_dogs": "resnet50"}
+    for dataset, (smoothing, decay) in runs.items():
+        for options in ({}, smoothing, decay, {"llla": True}, {"temperature": 10}):
+            assert f"{arch[dataset]}_{dataset}_{result_modifier(**options)}attack_results.csv" in names

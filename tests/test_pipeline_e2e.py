@@ -1,0 +1,91 @@
+"""End-to-end runs of the digits pipeline at tiny size: schema, ranges, determinism, files."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS
+from pipeline.config import config_from_preset
+from pipeline.run import run_experiment
+
+TINY = dict(epochs=3, train_set_size=120, test_set_size=120, attack_set_size=60, batch_size=32,
+            progress=False)
+
+
+def tiny_config(tmp_path, **overrides):
+    options = {**TINY, "results_dir": str(tmp_path / "results"),
+               "pretrained_dir": str(tmp_path / "checkpoints"), **overrides}
+    return config_from_preset("digits", **options)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("run")
+    sets = ("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos")
+    return run_experiment(tiny_config(tmp_path, sets=sets)), tmp_path
+
+
+def test_attack_csv_schema_and_ranges(tiny_run):
+    outputs, _ = tiny_run
+    table = pd.read_csv(outputs.files["attack_results"], index_col=0)
+    assert list(table.index) == ["Original", "Permuted", "Scaled", "No Normalization", "Noise",
+                                 "Photo Patches"]
+    attacks = ["Threshold", "Salem", "Entropy", "Shokri"]
+    expected = ([f"{a} Attack {m}" for a in attacks for m in PAPER_METRICS]
+                + [f"{a} Attack {m}" for a in attacks for m in EXTRA_METRICS])
+    assert list(table.columns) == expected
+    assert table.notna().all().all()
+    assert ((table >= 0) & (table <= 1)).all().all()
+    # members are the same in every row, so recall does not depend on the non-member set
+    assert table["Threshold Attack Recall"].nunique() == 1
+
+
+def test_performance_csv_and_manifest(tiny_run):
+    outputs, _ = tiny_run
+    performance = pd.read_csv(outputs.files["performance_results"], index_col=0)
+    for row in ("Train Acc. Target", "Test Acc. Target", "ECE Target", "Overconfidence Target",
+                "Train Acc. Shadow", "Test Acc. Shadow", "ECE Shadow"):
+        assert 0 <= performance.loc[row, "Value"] <= 1
+    assert performance.loc["Train Acc. Target", "Value"] > 0.3
+    manifest = json.loads(outputs.files["manifest"].read_text())
+    assert manifest["seed"] == 42 and manifest["config"]["attack_set_size"] == 60
+    assert manifest["versions"]["torch"].startswith("2.14.1")
+    assert set(manifest["checksums"]) >= {"split:target_train", "set:Scaled"}
+    assert {"data", "models", "scores", "attacks_fit", "attacks_evaluate"} <= set(manifest["timings_s"])
+
+
+def test_figures_and_report_written(tiny_run):
+    outputs, _ = tiny_run
+    for name in ("max_scores", "false_positives", "reliability_target", "report"):
+        assert outputs.files[name].exists() and outputs.files[name].stat().st_size > 0, name
+    report = outputs.files["report"].read_text()
+    assert "Comparison with the paper" in report and "Threshold" in report
+
+
+def test_scores_once_per_sample_and_cached(tiny_run):
+    outputs, tmp_path = tiny_run
+    prepared = outputs.context["prepared"]
+    assert len(outputs.target_scores["Members"]) == 60
+    assert all(len(s) == 60 for s in outputs.target_scores.values())
+    manifest = json.loads(outputs.files["manifest"].read_text())
+    assert manifest["notes"]["score_cache"]["hits"] == 0
+    assert not any(m.trained is False for m in prepared.models.values())
+
+
+def test_same_seed_same_csv_and_reuse_of_checkpoints(tiny_run):
+    outputs, tmp_path = tiny_run
+    again = run_experiment(tiny_config(tmp_path, sets=("original", "permuted", "scaled",
+                                                       "no_normalization", "noise", "sample_photos"),
+                                       figures=False))
+    assert again.files["attack_results"].read_bytes() == outputs.files["attack_results"].read_bytes()
+    assert all(m.trained is False for m in again.context["prepared"].models.values())
+    manifest = json.loads(again.files["manifest"].read_text())
+    assert manifest["notes"]["score_cache"]["misses"] == 0
+
+
+def test_fresh_training_is_deterministic(tmp_path):
+    first = run_experiment(tiny_config(tmp_path / "a", sets=("original", "scaled"), figures=False))
+    second = run_experiment(tiny_config(tmp_path / "b", sets=("original", "scaled"), figures=False))
+    assert first.files["attack_results"].read_bytes() == second.files["attack_results"].read_bytes()
+    np.testing.assert_array_equal(first.target_scores["Scaled"].probs, second.target_scores["Scaled"].probs)
