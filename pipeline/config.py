@@ -25,6 +25,7 @@ class DatasetPreset:
     sets: tuple[str, ...]             # default non-member rows, in table order
     train_pool: str                   # published split the train (and, if one pool, test) splits come from
     test_pool: str | None             # published split of the test splits; None: cut from train_pool
+    train_if_missing: bool = False    # no checkpoint and no --train: train (True) or ask for one
 
 
 PRESETS: dict[str, DatasetPreset] = {
@@ -34,7 +35,7 @@ PRESETS: dict[str, DatasetPreset] = {
         label_smoothing_factor=0.1, weight_decay=3e-4, temp_value=10.0,
         sets=("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos",
               "fake_digits"),
-        train_pool="all", test_pool=None),
+        train_pool="all", test_pool=None, train_if_missing=True),
     "cifar10": DatasetPreset(
         dataset="cifar10", model_arch="resnet18", epochs=100, batch_size=64,
         train_set_size=12_500, test_set_size=5_000, attack_set_size=2_500,

@@ -12,7 +12,7 @@ from calibration.factory import result_modifier
 from models import build_model
 from models.checkpoints import checkpoint_path, fingerprint, load_or_train
 from models.training import DEFAULT_LR, TrainConfig, train_model
-from pipeline.config import ExperimentConfig
+from pipeline.config import PRESETS, ExperimentConfig
 from pipeline.data_stage import ExperimentData
 from utils.seeding import derive_seed, seeded
 
@@ -61,6 +61,9 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
                                 **({"pretrained": True} if config.pretrained else {}))
         path = checkpoint_path(config.pretrained_dir, config.model_arch, config.dataset,
                                training_modifier(config), role)
+        if not (path.exists() or config.train or PRESETS[config.dataset].train_if_missing):
+            raise FileNotFoundError(f"no {role} checkpoint {path}; run `bash download_pretrained_models.sh` "
+                                    f"for the authors' models or add --train to train them")
 
         def fit(model: nn.Module, split=split, recipe=recipe, role=role) -> object:
             return train_model(model, split.images, split.labels, recipe, device,

@@ -28,12 +28,18 @@ def attack_columns(attack_names: Sequence[str]) -> list[str]:
     return paper + extra
 
 
-def attack_table(results: Mapping[str, Sequence[AttackResult]]) -> pd.DataFrame:
+SKIPPED_SUFFIX = " (skipped)"
+
+
+def attack_table(results: Mapping[str, Sequence[AttackResult]],
+                 skipped: Sequence[str] = ()) -> pd.DataFrame:
     """One row per non-member set, one column per ``{Attack} {Metric}``.
 
     Parameters
     ----------
     results : mapping set display name -> attack results (one per attack, same order per set)
+    skipped : requested sets that could not be evaluated; each gets an empty row
+        ``"{name} (skipped)"`` at the end so the table says what is missing.
     """
     rows = {}
     attack_names: list[str] = []
@@ -44,8 +50,10 @@ def attack_table(results: Mapping[str, Sequence[AttackResult]]) -> pd.DataFrame:
             if result.attack_name not in attack_names:
                 attack_names.append(result.attack_name)
         rows[set_name] = row
+    for name in skipped:
+        rows[f"{name}{SKIPPED_SUFFIX}"] = {}
     table = pd.DataFrame.from_dict(rows, orient="index")
-    return table.reindex(columns=attack_columns(attack_names))
+    return table.reindex(index=list(rows), columns=attack_columns(attack_names))
 
 
 def performance_table(metrics: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
@@ -73,6 +81,6 @@ def format_console(table: pd.DataFrame, metrics: Sequence[str] = ("Precision", "
     attack_names = list(dict.fromkeys(column.split(" Attack ")[0] for column in table.columns))
     for name in attack_names:
         columns = [f"{name} Attack {metric}" for metric in metrics if f"{name} Attack {metric}" in table]
-        block = table[columns].rename(columns=lambda column: column.split(" Attack ")[1])
+        block = table[columns].dropna(how="all").rename(columns=lambda column: column.split(" Attack ")[1])
         blocks.append(f"{name} attack\n{block.to_string(float_format=lambda value: f'{value:.4f}')}")
     return "\n\n".join(blocks)

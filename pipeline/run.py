@@ -129,7 +129,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
         results = evaluate_sets(attacks, target_scores["Members"], non_member_scores)
 
     stem = result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
-    attacks_df = attack_table(results)
+    attacks_df = attack_table(results, skipped=list(prepared.skipped))
     uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data,
                                                           prepared.device)
     performance_df = performance_table(_performance_rows(split_scores, uncalibrated))

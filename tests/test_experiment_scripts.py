@@ -1,0 +1,87 @@
+"""The paper's scripts end to end on tiny data folders in the real on-disk formats."""
+import json
+
+import pandas as pd
+import pytest
+from torchvision.datasets import CIFAR10, SVHN
+
+from datasets import sources
+from pipeline.cli import main
+from tests.fixtures_data import (make_tiny_afhq, make_tiny_cifar10, make_tiny_stanford_dogs,
+                                 make_tiny_svhn, use_tiny_checksums)
+
+FIGURES = ("max_score_distributions.png", "false_positives.png", "reliability_target.png",
+           "reliability_shadow.png", "roc_Threshold_Attack.png", "roc_Threshold_Attack_loglog.png",
+           "report.md")
+
+
+def run_script(dataset, root, *extra):
+    argv = ["--data_root", str(root), "--results_dir", str(root / "results"), "--pretrained_dir",
+            str(root / "checkpoints"), "--model_arch", "salem_cnn_relu", "--epochs", "1", "--quiet", *extra]
+    assert main(dataset, argv) == 0
+    return root / "results"
+
+
+def check_outputs(results, stem, evaluated, skipped):
+    table = pd.read_csv(results / f"{stem}attack_results.csv", index_col=0)
+    assert list(table.index) == evaluated + [f"{key} (skipped)" for key in skipped]
+    assert table.loc[evaluated].notna().all().all() and table.loc[[f"{k} (skipped)" for k in skipped]].isna().all().all()
+    performance = pd.read_csv(results / f"{stem}performance_results.csv", index_col=0)
+    assert {"Train Acc. Target", "ECE Target", "Test Acc. Shadow"} <= set(performance.index)
+    for name in FIGURES:
+        assert (results / f"{stem}{name}").stat().st_size > 0, name
+    report = (results / f"{stem}report.md").read_text()
+    for key in skipped:
+        assert key in report
+    manifest = json.loads((results / f"{stem}manifest.json").read_text())
+    assert set(manifest["notes"]["skipped_sets"]) == set(skipped)
+    return table
+
+
+def test_cifar10_script_trains_and_runs_on_a_tiny_folder(tmp_path, monkeypatch):
+    use_tiny_checksums(monkeypatch, CIFAR10, make_tiny_cifar10(tmp_path, per_class=10))
+    use_tiny_checksums(monkeypatch, SVHN, make_tiny_svhn(tmp_path, sizes={"train": 30, "test": 5}))
+    monkeypatch.setitem(sources.FOLDER_MD5, "afhq", make_tiny_afhq(tmp_path, per_class=12)["folder_md5"]["afhq"])
+    sizes = ["--train_set_size", "30", "--test_set_size", "20", "--attack_set_size", "10"]
+    results = run_script("cifar10", tmp_path, "--train", *sizes)
+    stem = "salem_cnn_relu_cifar10_"
+    first = check_outputs(results, stem,
+                          ["Original", "Permuted", "Scaled", "No Normalization", "SVHN", "AFHQ Dogs", "AFHQ Cats"],
+                          ["stl10", "cifar100", "stanford_dogs", "fake_cifar10"])
+    csv = (results / f"{stem}attack_results.csv").read_bytes()
+    run_script("cifar10", tmp_path, *sizes)  # same command without --train: loads the checkpoints
+    assert (results / f"{stem}attack_results.csv").read_bytes() == csv
+    assert first.loc["Scaled", "Threshold Attack FPR"] >= 0
+
+
+def test_cifar10_strict_fails_on_missing_sets(tmp_path, monkeypatch, capsys):
+    use_tiny_checksums(monkeypatch, CIFAR10, make_tiny_cifar10(tmp_path, per_class=10))
+    argv = ["--data_root", str(tmp_path), "--results_dir", str(tmp_path / "r"), "--pretrained_dir",
+            str(tmp_path / "c"), "--model_arch", "salem_cnn_relu", "--epochs", "1", "--quiet", "--strict",
+            "--train_set_size", "30", "--test_set_size", "20", "--attack_set_size", "10", "--train"]
+    assert main("cifar10", argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and ("STL-10" in err or "stl10" in err) and len(err.splitlines()) == 1
+
+
+def test_cifar10_without_checkpoints_says_how_to_get_them(tmp_path, monkeypatch, capsys):
+    use_tiny_checksums(monkeypatch, CIFAR10, make_tiny_cifar10(tmp_path, per_class=10))
+    argv = ["--data_root", str(tmp_path), "--results_dir", str(tmp_path / "r"), "--pretrained_dir",
+            str(tmp_path / "none"), "--quiet", "--train_set_size", "30", "--test_set_size", "20",
+            "--attack_set_size", "10"]
+    assert main("cifar10", argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "download_pretrained_models.sh" in err and "--train" in err and len(err.splitlines()) == 1
+
+
+def test_stanford_dogs_script_on_a_tiny_dog_folder(tmp_path, monkeypatch):
+    made = make_tiny_stanford_dogs(tmp_path, breeds=4, per_breed=20, test_per_breed=5)
+    for key, value in {**made["file_md5"], **made["folder_md5"]}.items():
+        table = sources.FILE_MD5 if key.endswith(".mat") else sources.FOLDER_MD5
+        monkeypatch.setitem(table, key, value)
+    monkeypatch.setitem(sources.FOLDER_MD5, "afhq", make_tiny_afhq(tmp_path, per_class=12)["folder_md5"]["afhq"])
+    results = run_script("stanford_dogs", tmp_path, "--train", "--model_input_image_size", "32",
+                         "--train_set_size", "20", "--test_set_size", "10", "--attack_set_size", "10")
+    check_outputs(results, "salem_cnn_relu_stanford_dogs_",
+                  ["Original", "Permuted", "Scaled", "No Normalization", "AFHQ Dogs", "AFHQ Cats", "AFHQ Wilds"],
+                  ["fake_dogs"])
