@@ -204,4 +204,4 @@ def _attacker_options(config: ExperimentConfig, data: ExperimentData, models: di
     shadow = data.splits["shadow_train"]
     return {"attacker_images": data.domain.denormalize(shadow.images), "attacker_labels": shadow.labels,
             "reference_model": models["shadow"].model, "cache_dir": str(results_dir / "cache"),
-            "figure_dir": str(results_dir)}
+            "figure_dir": str(results_dir), "progress": config.progress}

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS
 from pipeline.config import config_from_preset
@@ -89,3 +90,28 @@ def test_fresh_training_is_deterministic(tmp_path):
     second = run_experiment(tiny_config(tmp_path / "b", sets=("original", "scaled"), figures=False))
     assert first.files["attack_results"].read_bytes() == second.files["attack_results"].read_bytes()
     np.testing.assert_array_equal(first.target_scores["Scaled"].probs, second.target_scores["Scaled"].probs)
+
+
+def test_fake_row_from_the_attackers_gan(tmp_path, monkeypatch):
+    import datasets.fake_digits as fake_digits
+
+    seen = {}
+    real_make = fake_digits.make_fake_digits
+
+    def spy(images, labels, **kwargs):
+        seen["images"] = images
+        return real_make(images, labels, **kwargs)
+
+    monkeypatch.setattr(fake_digits, "make_fake_digits", spy)
+    config = tiny_config(tmp_path, sets=("original", "fake_digits"), figures=True,
+                         options={"gan_steps": 60, "fake_images": 100})
+    outputs = run_experiment(config)
+    assert list(outputs.attack_table.index) == ["Original", "Fake"]
+    assert outputs.target_scores["Fake"].in_label_space and len(outputs.target_scores["Fake"]) == 60
+    assert outputs.files["fake_digits_samples"].stat().st_size > 0
+    assert "fake_digits_samples" in outputs.files["report"].read_text()
+    # the GAN is trained on the attacker's shadow split, never on the target's training data
+    data = outputs.context["prepared"].data
+    assert torch.allclose(seen["images"], data.domain.denormalize(data.splits["shadow_train"].images))
+    manifest = json.loads(outputs.files["manifest"].read_text())
+    assert "set:Fake" in manifest["checksums"]
