@@ -1,7 +1,8 @@
 """Lifecycle shared by all score-level attacks: ``fit`` on shadow scores, then ``score`` / ``predict``.
 
-Subclasses implement ``_fit``, ``_score`` and ``_predict`` on validated float64 arrays; this class
-does the conversion, the checks and the "not fitted" error.
+Subclasses implement ``_fit``, ``_score`` (on validated float64 arrays) and ``_decision_threshold``
+(members score at or above it); this class does the conversion, the checks, the decisions and the
+"not fitted" error.
 """
 from __future__ import annotations
 
@@ -69,8 +70,23 @@ class MembershipAttack:
 
     def predict(self, probs: Any, labels: Any = None) -> np.ndarray:
         """Membership decision, bool array (N,); ``True`` means "member"."""
+        return self.score_and_predict(probs, labels)[1]
+
+    def score_and_predict(self, probs: Any, labels: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(score(probs, labels), predict(probs, labels))`` from one validation and one scoring.
+
+        Every attack decides "member" when its score is at or above :meth:`decision_threshold`.
+        """
         p, y = self._check_input(probs, labels)
-        return self._predict(p, y)
+        scores = self._score(p, y)
+        return scores, scores >= self.decision_threshold()
+
+    def decision_threshold(self) -> float:
+        """The score at or above which a sample is called a member."""
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(member_probs, "
+                                 f"non_member_probs) first")
+        return self._decision_threshold()
 
     @property
     def is_fitted(self) -> bool:
@@ -93,7 +109,7 @@ class MembershipAttack:
     def _score(self, probs: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
-    def _predict(self, probs: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    def _decision_threshold(self) -> float:
         raise NotImplementedError
 
     def __repr__(self) -> str:

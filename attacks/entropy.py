@@ -46,5 +46,5 @@ class EntropyAttack(MembershipAttack):
     def _score(self, probs, labels) -> np.ndarray:
         return -shannon_entropy(probs)
 
-    def _predict(self, probs, labels) -> np.ndarray:
-        return shannon_entropy(probs) <= self.threshold_
+    def _decision_threshold(self) -> float:
+        return -self.threshold_  # score = -entropy: -H >= -t exactly when H <= t

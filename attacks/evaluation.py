@@ -62,6 +62,36 @@ class AttackResult:
         return {column_name(self.attack_name, m): values[m] for m in PAPER_METRICS + EXTRA_METRICS}
 
 
+@dataclass(frozen=True)
+class AttackOutputs:
+    """What a fitted attack says about one set of samples: the inputs of every metric."""
+
+    scores: np.ndarray      # (N,) membership scores, higher = member
+    decisions: np.ndarray   # (N,) bool, True = predicted member
+    max_probs: np.ndarray   # (N,) maximum prediction score, for MMPS
+
+    def rows(self, start: int, stop: int) -> "AttackOutputs":
+        """The outputs of samples ``start:stop``."""
+        return AttackOutputs(self.scores[start:stop], self.decisions[start:stop], self.max_probs[start:stop])
+
+
+def attack_outputs(attack: Any, probs: Any, labels: Any = None, what: str = "probs",
+                   labels_what: str = "labels") -> AttackOutputs:
+    """Validate ``probs`` (N, C) and ``labels`` (N,) once, then score and decide with ``attack``.
+
+    Attacks of this package score once (``score_and_predict``); any other object with ``score`` and
+    ``predict`` (the DESIGN.md API) works too.
+    """
+    checked = as_probs(probs, what)
+    checked_labels = as_labels(labels, len(checked), labels_what, what)
+    if hasattr(attack, "score_and_predict"):
+        scores, decisions = attack.score_and_predict(checked, checked_labels)
+    else:
+        scores, decisions = attack.score(checked, checked_labels), attack.predict(checked, checked_labels)
+    return AttackOutputs(np.asarray(scores, dtype=np.float64), np.asarray(decisions, dtype=bool),
+                         checked.max(axis=1))
+
+
 def evaluate_attack(
     attack: Any,
     member_probs: Any,
@@ -73,7 +103,7 @@ def evaluate_attack(
 
     Parameters
     ----------
-    attack : fitted attack with ``score``, ``predict`` and ``name``
+    attack : fitted attack with ``score_and_predict`` and ``name``
     member_probs : array (N_m, C)
         Target-model probabilities on its training samples (positives).
     non_member_probs : array (N_n, C)
@@ -83,39 +113,41 @@ def evaluate_attack(
     Returns
     -------
     AttackResult
-        Decisions from ``attack.predict``; AUROC, AUPR, FPR@95%TPR and TPR@FPR from ``attack.score``.
+        Decisions from the attack's prediction; AUROC, AUPR, FPR@95%TPR and TPR@FPR from its score.
     """
     members = as_probs(member_probs, "member_probs")
     non_members = as_probs(non_member_probs, "non_member_probs")
     check_same_classes(members.shape[1], non_members, "non_member_probs", "member_probs")
-    m_labels = as_labels(member_labels, len(members), "member_labels", "member_probs")
-    n_labels = as_labels(non_member_labels, len(non_members), "non_member_labels", "non_member_probs")
+    return result_from_outputs(getattr(attack, "name", type(attack).__name__),
+                               attack_outputs(attack, members, member_labels, "member_probs", "member_labels"),
+                               attack_outputs(attack, non_members, non_member_labels, "non_member_probs",
+                                              "non_member_labels"))
 
-    pred_m = np.asarray(attack.predict(members, m_labels), dtype=bool)
-    pred_n = np.asarray(attack.predict(non_members, n_labels), dtype=bool)
-    scores = np.concatenate([attack.score(members, m_labels), attack.score(non_members, n_labels)])
-    is_member = np.r_[np.ones(len(members), dtype=bool), np.zeros(len(non_members), dtype=bool)]
 
+def result_from_outputs(attack_name: str, members: AttackOutputs, non_members: AttackOutputs) -> AttackResult:
+    """All metrics of one attack from its outputs on members (positives) and non-members."""
+    pred_m, pred_n = members.decisions, non_members.decisions
     tp, fp = int(pred_m.sum()), int(pred_n.sum())
-    fn, tn = len(members) - tp, len(non_members) - fp
-    roc = roc_curve_points(is_member, scores)
-    max_m, max_n = members.max(axis=1), non_members.max(axis=1)
+    n_m, n_n = len(pred_m), len(pred_n)
+    tn = n_n - fp
+    is_member = np.r_[np.ones(n_m, dtype=bool), np.zeros(n_n, dtype=bool)]
+    roc = roc_curve_points(is_member, np.concatenate([members.scores, non_members.scores]))
     return AttackResult(
-        attack_name=getattr(attack, "name", type(attack).__name__),
-        n_members=len(members),
-        n_non_members=len(non_members),
+        attack_name=attack_name,
+        n_members=n_m,
+        n_non_members=n_n,
         precision=tp / (tp + fp) if tp + fp else 0.0,
-        recall=tp / len(members),
-        fpr=fp / len(non_members),
-        accuracy=(tp + tn) / (len(members) + len(non_members)),
+        recall=tp / n_m,
+        fpr=fp / n_n,
+        accuracy=(tp + tn) / (n_m + n_n),
         auroc=roc.auroc,
         aupr=roc.average_precision,
         fpr_at_tpr95=fpr_at_tpr(roc.fpr, roc.tpr, TPR_LEVEL),
         tpr_at_fpr={level: tpr_at_fpr(roc.fpr, roc.tpr, level) for level in FPR_LEVELS},
-        tp_mmps=_mean_or_zero(max_m[pred_m]),
-        fp_mmps=_mean_or_zero(max_n[pred_n]),
-        fn_mmps=_mean_or_zero(max_m[~pred_m]),
-        tn_mmps=_mean_or_zero(max_n[~pred_n]),
+        tp_mmps=_mean_or_zero(members.max_probs[pred_m]),
+        fp_mmps=_mean_or_zero(non_members.max_probs[pred_n]),
+        fn_mmps=_mean_or_zero(members.max_probs[~pred_m]),
+        tn_mmps=_mean_or_zero(non_members.max_probs[~pred_n]),
     )
 
 

@@ -58,5 +58,5 @@ class SalemAttack(MembershipAttack):
     def _score(self, probs, labels) -> np.ndarray:
         return predict_proba(self.model_, top_k_scores(probs, self.k))
 
-    def _predict(self, probs, labels) -> np.ndarray:
-        return self._score(probs, labels) >= 0.5
+    def _decision_threshold(self) -> float:
+        return 0.5

@@ -6,9 +6,11 @@ Each attack model is a small MLP (``attacks.mlp``) trained on the shadow scores 
 from __future__ import annotations
 
 import numpy as np
+import torch
+from torch import nn
 
 from attacks.base import MembershipAttack
-from attacks.mlp import mlp_config, predict_proba, train_binary_mlp
+from attacks.mlp import mlp_config, train_binary_mlp
 
 
 def assign_classes(probs: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +37,35 @@ def _describe_source(from_label: np.ndarray) -> str:
     if from_label.all():
         return "label"
     return "mixed" if from_label.any() else "predicted"
+
+
+SCORE_CHUNK = 512  # samples per batched scoring step (bounds memory at N x C x hidden)
+
+
+class StackedMLPs:
+    """Several ``D -> H -> 1`` MLPs evaluated at once, each sample by the model of its class.
+
+    One matrix product computes every model's hidden layer for every sample; each sample keeps
+    the row of its own model. Equivalent to calling ``models[c]`` on the samples of class ``c``.
+    """
+
+    def __init__(self, models: list[nn.Module]):
+        with torch.no_grad():
+            self.w1 = torch.cat([m[0].weight.T for m in models], dim=1)        # (D, C * H)
+            self.b1 = torch.stack([m[0].bias for m in models])                 # (C, H)
+            self.w2 = torch.stack([m[2].weight[0] for m in models])            # (C, H)
+            self.b2 = torch.stack([m[2].bias[0] for m in models])              # (C,)
+        self.hidden = self.b1.shape[1]
+
+    def __call__(self, features: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Sigmoid outputs (N,) for ``features`` (N, D) and each sample's model index ``classes`` (N,)."""
+        x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64))
+        index = torch.from_numpy(np.asarray(classes, dtype=np.int64))
+        with torch.no_grad():
+            hidden = (x @ self.w1).view(len(x), -1, self.hidden)[torch.arange(len(x)), index]
+            hidden = torch.relu(hidden + self.b1[index])
+            logits = (hidden * self.w2[index]).sum(1) + self.b2[index]
+            return torch.sigmoid(logits).numpy()
 
 
 class ShokriAttack(MembershipAttack):
@@ -92,17 +123,22 @@ class ShokriAttack(MembershipAttack):
                 continue
             self.models_[c] = train_binary_mlp(probs[in_class], targets[in_class], config)
         self.fallback_classes_ = tuple(fallback)
+        self.n_classes_fit_ = probs.shape[1]
         self.global_model_ = train_binary_mlp(probs, targets, config) if fallback else None
 
     def _score(self, probs, labels) -> np.ndarray:
         classes, from_label = assign_classes(probs, labels)
         self.class_source = _describe_source(from_label)
-        scores = np.empty(len(probs), dtype=np.float64)
-        for c in np.unique(classes):
-            in_class = classes == c
-            model = self.models_.get(int(c), self.global_model_)
-            scores[in_class] = predict_proba(model, probs[in_class])
-        return scores
+        stacked = self._stacked()
+        return np.concatenate([stacked(probs[start:start + SCORE_CHUNK], classes[start:start + SCORE_CHUNK])
+                               for start in range(0, len(probs), SCORE_CHUNK)])
 
-    def _predict(self, probs, labels) -> np.ndarray:
-        return self._score(probs, labels) >= 0.5
+    def _stacked(self) -> "StackedMLPs":
+        """The per-class models as one batched computation (built once after fitting)."""
+        if getattr(self, "_stacked_for", None) is not self.models_:
+            models = [self.models_.get(c, self.global_model_) for c in range(self.n_classes_fit_)]
+            self._stacked_models, self._stacked_for = StackedMLPs(models), self.models_
+        return self._stacked_models
+
+    def _decision_threshold(self) -> float:
+        return 0.5

@@ -39,5 +39,5 @@ class ThresholdAttack(MembershipAttack):
     def _score(self, probs, labels) -> np.ndarray:
         return probs.max(axis=1)
 
-    def _predict(self, probs, labels) -> np.ndarray:
-        return probs.max(axis=1) >= self.threshold_
+    def _decision_threshold(self) -> float:
+        return self.threshold_

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from attacks import AttackResult, build_attack, evaluate_attack
+from attacks import AttackResult, build_attack
+from attacks.evaluation import attack_outputs, result_from_outputs
 from pipeline.data_stage import SplitTensors
 from pipeline.scores import ScoreCache, Scores, compute_probs
 
@@ -22,8 +23,12 @@ class Scorer:
     cache: ScoreCache
     batch_size: int = 512
 
+    def __post_init__(self) -> None:
+        self.predictor.eval()
+
     def __call__(self, tensors: SplitTensors, in_label_space: bool = True) -> Scores:
-        key = ScoreCache.key(self.model_fingerprint, self.predictor.describe(), tensors.images)
+        key = (ScoreCache.key(self.model_fingerprint, self.predictor.describe(), tensors.images)
+               if self.cache.enabled else None)
         return self.cache.get_or_compute(
             key, tensors.labels, in_label_space,
             lambda: compute_probs(self.predictor, tensors.images, self.device, self.batch_size))
@@ -59,7 +64,21 @@ def fit_attacks(names: tuple[str, ...], members: Scores, non_members: Scores, *,
 
 def evaluate_sets(attacks: list, members: Scores,
                   non_member_sets: dict[str, Scores]) -> dict[str, list[AttackResult]]:
-    """Every fitted attack on target members vs each non-member set."""
-    return {name: [evaluate_attack(attack, members.probs, scores.probs, members.attack_labels,
-                                   scores.attack_labels) for attack in attacks]
-            for name, scores in non_member_sets.items()}
+    """Every fitted attack on target members vs each non-member set.
+
+    Each attack scores the members and all sets in one call (labels ``-1`` where a set is outside
+    the label space, which attacks treat as "no label"), then metrics are taken per set.
+    """
+    parts = {"Members": members, **non_member_sets}
+    probs = np.concatenate([scores.probs for scores in parts.values()])
+    labels = np.concatenate([scores.labels if scores.in_label_space else np.full(len(scores), -1)
+                             for scores in parts.values()])
+    bounds = np.cumsum([0] + [len(scores) for scores in parts.values()])
+    results: dict[str, list[AttackResult]] = {name: [] for name in non_member_sets}
+    for attack in attacks:
+        outputs = attack_outputs(attack, probs, labels, "target scores", "target labels")
+        member_outputs = outputs.rows(bounds[0], bounds[1])
+        for index, name in enumerate(non_member_sets, start=1):
+            results[name].append(result_from_outputs(attack.name, member_outputs,
+                                                     outputs.rows(bounds[index], bounds[index + 1])))
+    return results

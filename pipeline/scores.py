@@ -75,8 +75,8 @@ def materialize(dataset: Dataset, batch_size: int = 512) -> tuple[torch.Tensor, 
 @torch.no_grad()
 def compute_probs(predictor: torch.nn.Module, images: torch.Tensor, device: torch.device,
                   batch_size: int = 512) -> np.ndarray:
-    """One forward pass of ``predictor`` over ``images`` ``(N, C, H, W)``; returns ``(N, K)`` float64."""
-    predictor.eval()
+    """One forward pass of ``predictor`` (in eval mode) over ``images`` ``(N, C, H, W)``; returns
+    ``(N, K)`` float64."""
     chunks = [predictor(images[start:start + batch_size].to(device, non_blocking=True)).double().cpu()
               for start in range(0, len(images), batch_size)]
     probs = torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
@@ -106,10 +106,14 @@ class ScoreCache:
         digest.update(images.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()[:32]
 
-    def get_or_compute(self, key: str, labels: torch.Tensor, in_label_space: bool,
+    @property
+    def enabled(self) -> bool:
+        return self.directory is not None
+
+    def get_or_compute(self, key: str | None, labels: torch.Tensor, in_label_space: bool,
                        compute) -> Scores:
         """Return cached scores for ``key`` or call ``compute() -> probs`` and store them."""
-        path = self.directory / f"scores_{key}.npz" if self.directory else None
+        path = self.directory / f"scores_{key}.npz" if self.directory and key else None
         if path is not None and path.exists():
             try:
                 with np.load(path) as stored:

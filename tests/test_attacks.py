@@ -363,3 +363,20 @@ def test_shokri_falls_back_to_a_global_model_for_classes_without_both_membership
     assert list(attack.models_) == [0]
     assert attack.fallback_classes_ == (1, 2, 3)
     assert attack.score(with_max([0.9, 0.9]), np.array([1, 2])).shape == (2,)
+
+
+def test_shokri_batched_scoring_equals_each_class_model():
+    from attacks.mlp import predict_proba
+
+    rng = np.random.default_rng(3)
+    members = rng.dirichlet(np.full(4, 0.3), size=120)
+    non_members = rng.dirichlet(np.full(4, 1.0), size=120)
+    labels_m, labels_n = rng.integers(0, 4, 120), rng.integers(0, 4, 120)
+    attack = ShokriAttack(seed=1).fit(members, non_members, labels_m, labels_n)
+    probs = np.concatenate([members, non_members])
+    labels = np.concatenate([labels_m, labels_n])
+    expected = np.empty(len(probs))
+    for c in range(4):
+        model = attack.models_.get(c, attack.global_model_)
+        expected[labels == c] = predict_proba(model, probs[labels == c])
+    np.testing.assert_allclose(attack.score(probs, labels), expected, rtol=0, atol=1e-12)
