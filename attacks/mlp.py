@@ -8,13 +8,13 @@ machine.
 from __future__ import annotations
 
 import copy
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
+
+from utils.threads import single_thread
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def train_binary_mlp(features: np.ndarray, targets: np.ndarray, config: MLPConfi
     y = torch.from_numpy(targets).unsqueeze(1)
     x_train, y_train, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
-    with _one_thread(), torch.random.fork_rng(devices=[]):
+    with single_thread(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = nn.Sequential(
             nn.Linear(x.shape[1], config.hidden), nn.ReLU(), nn.Linear(config.hidden, 1)
@@ -111,18 +111,10 @@ def train_binary_mlp(features: np.ndarray, targets: np.ndarray, config: MLPConfi
 def predict_proba(model: nn.Module, features: np.ndarray) -> np.ndarray:
     """Sigmoid output of ``model`` on ``features`` (N, D) as a float64 array (N,)."""
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64))
-    with _one_thread(), torch.no_grad():
+    with single_thread(), torch.no_grad():
         return torch.sigmoid(model(x)).squeeze(1).numpy()
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _stratified_split(targets: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from utils.threads import single_thread
 from utils.seeding import derive_seed, seeded
 
 
@@ -243,19 +242,6 @@ def sample(generator: ConditionalGenerator, num_per_class: int,
     return images, labels
 
 
-@contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch's CPU ops on one thread inside the block, then restore the thread count.
-
-    The networks are so small that more threads only add synchronisation. On a busy machine that
-    makes training ten times slower. One thread also makes the bytes independent of the core count.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _check_training_data(images: torch.Tensor, labels: torch.Tensor,

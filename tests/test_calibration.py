@@ -28,13 +28,6 @@ PAPER_RESULTS = Path("/work/shared/reference/paper_results")
 SMALL_GRID = np.logspace(-3, 0, 13)  # prior variances; a short grid keeps the tests fast
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny ops run fastest single-threaded (and do not stall on a busy 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,6 @@ from models.checkpoints import (CheckpointError, checkpoint_path, config_path, f
 from utils.seeding import seeded
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny ops run fastest single-threaded (and do not stall on a busy 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def salem(num_classes: int = 10, seed: int = 0):

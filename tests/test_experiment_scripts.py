@@ -2,7 +2,6 @@
 import json
 
 import pandas as pd
-import pytest
 from torchvision.datasets import CIFAR10, SVHN
 
 from datasets import sources

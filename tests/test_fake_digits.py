@@ -7,7 +7,8 @@ import torch
 from sklearn.model_selection import train_test_split
 
 import datasets.fake_digits as fake_digits
-from datasets.conditional_gan import GANConfig, sample, single_thread, train_conditional_gan
+from datasets.conditional_gan import GANConfig, sample, train_conditional_gan
+from utils.threads import single_thread
 from datasets.digits import load_digits_tensors
 from datasets.domain import DIGITS
 from datasets.fake_digits import fake_digits_named_set, make_fake_digits, save_sample_grid

@@ -15,13 +15,6 @@ REFERENCE = Path(__file__).resolve().parent / "data"  # copies of shared/referen
 PAPER_ARCHS = ["resnet18", "efficient_net", "salem_cnn_relu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny ops run fastest single-threaded (and do not stall on a busy 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def read_layout(path: Path) -> dict[str, tuple[int, ...]]:

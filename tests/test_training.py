@@ -13,13 +13,6 @@ from models.training import (DEFAULT_LR, TrainConfig, make_loss, make_optimizer,
 from utils.seeding import seeded
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny ops run fastest single-threaded (and do not stall on a busy 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def tiny_data(n: int = 48, size: int = 8, classes: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
