@@ -115,3 +115,12 @@ def test_fake_row_from_the_attackers_gan(tmp_path, monkeypatch):
     assert torch.allclose(seen["images"], data.domain.denormalize(data.splits["shadow_train"].images))
     manifest = json.loads(outputs.files["manifest"].read_text())
     assert "set:Fake" in manifest["checksums"]
+
+
+def test_default_run_reproduces_the_papers_scaled_finding(tmp_path):
+    """At the default sizes and training, the overconfident target calls nearly every Scaled image a member."""
+    config = config_from_preset("digits", results_dir=str(tmp_path / "r"), pretrained_dir=str(tmp_path / "c"),
+                                sets=("original", "scaled"), figures=False, progress=False)
+    table = run_experiment(config).attack_table
+    assert table.loc["Scaled", "Threshold Attack FPR"] >= 0.95
+    assert table.loc["Scaled", "Threshold Attack FP_MMPS"] > 0.99
