@@ -73,7 +73,7 @@ def benchmark(arch: str, repeats: int, workdir: str, epochs: int, batch_size: in
         member_scores = scorer(members)
         original_scores = scorer(prepared.original)
         scores = score_target_sets(prepared, scorer, member_scores, original_scores)
-        return evaluate_sets(attacks, scores.pop("Members"), scores)
+        return evaluate_sets(attacks, scores.pop("Members"), scores).results
 
     forward_s = best_time(plain_forward, repeats)
     evaluation_s = best_time(evaluation, repeats)

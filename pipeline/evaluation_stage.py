@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from attacks import AttackResult, build_attack
-from attacks.evaluation import attack_outputs, result_from_outputs
+from attacks.evaluation import AttackOutputs, attack_outputs, result_from_outputs
 from pipeline.data_stage import SplitTensors
 from pipeline.scores import ScoreCache, Scores, compute_probs
 
@@ -62,8 +62,15 @@ def fit_attacks(names: tuple[str, ...], members: Scores, non_members: Scores, *,
     return attacks
 
 
-def evaluate_sets(attacks: list, members: Scores,
-                  non_member_sets: dict[str, Scores]) -> dict[str, list[AttackResult]]:
+@dataclass
+class Evaluation:
+    """Metrics per non-member set, and the attack outputs they came from (for figures)."""
+
+    results: dict[str, list[AttackResult]]           # set -> one result per attack
+    outputs: dict[str, dict[str, AttackOutputs]]     # attack name -> "Members" / set -> outputs
+
+
+def evaluate_sets(attacks: list, members: Scores, non_member_sets: dict[str, Scores]) -> Evaluation:
     """Every fitted attack on target members vs each non-member set.
 
     Each attack scores the members and all sets in one call (labels ``-1`` where a set is outside
@@ -74,11 +81,11 @@ def evaluate_sets(attacks: list, members: Scores,
     labels = np.concatenate([scores.labels if scores.in_label_space else np.full(len(scores), -1)
                              for scores in parts.values()])
     bounds = np.cumsum([0] + [len(scores) for scores in parts.values()])
-    results: dict[str, list[AttackResult]] = {name: [] for name in non_member_sets}
+    evaluation = Evaluation({name: [] for name in non_member_sets}, {})
     for attack in attacks:
         outputs = attack_outputs(attack, probs, labels, "target scores", "target labels")
-        member_outputs = outputs.rows(bounds[0], bounds[1])
-        for index, name in enumerate(non_member_sets, start=1):
-            results[name].append(result_from_outputs(attack.name, member_outputs,
-                                                     outputs.rows(bounds[index], bounds[index + 1])))
-    return results
+        per_set = {name: outputs.rows(bounds[i], bounds[i + 1]) for i, name in enumerate(parts)}
+        evaluation.outputs[attack.name] = per_set
+        for name in non_member_sets:
+            evaluation.results[name].append(result_from_outputs(attack.name, per_set["Members"], per_set[name]))
+    return evaluation

@@ -22,21 +22,21 @@ def write_figures_and_report(outputs, prepared, results_dir: Path) -> dict[str, 
     non_members = {name: s for name, s in scores.items() if name != "Members"}
     files: dict[str, Path] = {}
 
-    attack_scores = {f"{a.name} Attack": {
-        name: (a.score(members.probs, members.attack_labels), a.score(s.probs, s.attack_labels))
-        for name, s in non_members.items()} for a in outputs.attacks}
+    attack_outputs = outputs.context["attack_outputs"]  # attack -> "Members" / set -> AttackOutputs
+    attack_scores = {f"{attack} Attack": {name: (per_set["Members"].scores, per_set[name].scores)
+                                          for name in non_members}
+                     for attack, per_set in attack_outputs.items()}
     for path in plot_roc_curves(attack_scores, results_dir, stem):
         files[path.stem] = path
     files["max_scores"] = plot_max_score_distributions(
         members.max_probs, {name: s.max_probs for name, s in non_members.items()},
         results_dir / f"{stem}max_score_distributions.png", title="Maximum prediction score")
 
-    grid_attack = next((a for a in outputs.attacks if a.name == FALSE_POSITIVE_ATTACK), None)
-    if grid_attack is not None:
-        domain = prepared.data.domain
+    if FALSE_POSITIVE_ATTACK in attack_outputs:
+        domain, decided = prepared.data.domain, attack_outputs[FALSE_POSITIVE_ATTACK]
         candidates = {name: FalsePositiveCandidates(
             images=domain.denormalize(prepared.sets[name].images).clamp(0, 1),
-            max_probs=s.max_probs, predicted_member=grid_attack.predict(s.probs, s.attack_labels),
+            max_probs=s.max_probs, predicted_member=decided[name].decisions,
             predicted_class=s.probs.argmax(1), class_names=domain.class_names)
             for name, s in non_members.items()}
         files["false_positives"] = plot_false_positive_grid(

@@ -126,7 +126,8 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
 
     with manifest.timed("attacks_evaluate"):
         non_member_scores = {name: s for name, s in target_scores.items() if name != "Members"}
-        results = evaluate_sets(attacks, target_scores["Members"], non_member_scores)
+        evaluation = evaluate_sets(attacks, target_scores["Members"], non_member_scores)
+        results = evaluation.results
 
     stem = result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
     attacks_df = attack_table(results, skipped=list(prepared.skipped))
@@ -144,7 +145,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     outputs = RunOutputs(stem, attacks_df, performance_df, results, target_scores, shadow_scores,
                          prepared.skipped, files, attacks,
                          context={"prepared": prepared, "split_scores": split_scores,
-                                  "class_source": class_source})
+                                  "class_source": class_source, "attack_outputs": evaluation.outputs})
     if config.figures:
         with manifest.timed("figures_and_report"):
             files.update(write_figures_and_report(outputs, prepared, results_dir))
