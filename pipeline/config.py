@@ -48,7 +48,7 @@ PRESETS: dict[str, DatasetPreset] = {
         train_set_size=8_232, test_set_size=2_058, attack_set_size=2_058,
         label_smoothing_factor=0.1, weight_decay=1e-3, temp_value=10.0,
         sets=("original", "permuted", "scaled", "no_normalization", "afhq_dogs", "afhq_cats",
-              "afhq_wild", "fake_dogs"),
+              "afhq_wild", "afhq_nondogs", "fake_dogs"),
         train_pool="all", test_pool=None),  # the paper pooled all 20,580 images
 }
 

@@ -82,5 +82,6 @@ def test_stanford_dogs_script_on_a_tiny_dog_folder(tmp_path, monkeypatch):
     results = run_script("stanford_dogs", tmp_path, "--train", "--model_input_image_size", "32",
                          "--train_set_size", "20", "--test_set_size", "10", "--attack_set_size", "10")
     check_outputs(results, "salem_cnn_relu_stanford_dogs_",
-                  ["Original", "Permuted", "Scaled", "No Normalization", "AFHQ Dogs", "AFHQ Cats", "AFHQ Wilds"],
+                  ["Original", "Permuted", "Scaled", "No Normalization", "AFHQ Dogs", "AFHQ Cats", "AFHQ Wilds",
+                   "AFHQ NonDogs"],
                   ["fake_dogs"])
