@@ -130,7 +130,8 @@ def result_from_outputs(attack_name: str, members: AttackOutputs, non_members: A
     tp, fp = int(pred_m.sum()), int(pred_n.sum())
     n_m, n_n = len(pred_m), len(pred_n)
     tn = n_n - fp
-    is_member = np.r_[np.ones(n_m, dtype=bool), np.zeros(n_n, dtype=bool)]
+    is_member = np.zeros(n_m + n_n, dtype=bool)
+    is_member[:n_m] = True
     roc = roc_curve_points(is_member, np.concatenate([members.scores, non_members.scores]))
     return AttackResult(
         attack_name=attack_name,

@@ -46,12 +46,20 @@ def roc_curve_points(is_positive: np.ndarray, scores: np.ndarray) -> RocCurve:
         raise ValueError("a ROC curve needs both members and non-members")
     order = np.argsort(-scores, kind="mergesort")
     sorted_scores, sorted_positive = scores[order], is_positive[order]
-    last_of_each_score = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(scores) - 1]
+    last_of_each_score = np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1])
+    last_of_each_score = np.append(last_of_each_score, len(scores) - 1)
     true_positives = np.cumsum(sorted_positive)[last_of_each_score]
     false_positives = last_of_each_score + 1 - true_positives
     return RocCurve(
-        fpr=np.r_[0.0, false_positives / n_neg],
-        tpr=np.r_[0.0, true_positives / n_pos],
-        thresholds=np.r_[np.inf, sorted_scores[last_of_each_score]],
-        precision=true_positives / (true_positives + false_positives),
+        fpr=_from_zero(false_positives / n_neg),
+        tpr=_from_zero(true_positives / n_pos),
+        thresholds=np.append(np.inf, sorted_scores[last_of_each_score]),
+        precision=true_positives / (last_of_each_score + 1),
     )
+
+
+def _from_zero(rates: np.ndarray) -> np.ndarray:
+    """``rates`` with a leading 0 (the point where nothing is predicted positive)."""
+    out = np.empty(len(rates) + 1)
+    out[0], out[1:] = 0.0, rates
+    return out

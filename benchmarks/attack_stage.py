@@ -7,7 +7,7 @@ For each model: prepare a default digits run (train or load target and shadow), 
     non-member set once), no softmax, no bookkeeping;
   * evaluation: computing scores (no cache), applying every fitted attack and all metrics, for all
     sets, i.e. what a run does after fitting;
-and print their ratio (target: <= 1.2), the attack-fitting time on its own, and how many samples
+and print their ratio (median over alternating repeats; target: <= 1.2), the attack-fitting time on its own, and how many samples
 passed through the model per evaluated sample (target: exactly 1).
 """
 from __future__ import annotations
@@ -28,15 +28,25 @@ from pipeline.scores import ForwardCounter, ScoreCache
 from utils.seeding import derive_seed
 
 
+def wall_time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def best_time(fn, repeats: int) -> float:
     """Minimum wall time of ``fn()`` over ``repeats`` calls (after one warm-up call)."""
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return min(wall_time(fn) for _ in range(repeats))
+
+
+def paired_times(first, second, repeats: int) -> tuple[float, float, float]:
+    """Best times of ``first`` and ``second`` and the median ratio second/first, timed in
+    alternation so both see the same machine load (after one warm-up call each)."""
+    first(), second()
+    pairs = [(wall_time(first), wall_time(second)) for _ in range(repeats)]
+    ratios = sorted(b / a for a, b in pairs)
+    return min(a for a, _ in pairs), min(b for _, b in pairs), ratios[len(ratios) // 2]
 
 
 def benchmark(arch: str, repeats: int, workdir: str, epochs: int, batch_size: int) -> dict:
@@ -75,14 +85,13 @@ def benchmark(arch: str, repeats: int, workdir: str, epochs: int, batch_size: in
         scores = score_target_sets(prepared, scorer, member_scores, original_scores)
         return evaluate_sets(attacks, scores.pop("Members"), scores).results
 
-    forward_s = best_time(plain_forward, repeats)
-    evaluation_s = best_time(evaluation, repeats)
+    forward_s, evaluation_s, ratio = paired_times(plain_forward, evaluation, repeats)
     fit_s = best_time(fit, max(1, repeats // 2))
     counter = ForwardCounter(target)
     evaluation()
     counter.remove()
     return {"model": arch, "samples": n_evaluated, "forward_s": forward_s, "evaluation_s": evaluation_s,
-            "ratio": evaluation_s / forward_s, "fit_s": fit_s,
+            "ratio": ratio, "fit_s": fit_s,
             "forwards_per_sample": counter.samples / n_evaluated}
 
 
@@ -90,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", nargs="+", default=["small_cnn"],
                         help=f"architectures to benchmark ({', '.join(model_names())}; 'all' for every one)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=21, help="alternating timed repeats per stage")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs of the benchmarked models")
     parser.add_argument("--batch_size", type=int, default=512, help="inference batch size (as the pipeline)")
     args = parser.parse_args()
