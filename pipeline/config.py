@@ -26,6 +26,7 @@ class DatasetPreset:
     train_pool: str                   # published split the train (and, if one pool, test) splits come from
     test_pool: str | None             # published split of the test splits; None: cut from train_pool
     train_if_missing: bool = False    # no checkpoint and no --train: train (True) or ask for one
+    augment_train: bool = False       # train on the set's random training transform (per-sample loader)
 
 
 PRESETS: dict[str, DatasetPreset] = {
@@ -49,7 +50,8 @@ PRESETS: dict[str, DatasetPreset] = {
         label_smoothing_factor=0.1, weight_decay=1e-3, temp_value=10.0,
         sets=("original", "permuted", "scaled", "no_normalization", "afhq_dogs", "afhq_cats",
               "afhq_wild", "afhq_nondogs", "fake_dogs"),
-        train_pool="all", test_pool=None),  # the paper pooled all 20,580 images
+        train_pool="all", test_pool=None,  # the paper pooled all 20,580 images
+        augment_train=True),
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Subset, TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from datasets import DataRequest, Domain, NamedSet, build_dataset
 from datasets.errors import ChecksumError, DataNotFoundError
@@ -43,6 +43,7 @@ class ExperimentData:
     domain: Domain
     splits: dict[str, SplitTensors]
     indices: Splits
+    augmented_train: dict[str, Dataset] | None = None  # role -> train split with random augmentation
 
     def checksums(self) -> dict[str, str]:
         return {name: tensor_digest(split.images) for name, split in self.splits.items()}
@@ -73,7 +74,14 @@ def load_experiment_data(config: ExperimentConfig, domain: Domain) -> Experiment
         pool = train_pool if name.endswith("train") or test_pool is None else test_pool
         images, labels = materialize(Subset(pool.dataset, positions.tolist()))
         tensors[name] = SplitTensors(images, labels)
-    return ExperimentData(domain, tensors, indices)
+    augmented = None
+    if preset.augment_train:
+        request = data_request(config, domain, preset.train_pool)
+        request.options["augment"] = True
+        pool = build_dataset(preset.dataset, request).dataset
+        augmented = {role: Subset(pool, getattr(indices, f"{role}_train").tolist())
+                     for role in ("target", "shadow")}
+    return ExperimentData(domain, tensors, indices, augmented)
 
 
 def _labels_of(named: NamedSet) -> np.ndarray:

@@ -11,7 +11,7 @@ from torch import nn
 from calibration.factory import result_modifier
 from models import build_model
 from models.checkpoints import checkpoint_path, fingerprint, load_or_train
-from models.training import DEFAULT_LR, TrainConfig, train_model
+from models.training import DEFAULT_LR, TrainConfig, train_model, train_model_on_dataset
 from pipeline.config import PRESETS, ExperimentConfig
 from pipeline.data_stage import ExperimentData
 from utils.seeding import derive_seed, seeded
@@ -54,6 +54,7 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
         recipe = train_config(config, role)
         identity = {"arch": config.model_arch, "dataset": config.dataset, "role": role,
                     "train": recipe.to_dict(), "pretrained": config.pretrained,
+                    "augmented": data.augmented_train is not None,
                     "train_split_sha256": checksums[f"{role}_train"]}
         with seeded(derive_seed(config.seed, role, "init")):
             model = build_model(config.model_arch, num_classes=data.domain.num_classes,
@@ -66,6 +67,9 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
                                     f"for the authors' models or add --train to train them")
 
         def fit(model: nn.Module, split=split, recipe=recipe, role=role) -> object:
+            if data.augmented_train is not None:  # random crops/flips: a per-sample loader
+                return train_model_on_dataset(model, data.augmented_train[role], recipe, device,
+                                              desc=f"train {role}", progress=config.progress)
             return train_model(model, split.images, split.labels, recipe, device,
                                desc=f"train {role}", progress=config.progress)
 

@@ -85,3 +85,5 @@ def test_stanford_dogs_script_on_a_tiny_dog_folder(tmp_path, monkeypatch):
                   ["Original", "Permuted", "Scaled", "No Normalization", "AFHQ Dogs", "AFHQ Cats", "AFHQ Wilds",
                    "AFHQ NonDogs"],
                   ["fake_dogs"])
+    recipe = json.loads((tmp_path / "checkpoints" / "salem_cnn_relu_stanford_dogs_target.json").read_text())
+    assert recipe["augmented"] is True  # trained on the paper's random crop/flip/rotation transform
