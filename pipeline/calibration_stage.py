@@ -13,6 +13,7 @@ from pipeline.config import ExperimentConfig
 from pipeline.data_stage import ExperimentData
 from pipeline.evaluation_stage import complement
 from pipeline.model_stage import ROLES
+from pipeline.results import model_metric_rows
 from pipeline.scores import compute_probs
 from utils.seeding import derive_seed
 
@@ -71,9 +72,5 @@ def uncalibrated_metrics(config: ExperimentConfig, models: dict, data: Experimen
     for role in ROLES:
         test = data.splits[f"{role}_test"]
         probs = compute_probs(SoftmaxPredictor(models[role].model), test.images, device)
-        metrics = model_metrics(probs, test.labels.numpy())
-        title = role.capitalize()
-        rows.update({f"Test Acc. {title}": metrics.accuracy, f"ECE {title}": metrics.ece,
-                     f"Overconfidence {title}": metrics.overconfidence,
-                     f"MMPS {title}": metrics.mean_max_prob})
+        rows.update(model_metric_rows(model_metrics(probs, test.labels.numpy()), role, "test"))
     return rows

@@ -56,6 +56,24 @@ def attack_table(results: Mapping[str, Sequence[AttackResult]],
     return table.reindex(index=list(rows), columns=attack_columns(attack_names))
 
 
+def model_metric_rows(metrics, role: str, split: str) -> dict[str, float]:
+    """Performance-table rows of one model on one split: ``Train Acc. Target`` for "train";
+    accuracy, ``ECE``, ``Overconfidence`` and ``MMPS`` for "test".
+
+    Parameters
+    ----------
+    metrics : calibration.metrics.ModelMetrics
+    role : "target" or "shadow"
+    split : "train" or "test"
+    """
+    title = role.capitalize()
+    rows = {f"{split.capitalize()} Acc. {title}": metrics.accuracy}
+    if split == "test":
+        rows.update({f"ECE {title}": metrics.ece, f"Overconfidence {title}": metrics.overconfidence,
+                     f"MMPS {title}": metrics.mean_max_prob})
+    return rows
+
+
 def performance_table(metrics: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """Rows such as ``Train Acc. Target``, one column per stage (``Value``, ``Uncalibrated``).
 

@@ -19,8 +19,8 @@ from pipeline.evaluation_stage import (Scorer, complement, evaluate_sets, fit_at
 from pipeline.manifest import Manifest, tensor_digest
 from pipeline.model_stage import ROLES, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
-from pipeline.results import (ATTACK_SUFFIX, PERFORMANCE_SUFFIX, attack_table, performance_table,
-                              result_stem, write_table)
+from pipeline.results import (ATTACK_SUFFIX, PERFORMANCE_SUFFIX, attack_table, model_metric_rows,
+                              performance_table, result_stem, write_table)
 from pipeline.scores import ScoreCache, Scores
 from pipeline.splits import attack_subset
 from utils.devices import resolve_device
@@ -185,15 +185,10 @@ def _performance_rows(split_scores: dict, uncalibrated: dict | None) -> dict[str
     """Rows ``Train Acc. Target`` ... for the probabilities the attacks saw (and before calibration)."""
     columns = {"Value": {}}
     for role in ROLES:
-        for split_name, label in (("train", "Train"), ("test", "Test")):
+        for split_name in ("train", "test"):
             scores = split_scores[role][split_name]
-            metrics = model_metrics(scores.probs, scores.labels)
-            title = role.capitalize()
-            columns["Value"][f"{label} Acc. {title}"] = metrics.accuracy
-            if split_name == "test":
-                columns["Value"][f"ECE {title}"] = metrics.ece
-                columns["Value"][f"Overconfidence {title}"] = metrics.overconfidence
-                columns["Value"][f"MMPS {title}"] = metrics.mean_max_prob
+            columns["Value"].update(model_metric_rows(model_metrics(scores.probs, scores.labels),
+                                                      role, split_name))
     if uncalibrated:
         columns["Uncalibrated"] = uncalibrated
     return columns

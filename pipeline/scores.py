@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from pipeline.manifest import tensor_digest
 from utils.files import atomic_path
 
 
@@ -102,8 +103,7 @@ class ScoreCache:
         digest = hashlib.sha256()
         digest.update(model_fingerprint.encode())
         digest.update(json.dumps(predictor_description, sort_keys=True, default=str).encode())
-        digest.update(str(tuple(images.shape)).encode())
-        digest.update(images.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor_digest(images).encode())
         return digest.hexdigest()[:32]
 
     @property
