@@ -2,8 +2,8 @@
 
 Provenance of the MD5s:
 
-- archives and generator pickles: the project's reference README (``shared/reference/README.md``),
-  i.e. the URLs and MD5s the paper's code downloads with;
+- archives and generator pickles: the URLs and MD5s the paper's code downloads with (listed for
+  users in ``docs/data_sources.md``);
 - extracted folders and the Stanford Dogs split files: the class attributes of the paper's code
   (``datasets/{afhq,stanford_dogs,fake_cifar10,fake_dogs}.py``). Folder MD5s use the paper's folder
   definition, :func:`datasets.image_folder.paper_folder_md5`.
