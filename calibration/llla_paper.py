@@ -84,6 +84,11 @@ def features_and_logits(model: nn.Module, layer: nn.Linear,
     return captured["phi"].reshape(len(images), -1), logits
 
 
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """The raw bytes of a tensor (any dtype), on the CPU."""
+    return tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes()
+
+
 @dataclass(frozen=True)
 class KroneckerHessian:
     """Scaled Kronecker factors of the last layer's Hessian (no prior yet).
@@ -108,7 +113,7 @@ class KroneckerHessian:
         """A short hash of the factors and the layer (identifies the fit in cache keys)."""
         digest = hashlib.sha256(str(self.n_data).encode())
         for tensor in (self.weight, self.bias, self.input_factor, self.output_factor, self.bias_factor):
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(tensor_bytes(tensor))
         return digest.hexdigest()[:16]
 
 
@@ -337,10 +342,9 @@ class PaperLaplacePredictor(Predictor):
 
     def batch_generator(self, images: torch.Tensor) -> torch.Generator:
         """The predictive's generator for one batch: seeded by ``seed`` and the batch's bytes."""
-        digest = hashlib.blake2b(str(self.seed).encode(), digest_size=8)
-        digest.update(str(tuple(images.shape)).encode())
-        digest.update(images.detach().cpu().contiguous().numpy().tobytes())
-        seed = int.from_bytes(digest.digest(), "little") & (2 ** 63 - 1)
+        content = hashlib.sha256(f"{tuple(images.shape)}{images.dtype}".encode())
+        content.update(tensor_bytes(images))
+        seed = derive_seed(self.seed, "llla_predictive", content.hexdigest())
         return torch.Generator(device=self._device()).manual_seed(seed)
 
     @torch.no_grad()
