@@ -196,21 +196,56 @@ class LastLayerPosterior:
         return mean, covariance
 
 
-def posterior(hessian: KroneckerHessian, prior_variance: float | torch.Tensor) -> LastLayerPosterior:
-    """Add the prior (``sqrt(tau)`` per weight factor, ``tau`` to the bias) and invert."""
-    variance = torch.as_tensor(prior_variance, dtype=hessian.input_factor.dtype)
+def prior_precision(prior_variance: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``tau = 1 / v`` as a 0-d tensor of ``like``'s dtype and device; checks ``v > 0``."""
+    variance = torch.as_tensor(prior_variance, dtype=like.dtype)
     if not (torch.isfinite(variance) and variance > 0):
         raise ValueError(f"the prior variance must be a positive number, got {float(variance)}")
-    tau = (1.0 / variance).to(hessian.input_factor.device)
+    return (1.0 / variance).to(like.device)
 
-    def inverse(factor: torch.Tensor, diagonal: torch.Tensor) -> torch.Tensor:
-        eye = torch.eye(len(factor), dtype=factor.dtype, device=factor.device)
-        return torch.linalg.inv(factor + diagonal * eye)
 
+def inverse_with_prior(factor: torch.Tensor, diagonal: torch.Tensor) -> torch.Tensor:
+    """``(factor + diagonal * I)^-1``."""
+    eye = torch.eye(len(factor), dtype=factor.dtype, device=factor.device)
+    return torch.linalg.inv(factor + diagonal * eye)
+
+
+def posterior(hessian: KroneckerHessian, prior_variance: float | torch.Tensor) -> LastLayerPosterior:
+    """Add the prior (``sqrt(tau)`` per weight factor, ``tau`` to the bias) and invert."""
+    tau = prior_precision(prior_variance, hessian.input_factor)
     return LastLayerPosterior(hessian.weight, hessian.bias,
-                              inverse(hessian.input_factor, torch.sqrt(tau)),
-                              inverse(hessian.output_factor, torch.sqrt(tau)),
-                              inverse(hessian.bias_factor, tau), float(variance))
+                              inverse_with_prior(hessian.input_factor, torch.sqrt(tau)),
+                              inverse_with_prior(hessian.output_factor, torch.sqrt(tau)),
+                              inverse_with_prior(hessian.bias_factor, tau),
+                              float(torch.as_tensor(prior_variance, dtype=tau.dtype)))
+
+
+def search_losses(hessian: KroneckerHessian, variances: torch.Tensor, val_phi: torch.Tensor,
+                  val_labels: torch.Tensor, ood_phi: torch.Tensor | None, ood_weight: float,
+                  n_samples: int, generator: torch.Generator) -> np.ndarray:
+    """The search objective at each prior variance ``(G,)``; features ``(M, D)``, ``(L, D)``.
+
+    Same posterior as :func:`posterior`, but ``phi^T (A + sqrt(tau) I)^-1 phi`` is taken in the
+    eigenbasis of ``A`` (``sum_j (Q^T phi)_j^2 / (lambda_j + sqrt(tau))``), so a grid point costs
+    ``O(D)`` per image instead of a ``(D, D)`` inverse and product (2,048 features for ResNet-50).
+    Draws, in order, the validation then the OOD samples of each grid point from ``generator``.
+    """
+    eigenvalues, basis = torch.linalg.eigh(hessian.input_factor)
+    sets = [(phi @ hessian.weight.T + hessian.bias, (phi @ basis) ** 2)
+            for phi in (val_phi, ood_phi) if phi is not None]
+    losses = []
+    for variance in variances:
+        tau = prior_precision(variance, hessian.input_factor)
+        output_covariance = inverse_with_prior(hessian.output_factor, torch.sqrt(tau))
+        bias_covariance = inverse_with_prior(hessian.bias_factor, tau)
+        probs = []
+        for mean, squared in sets:
+            scale = (squared / (eigenvalues + torch.sqrt(tau))).sum(dim=1)
+            covariance = scale[:, None, None] * output_covariance + bias_covariance
+            probs.append(mc_predictive(mean, covariance, n_samples, generator))
+        ood_probs = probs[1] if ood_phi is not None else None
+        losses.append(search_objective(probs[0], val_labels, ood_probs, ood_weight))
+    return np.asarray(losses)
 
 
 def mc_predictive(mean: torch.Tensor, covariance: torch.Tensor, n_samples: int,
@@ -310,15 +345,9 @@ class PaperLaplacePredictor(Predictor):
         ood_phi = self._features(ood_images) if ood_images is not None else None
         generator = torch.Generator(device=self._device()).manual_seed(
             derive_seed(self.seed, "llla_prior_search"))
-        losses = []
         with torch.no_grad():
-            for variance in variances:
-                candidate = posterior(hessian, variance)
-                probs = mc_predictive(*candidate.logit_distribution(val_phi), n_samples, generator)
-                ood = (mc_predictive(*candidate.logit_distribution(ood_phi), n_samples, generator)
-                       if ood_phi is not None else None)
-                losses.append(search_objective(probs, labels, ood, ood_weight))
-        losses = np.asarray(losses)
+            losses = search_losses(hessian, variances, val_phi, labels, ood_phi, ood_weight,
+                                   n_samples, generator)
         best = int(np.argmin(losses))
         self.posterior = posterior(hessian, variances[best])
         self.prior_method = "ood_grid" if ood_images is not None else "gridsearch"

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from calibration import PaperLaplacePredictor, build_predictor, result_modifier
 from calibration.llla_paper import (PAPER_PRIOR_VARIANCES, kfac_hessian, last_linear_layer,
-                                    mc_predictive, posterior, search_objective)
+                                    mc_predictive, posterior, search_losses, search_objective)
 from calibration.ood_noise import fake_data_noise, fake_data_pixels
 from utils.seeding import seeded
 
@@ -160,6 +160,24 @@ def test_prior_search_takes_the_grid_minimum_and_the_paper_grid():
     assert chosen == pytest.approx(grid[int(np.argmin(losses))])
     assert predictor.describe()["prior_method"] == "ood_grid"
     assert predictor.describe()["prior_variance"] == chosen
+
+
+def test_search_losses_use_the_same_posterior_as_prediction():
+    """The search's eigenbasis shortcut gives the explicit posterior's objective (same draws)."""
+    predictor = fitted_tiny(seed=0)
+    val_x, val_y = tiny_batches(5)[3]
+    ood_x = torch.randn(6, 3, generator=torch.Generator().manual_seed(6)) * 4
+    variances = torch.tensor([0.5, 20.0])
+    losses = search_losses(predictor.hessian, variances, val_x, val_y, ood_x, 0.25, 9,
+                           torch.Generator().manual_seed(8))
+    generator, expected = torch.Generator().manual_seed(8), []
+    for variance in variances:
+        post = posterior(predictor.hessian, variance)
+        probs = mc_predictive(*post.logit_distribution(val_x), 9, generator)
+        ood = mc_predictive(*post.logit_distribution(ood_x), 9, generator)
+        expected.append(search_objective(probs, val_y, ood, 0.25))
+    assert np.allclose(losses, expected, rtol=1e-5)
+    assert not np.allclose(losses[0], losses[1])
 
 
 def test_lifecycle_errors():
