@@ -47,10 +47,10 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
         help="LLLA implementation: the paper's own (BackPACK KFAC, Monte Carlo predictive; files "
              "LLLA_) or laplace-torch's (probit predictive; files LLLA_laplace_) (default paper)")
     add("--llla_prior", choices=("ood_grid", "gridsearch", "marglik"), default=None,
-        help="LLLA prior search. paper: ood_grid (default; the paper's: NLL on the attack "
-             "non-members + 0.25 x the term on FakeData noise over prior variances logspace(0, 3, "
-             "100)) or gridsearch (the NLL term alone). laplace: gridsearch (default; held-out NLL), "
-             "marglik (marginal likelihood) or ood_grid (+ uniform noise term)")
+        help="LLLA prior search. paper: ood_grid (default; the paper's: prior variance on "
+             "logspace(0, 3, 100) by the NLL on the attack non-members + 0.25 x mean -log p on as "
+             "many FakeData noise images) or gridsearch (the NLL term alone). laplace: gridsearch "
+             "(default; held-out NLL), marglik (marginal likelihood) or ood_grid (+ uniform noise term)")
     add("--temp_scaling", action="store_true", help="calibrate with temperature scaling")
     add("--temp_value", type=float, default=None,
         help=f"fixed temperature (the paper's run: {preset.temp_value}); omitted: fitted by NLL")
