@@ -1,4 +1,5 @@
-"""Last-layer Laplace approximation (LLLA) through the laplace-torch library.
+"""Last-layer Laplace approximation (LLLA) through the laplace-torch library (``--llla_impl
+laplace``; the paper's own LLLA, the default, is :mod:`calibration.llla_paper`).
 
 Kristiadi et al., *Being Bayesian, Even Just a Bit, Fixes Overconfidence in ReLU Networks*
 (ICML 2020); Daxberger et al., *Laplace Redux* (NeurIPS 2021) for the library. The last linear
@@ -15,7 +16,7 @@ Prior precision, three ways (``optimize_prior(method=...)``):
     The prior variance on a grid (default ``logspace(-4, 4, 100)``, laplace-torch's default
     range) minimising the NLL on held-out in-distribution data.
 ``"ood_grid"``
-    The paper's: prior variance on ``logspace(0, 3, 100)`` minimising
+    After the paper's search: prior variance on ``logspace(0, 3, 100)`` minimising
     ``NLL(val) + ood_weight * mean_ood[-(1/K) sum_k log p_k]``, i.e. the validation NLL plus the
     cross-entropy from the uniform distribution to the predictions on out-of-distribution images
     (random noise in the paper). This is the objective of ``gridsearch_var0`` in

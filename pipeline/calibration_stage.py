@@ -7,8 +7,9 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from calibration import SoftmaxPredictor
-from calibration.factory import build_predictor, result_modifier
+from calibration.factory import build_predictor, llla_prior_choice, result_modifier
 from calibration.metrics import model_metrics
+from calibration.ood_noise import fake_data_noise
 from pipeline.config import ExperimentConfig
 from pipeline.data_stage import ExperimentData
 from pipeline.evaluation_stage import complement
@@ -17,7 +18,7 @@ from pipeline.results import model_metric_rows
 from pipeline.scores import compute_probs
 from utils.seeding import derive_seed
 
-MAX_LLLA_NOISE_IMAGES = 1000  # noise images for the paper's OOD-aware LLLA prior search
+MAX_LLLA_NOISE_IMAGES = 1000  # noise images of laplace-torch's OOD-aware prior search
 
 
 def is_calibrated(config: ExperimentConfig) -> bool:
@@ -31,29 +32,37 @@ def run_modifier(config: ExperimentConfig) -> str:
         temperature = config.temp_value if config.temp_value is not None else "fit"
     return result_modifier(
         label_smoothing_factor=config.label_smoothing_factor if config.label_smoothing else None,
-        weight_decay=config.weight_decay, llla=config.llla, temperature=temperature)
+        weight_decay=config.weight_decay, llla=config.llla, temperature=temperature,
+        llla_impl=config.llla_impl)
 
 
 def build_predictors(config: ExperimentConfig, models: dict, data: ExperimentData,
                      positions: dict[str, np.ndarray], device: torch.device) -> dict:
-    """A probability predictor per role, fitted on the rows of its test split that are not attack
-    non-members (held-out data: never attack rows)."""
+    """A probability predictor per role.
+
+    Temperature scaling and laplace-torch's LLLA are fitted on the rows of the role's test split
+    that are not attack non-members (held-out data: never attack rows); the paper's LLLA, as the
+    paper's code, on the attack non-members (see :func:`paper_llla_predictor`).
+    """
     predictors = {}
     for role in ROLES:
         model = models[role].model
         test = data.splits[f"{role}_test"]
         held_out = complement(positions[f"{role}_non_members"], len(test.labels))
         fit = test.subset(held_out if len(held_out) else np.arange(len(test.labels)))
-        if config.llla:
+        if config.llla and config.llla_impl == "paper":
+            predictors[role] = paper_llla_predictor(config, model, data, positions, role, device)
+        elif config.llla:
             train = data.splits[f"{role}_train"]
             loader = DataLoader(TensorDataset(train.images, train.labels), batch_size=config.batch_size,
                                 shuffle=False)
             generator = torch.Generator().manual_seed(derive_seed(config.seed, role, "llla_noise"))
             n_noise = min(len(train.labels), MAX_LLLA_NOISE_IMAGES)
             noise = data.domain.normalize(torch.rand((n_noise,) + data.domain.shape, generator=generator))
-            predictors[role] = build_predictor(model, "llla", train_loader=loader,
-                                               llla_prior=config.llla_prior, fit_images=fit.images,
-                                               fit_labels=fit.labels, ood_images=noise, device=device)
+            predictors[role] = build_predictor(model, "llla", train_loader=loader, llla_impl="laplace",
+                                               llla_prior=llla_prior_choice("laplace", config.llla_prior),
+                                               fit_images=fit.images, fit_labels=fit.labels,
+                                               ood_images=noise, device=device)
         elif config.temp_scaling:
             predictors[role] = build_predictor(model, "temperature", fit_images=fit.images,
                                                fit_labels=fit.labels, temperature=config.temp_value,
@@ -61,6 +70,27 @@ def build_predictors(config: ExperimentConfig, models: dict, data: ExperimentDat
         else:
             predictors[role] = SoftmaxPredictor(model)
     return predictors
+
+
+def paper_llla_predictor(config: ExperimentConfig, model, data: ExperimentData,
+                         positions: dict[str, np.ndarray], role: str, device: torch.device):
+    """The paper's LLLA for one role, fed as ``get_llla_calibrated_models`` feeds it.
+
+    KFAC on the role's training split (with the random training transform where the preset trains
+    with one, as the paper's Stanford Dogs run does), in unshuffled batches of twice the batch
+    size; the prior searched on the role's attack non-members plus as many FakeData noise
+    images (the same for target and shadow, as in the paper); seeded from the run seed.
+    """
+    train = data.splits[f"{role}_train"]
+    train_set = (data.augmented_train[role] if data.augmented_train is not None
+                 else TensorDataset(train.images, train.labels))
+    loader = DataLoader(train_set, batch_size=2 * config.batch_size, shuffle=False)
+    validation = data.splits[f"{role}_test"].subset(positions[f"{role}_non_members"])
+    noise = fake_data_noise(len(validation.labels), data.domain.shape, data.domain.normalize)
+    return build_predictor(model, "llla", llla_impl="paper", train_loader=loader,
+                           llla_prior=llla_prior_choice("paper", config.llla_prior),
+                           fit_images=validation.images, fit_labels=validation.labels,
+                           ood_images=noise, device=device, seed=derive_seed(config.seed, role, "llla"))
 
 
 def uncalibrated_metrics(config: ExperimentConfig, models: dict, data: ExperimentData,

@@ -49,9 +49,14 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     add("--weight_decay", type=float, default=0.0,
         help=f"L2 weight decay (default 0; the paper's L2 runs use {preset.weight_decay})")
     add("--llla", action="store_true", help="calibrate with a last-layer Laplace approximation")
-    add("--llla_prior", choices=("gridsearch", "marglik", "ood_grid"), default="gridsearch",
-        help="LLLA prior precision: held-out NLL grid search (default), marginal likelihood, or the "
-             "paper's OOD-aware grid (noise images as OOD)")
+    add("--llla_impl", choices=("paper", "laplace"), default="paper",
+        help="LLLA implementation: the paper's own (BackPACK KFAC, Monte Carlo predictive; files "
+             "LLLA_) or laplace-torch's (probit predictive; files LLLA_laplace_) (default paper)")
+    add("--llla_prior", choices=("ood_grid", "gridsearch", "marglik"), default=None,
+        help="LLLA prior search. paper: ood_grid (default; the paper's: prior variance on "
+             "logspace(0, 3, 100) by the NLL on the attack non-members + 0.25 x mean -log p on as "
+             "many FakeData noise images) or gridsearch (the NLL term alone). laplace: gridsearch "
+             "(default; held-out NLL), marglik (marginal likelihood) or ood_grid (+ uniform noise term)")
     add("--temp_scaling", action="store_true", help="calibrate with temperature scaling")
     add("--temp_value", type=float, default=None,
         help=f"fixed temperature (the paper's run: {preset.temp_value}); omitted: fitted by NLL")
@@ -84,7 +89,7 @@ def config_from_args(dataset: str, args: argparse.Namespace):
         train_set_size=args.train_set_size, test_set_size=args.test_set_size, batch_size=args.batch_size,
         attack_set_size=args.attack_set_size, salem_k=args.salem_k, label_smoothing=args.label_smoothing,
         label_smoothing_factor=args.label_smoothing_factor, weight_decay=args.weight_decay,
-        llla=args.llla, llla_prior=args.llla_prior, temp_scaling=args.temp_scaling or args.temp_value is not None,
+        llla=args.llla, llla_impl=args.llla_impl, llla_prior=args.llla_prior, temp_scaling=args.temp_scaling or args.temp_value is not None,
         temp_value=args.temp_value, pretrained=args.pretrained, seed=args.seed,
         attacks=tuple(args.attacks) if args.attacks else None,
         sets=tuple(args.sets) if args.sets else None, results_dir=args.results_dir,

@@ -75,7 +75,8 @@ class ExperimentConfig:
     label_smoothing_factor: float = PRESETS["digits"].label_smoothing_factor
     weight_decay: float = 0.0
     llla: bool = False
-    llla_prior: str = "gridsearch"        # "gridsearch" (held-out NLL), "marglik", or the paper's "ood_grid"
+    llla_impl: str = "paper"              # "paper" (its own KFAC LLLA) or "laplace" (laplace-torch)
+    llla_prior: str | None = None         # None: the implementation's default ("ood_grid" / "gridsearch")
     temp_scaling: bool = False
     temp_value: float | None = None       # None with --temp_scaling: fit T by NLL
     pretrained: bool = False              # ImageNet initialisation (resnet50)
@@ -141,6 +142,9 @@ def validate_config(config: ExperimentConfig) -> None:
         raise ValueError(f"--temp_value must be a positive number, got {config.temp_value}")
     if config.llla and config.temp_scaling:
         raise ValueError("--llla and --temp_scaling are alternative calibrations; pass only one")
+    from calibration.factory import llla_prior_choice
+
+    llla_prior_choice(config.llla_impl, config.llla_prior)
     if config.lr is not None and not config.lr > 0:
         raise ValueError(f"--lr must be positive, got {config.lr}")
     if not config.sets:

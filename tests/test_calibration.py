@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from calibration import (LaplacePredictor, SoftmaxPredictor, TemperaturePredictor, build_predictor,
+from calibration import (LaplacePredictor, PaperLaplacePredictor, SoftmaxPredictor, TemperaturePredictor, build_predictor,
                          fit_temperature, result_modifier)
 from calibration.laplace import tensor_loader
 from calibration.metrics import expected_calibration_error
@@ -56,6 +56,15 @@ def llla(digits):
     return predictor
 
 
+@pytest.fixture(scope="module")
+def paper_llla(digits):
+    """The paper's LLLA, its prior searched on a short grid with the noise term."""
+    predictor = PaperLaplacePredictor(digits.model, seed=0).fit(tensor_loader(*digits.train, batch_size=64))
+    predictor.optimize_prior(digits.val[0], digits.val[1], ood_images=digits.noise,
+                             prior_variances=np.logspace(0, 3, 7))
+    return predictor
+
+
 def mmps(predictor, images: torch.Tensor) -> float:
     return predictor(images).max(1).values.mean().item()
 
@@ -92,17 +101,19 @@ def test_temperature_describe_and_modifier():
     assert SoftmaxPredictor(torch.nn.Identity()).modifier == ""
 
 
-def test_predictors_return_probability_rows(digits, llla):
+def test_predictors_return_probability_rows(digits, llla, paper_llla):
     images = digits.test[0][:64]
-    for predictor in (SoftmaxPredictor(digits.model), TemperaturePredictor(digits.model, 3.0), llla):
+    for predictor in (SoftmaxPredictor(digits.model), TemperaturePredictor(digits.model, 3.0), llla,
+                      paper_llla):
         probs = predictor(images)
         assert probs.shape == (64, 10) and not probs.requires_grad
         assert torch.allclose(probs.sum(1), torch.ones(64), atol=1e-5)
         assert (probs >= 0).all()
 
 
-def test_each_predictor_runs_the_model_once_per_sample(digits, llla):
-    for predictor in (SoftmaxPredictor(digits.model), TemperaturePredictor(digits.model, 3.0), llla):
+def test_each_predictor_runs_the_model_once_per_sample(digits, llla, paper_llla):
+    for predictor in (SoftmaxPredictor(digits.model), TemperaturePredictor(digits.model, 3.0), llla,
+                      paper_llla):
         seen = []
         handle = predictor.model.register_forward_pre_hook(lambda module, inputs: seen.append(len(inputs[0])))
         try:
@@ -134,8 +145,17 @@ def test_llla_lowers_mmps_on_scaled_and_noise_inputs(digits, llla):
         assert mmps(llla, images) < mmps(plain, images) - 0.1
 
 
+def test_paper_llla_lowers_mmps_on_noise_and_keeps_accuracy(digits, paper_llla):
+    plain = SoftmaxPredictor(digits.model)
+    assert mmps(paper_llla, digits.noise) < mmps(plain, digits.noise) - 0.1
+    assert mmps(paper_llla, digits.test[0]) < mmps(plain, digits.test[0])
+    agree = (paper_llla(digits.test[0]).argmax(1) == plain(digits.test[0]).argmax(1)).float().mean()
+    assert agree > 0.95
+
+
 def test_llla_marglik_through_the_factory(digits):
-    predictor = build_predictor(digits.model, "llla", train_loader=tensor_loader(*digits.train))
+    predictor = build_predictor(digits.model, "llla", train_loader=tensor_loader(*digits.train),
+                                llla_impl="laplace")
     assert isinstance(predictor, LaplacePredictor) and predictor.modifier == "LLLA_"
     description = predictor.describe()
     assert description["prior_method"] == "marglik"
