@@ -71,8 +71,11 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
 
 def config_from_args(dataset: str, args: argparse.Namespace):
     options = {}
-    if args.model_input_image_size:
+    if args.model_input_image_size is not None:
         options["model_input_image_size"] = args.model_input_image_size
+    if args.llla and args.temp_value is not None and not args.temp_scaling:
+        raise ValueError("--temp_value sets a temperature-scaling run and --llla an LLLA run; "
+                         "pass only one of --llla and --temp_value")
     return config_from_preset(
         dataset, model_arch=args.model_arch, epochs=args.epochs, lr=args.lr,
         train_set_size=args.train_set_size, test_set_size=args.test_set_size, batch_size=args.batch_size,
@@ -90,10 +93,12 @@ def config_from_args(dataset: str, args: argparse.Namespace):
 
 
 USER_ERRORS = (ValueError, FileNotFoundError, DataNotFoundError, ChecksumError, DataSizeError)
+INTERRUPTED = "interrupted; finished checkpoints kept; rerun to continue"
 
 
 def main(dataset: str, argv: Sequence[str] | None = None) -> int:
-    """Parse flags, run, print the attack table; user errors end in one line on stderr."""
+    """Parse flags, run, print the attack table; user errors end in one line on stderr (exit 2),
+    Ctrl-C in :data:`INTERRUPTED` (exit 130)."""
     from pipeline.console import print_run
     from pipeline.run import run_experiment
 
@@ -105,5 +110,8 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     print_run(outputs)
     return 0

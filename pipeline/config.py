@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 # Non-member rows that perturb the Original non-members rather than load another set.
 DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
+MAX_SEED = 2**32 - 1  # largest seed NumPy's legacy RandomState and scikit-learn accept
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,13 @@ def validate_config(config: ExperimentConfig) -> None:
         raise ValueError(f"--temp_value must be a positive number, got {config.temp_value}")
     if config.llla and config.temp_scaling:
         raise ValueError("--llla and --temp_scaling are alternative calibrations; pass only one")
-    if config.lr is not None and not config.lr > 0:
-        raise ValueError(f"--lr must be positive, got {config.lr}")
+    if config.lr is not None and not (math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(f"--lr must be a positive finite number, got {config.lr}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ValueError(f"--seed must be in [0, 2**32 - 1] (NumPy and scikit-learn seeds), got {config.seed}")
+    image_size = config.options.get("model_input_image_size")
+    if image_size is not None and not (isinstance(image_size, int) and image_size > 0):
+        raise ValueError(f"--model_input_image_size must be a positive integer, got {image_size}")
     if not config.sets:
         raise ValueError("--sets is empty; name at least one non-member set")
     from attacks import ATTACK_NAMES

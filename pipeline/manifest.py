@@ -47,6 +47,7 @@ class Manifest:
     timings: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)   # file name -> sha256 of every file of the run's set
     notes: dict = field(default_factory=dict)
 
     @contextmanager
@@ -67,6 +68,7 @@ class Manifest:
             "models": self.models,
             "timings_s": self.timings,
             "outputs": self.outputs,
+            "files": self.files,
             "notes": self.notes,
         })
         return Path(path)

@@ -1,4 +1,4 @@
-"""Checkpoints: paper file names, save/load round trip, one-line errors, reuse or retrain."""
+"""Checkpoints: paper file names, save/load round trip, one-line errors, reuse, or retrain when asked."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models import build_model
-from models.checkpoints import (CheckpointError, checkpoint_path, config_path, fingerprint,
+from models.checkpoints import (CheckpointError, CheckpointMismatchError, checkpoint_path, config_path, fingerprint,
                                 load_checkpoint, load_or_train, save_checkpoint)
 from utils.seeding import seeded
 
@@ -109,12 +109,13 @@ def test_load_or_train_reuses_and_retrains(tmp_path):
     model, trained = load_or_train(salem(), path, config, train)  # same config: reuse
     assert not trained and len(calls) == 1 and fingerprint(model) == trained_print
 
-    model, trained = load_or_train(salem(), path, {**config, "train": {"epochs": 3, "lr": 0.001}}, train)
-    assert trained and len(calls) == 2 and fingerprint(model) != trained_print
+    with pytest.raises(CheckpointMismatchError, match=r"train.epochs 2 \(requested 3\)"):  # never silently
+        load_or_train(salem(), path, {**config, "train": {"epochs": 3, "lr": 0.001}}, train)
+    assert len(calls) == 1 and fingerprint(load_checkpoint(salem(), path)) == trained_print
 
     model, trained = load_or_train(salem(), path, {**config, "train": {"epochs": 3, "lr": 0.001}}, train,
                                    force_train=True)
-    assert trained and len(calls) == 3
+    assert trained and len(calls) == 2 and fingerprint(model) != trained_print
 
 
 def test_load_or_train_loads_released_files_without_config(tmp_path):
