@@ -39,6 +39,17 @@ def sum_tolerance(probs: Any) -> float:
     return max(SUM_ATOL, ULPS_PER_SUM * float(eps))
 
 
+def stored_precision_tolerance(arr: np.ndarray) -> float:
+    """:data:`ULPS_PER_SUM` epsilons of float16 or bfloat16 when every value of the float64
+    ``arr`` is exactly one of that format (probabilities converted up from it), else :data:`SUM_ATOL`."""
+    if np.array_equal(arr.astype(np.float16).astype(np.float64), arr):
+        return max(SUM_ATOL, ULPS_PER_SUM * float(np.finfo(np.float16).eps))
+    as32 = arr.astype(np.float32)
+    if np.array_equal(as32.astype(np.float64), arr) and not (as32.view(np.uint32) & 0xFFFF).any():
+        return max(SUM_ATOL, ULPS_PER_SUM * 2.0**-7)  # bfloat16: 8 significant bits
+    return SUM_ATOL
+
+
 def as_probs(probs: Any, name: str = "probs") -> np.ndarray:
     """Check and convert prediction scores.
 
@@ -75,6 +86,9 @@ def as_probs(probs: Any, name: str = "probs") -> np.ndarray:
         )
     sums = arr.sum(axis=1)
     bad = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
+    if bad.size:  # values converted from float16/bfloat16 earlier keep their precision's tolerance
+        tolerance = max(tolerance, stored_precision_tolerance(arr))
+        bad = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
     if bad.size:
         row = bad[0]
         more = f" (and {bad.size - 1} other rows)" if bad.size > 1 else ""

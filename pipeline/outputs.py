@@ -35,6 +35,7 @@ COMMIT_MARKER = "COMMIT.json"
 LOCK_NAME = ".outputs.lock"
 MANIFEST_SUFFIX = "manifest.json"
 SHARED_FILES = ("tradeoff.png",)   # summaries of the whole folder: never deleted as another set's leftover
+_move = os.replace  # one rename of a commit (tests interrupt it)
 _STAGING = re.compile(r"^\.staging-(?P<stem>.*)-(?P<pid>\d+)$")
 
 
@@ -159,11 +160,11 @@ def _finish_commit(staging: Path, results_dir: Path) -> None:
     for path in sorted(staging.iterdir()):
         if path.name in (name, COMMIT_MARKER) or path.name.endswith(TEMP_SUFFIX) or not path.is_file():
             continue
-        os.replace(path, results_dir / path.name)
+        _move(path, results_dir / path.name)
     for stale in marker["remove"]:
         (results_dir / stale).unlink(missing_ok=True)
     if (staging / name).is_file():
-        os.replace(staging / name, results_dir / name)
+        _move(staging / name, results_dir / name)
     remove_tree(staging)
 
 
