@@ -21,6 +21,8 @@ def check_before_work(config: ExperimentConfig) -> None:
     validate_config(config)
     resolve_device(config.device)
     check_set_names(config.sets)
+    if Path(config.data_root).exists() and not Path(config.data_root).is_dir():
+        raise ValueError(f"--data_root {config.data_root} is a file, not a folder")
     check_folder(config.results_dir, "--results_dir")
     if config.cache_scores:
         cache = Path(config.results_dir) / "cache"

@@ -427,6 +427,7 @@ def no_work(monkeypatch):
 BAD_FLAGS = {
     "results_dir_file": (["--results_dir", "{tmp}/file"], "--results_dir"),
     "pretrained_dir_file": (["--pretrained_dir", "{tmp}/file"], "--pretrained_dir"),
+    "data_root_file": (["--data_root", "{tmp}/file"], "--data_root"),
     "checkpoint_is_a_folder": (["--pretrained_dir", "{tmp}/ckpt"], "is a folder"),
     "device_mps": (["--device", "mps"], "--device 'mps'"),
     "device_meta": (["--device", "meta"], "--device 'meta'"),
