@@ -65,8 +65,8 @@ class PreparedRun:
     extra_figures: dict = field(default_factory=dict)  # figures made while preparing (e.g. GAN samples)
 
     def scorers(self, cache: ScoreCache) -> dict[str, Scorer]:
-        return {role: Scorer(self.predictors[role], self.models[role].fingerprint, self.device, cache)
-                for role in ROLES}
+        return {role: Scorer(self.predictors[role], self.models[role].fingerprint, self.device, cache,
+                             classes=self.data.domain.num_classes) for role in ROLES}
 
 
 def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) -> PreparedRun:

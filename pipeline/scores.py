@@ -121,12 +121,15 @@ class ScoreCache:
         return self.directory is not None
 
     def get_or_compute(self, key: str | None, labels: torch.Tensor, in_label_space: bool,
-                       compute) -> Scores:
-        """Return cached scores for ``key`` or call ``compute() -> probs`` and store them."""
+                       compute, classes: int | None = None) -> Scores:
+        """Return cached scores for ``key`` or call ``compute() -> probs`` and store them.
+
+        ``classes``: the number of columns a valid entry has (not checked when None).
+        """
         path = self.directory / f"scores_{key}.npz" if self.directory and key else None
         label_array = labels.numpy().astype(np.int64)
         if path is not None and path.exists():
-            probs, problem = read_entry(path, len(label_array))
+            probs, problem = read_entry(path, len(label_array), classes)
             if probs is not None:
                 self.hits += 1
                 return Scores(probs, label_array, in_label_space)
@@ -156,8 +159,8 @@ def array_checksum(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def read_entry(path: Path, rows: int) -> tuple[np.ndarray | None, str]:
-    """``(probs, "")`` of a valid cache entry with ``rows`` rows, else ``(None, what is wrong)``."""
+def read_entry(path: Path, rows: int, classes: int | None = None) -> tuple[np.ndarray | None, str]:
+    """``(probs, "")`` of a valid cache entry of shape ``(rows, classes)``, else ``(None, what is wrong)``."""
     try:
         with np.load(path, allow_pickle=False) as stored:
             probs, checksum = stored["probs"], str(stored["sha256"])
@@ -167,8 +170,8 @@ def read_entry(path: Path, rows: int) -> tuple[np.ndarray | None, str]:
         return None, f"unreadable: {type(error).__name__}"
     if checksum != array_checksum(probs):
         return None, "checksum mismatch"
-    if probs.ndim != 2 or len(probs) != rows:
-        return None, f"shape {probs.shape}, expected ({rows}, classes)"
+    if probs.ndim != 2 or len(probs) != rows or (classes is not None and probs.shape[1] != classes):
+        return None, f"shape {probs.shape}, expected ({rows}, {classes if classes is not None else 'classes'})"
     if not np.isfinite(probs).all():
         return None, "NaN or inf probabilities"
     return probs, ""

@@ -339,8 +339,8 @@ def damage(path: Path, kind: str, probs: np.ndarray) -> None:
     elif kind == "checksum_mismatch":
         changed = probs[::-1].copy()
         np.savez(path, probs=changed, sha256=np.array(array_checksum(probs)))
-    elif kind in ("wrong_rows", "wrong_ndim", "nan"):
-        bad = {"wrong_rows": probs[:-1], "wrong_ndim": probs[:, 0],
+    elif kind in ("wrong_rows", "wrong_columns", "wrong_ndim", "nan"):
+        bad = {"wrong_rows": probs[:-1], "wrong_columns": probs[:, :3], "wrong_ndim": probs[:, 0],
                "nan": np.where(np.arange(probs.size).reshape(probs.shape) == 3, np.nan, probs)}[kind]
         np.savez(path, probs=bad, sha256=np.array(array_checksum(bad)))  # checksum fits: shape/NaN caught
     elif kind == "no_checksum":
@@ -348,7 +348,7 @@ def damage(path: Path, kind: str, probs: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("kind", ["truncated", "empty", "bit_flip", "checksum_mismatch", "wrong_rows",
-                                  "wrong_ndim", "nan", "no_checksum"])
+                                  "wrong_columns", "wrong_ndim", "nan", "no_checksum"])
 def test_a_damaged_cache_entry_is_recomputed_with_one_warning(tmp_path, caplog, kind):
     probs = np.random.default_rng(0).dirichlet(np.ones(4), size=6)
     labels = torch.arange(6) % 4
@@ -359,16 +359,16 @@ def test_a_damaged_cache_entry_is_recomputed_with_one_warning(tmp_path, caplog, 
         calls.append(1)
         return probs
 
-    cache.get_or_compute("k", labels, True, compute)
+    cache.get_or_compute("k", labels, True, compute, classes=4)
     path = tmp_path / "cache" / "scores_k.npz"
     damage(path, kind, probs)
     with caplog.at_level(logging.WARNING):
-        scores = cache.get_or_compute("k", labels, True, compute)
+        scores = cache.get_or_compute("k", labels, True, compute, classes=4)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and str(path) in warnings[0] and "recomputing" in warnings[0], warnings
     np.testing.assert_array_equal(scores.probs, probs)
     assert len(calls) == 2 and cache.repaired == 1
-    again = ScoreCache(tmp_path / "cache").get_or_compute("k", labels, True, compute)  # healed: a hit
+    again = ScoreCache(tmp_path / "cache").get_or_compute("k", labels, True, compute, classes=4)  # healed
     assert len(calls) == 2
     np.testing.assert_array_equal(again.probs, probs)
 
