@@ -147,8 +147,8 @@ def load_or_train(model: nn.Module, path: str | Path, config: Mapping,
                   force_train: bool = False) -> tuple[nn.Module, bool]:
     """Load ``path`` into ``model`` if it was made with ``config``; otherwise train and save.
 
-    A checkpoint is reused when its ``{stem}.json`` equals ``config`` or when it has no JSON (the
-    authors' released files have none); a different JSON raises :class:`CheckpointMismatchError`
+    A checkpoint is reused when every value its ``{stem}.json`` records equals ``config``'s, or
+    when it has no JSON (the authors' released files have none); a different value raises :class:`CheckpointMismatchError`
     unless ``force_train``. ``train_fn(model)`` trains ``model`` in place; the checkpoint is
     replaced (atomically) only when training returned and every weight is finite.
 
@@ -167,10 +167,11 @@ def load_or_train(model: nn.Module, path: str | Path, config: Mapping,
                               "another checkpoint folder")
     if not force_train and path.is_file():
         saved = _read_config(config_path(path))
-        if saved is None or saved == _as_json(config):
+        differences = config_differences(saved, config) if saved is not None else []
+        if not differences:
             logger.info("loading %s", path)
             return load_checkpoint(model, path), False
-        raise CheckpointMismatchError(path, config_differences(saved, config))
+        raise CheckpointMismatchError(path, differences)
     train_fn(model)
     bad = non_finite_parameters(model)
     if bad:
@@ -188,17 +189,18 @@ def non_finite_parameters(model: nn.Module) -> list[str]:
 
 
 def config_differences(saved: object, requested: Mapping) -> list[tuple[str, object, object]]:
-    """``(dotted key, saved value, requested value)`` for every leaf that differs.
+    """``(dotted key, saved value, requested value)`` for every leaf the saved config records
+    that differs from the requested one (``None`` where the request lacks it).
 
-    A key absent on one side shows as ``None`` there; an unreadable saved config is one
+    Keys the saved config does not record (added to the config by a later version) are not
+    compared, as a checkpoint without any config loads too; an unreadable saved config is one
     difference named ``"config"``.
     """
     if not isinstance(saved, Mapping):
         return [("config", saved, "readable JSON")]
     flat_saved, flat_requested = _flatten(saved), _flatten(_as_json(requested))
-    return [(key, flat_saved.get(key), flat_requested.get(key))
-            for key in sorted(set(flat_saved) | set(flat_requested))
-            if flat_saved.get(key) != flat_requested.get(key)]
+    return [(key, flat_saved[key], flat_requested.get(key)) for key in sorted(flat_saved)
+            if flat_saved[key] != flat_requested.get(key)]
 
 
 def _flatten(data: Mapping, prefix: str = "") -> dict[str, object]:

@@ -47,7 +47,7 @@ def train_config(config: ExperimentConfig, role: str) -> TrainConfig:
 
 
 # Checkpoint-config keys -> the flag that sets them (for "made with other settings" errors).
-IDENTITY_FLAGS = {"arch": "--model_arch", "train.epochs": "--epochs", "train.batch_size": "--batch_size",
+IDENTITY_FLAGS = {"arch": "--model_arch", "seed": "--seed", "train.epochs": "--epochs", "train.batch_size": "--batch_size",
                   "train.lr": "--lr", "train.weight_decay": "--weight_decay",
                   "train.label_smoothing": "--label_smoothing_factor", "train.seed": "--seed",
                   "train.amp": "--amp", "pretrained": "--pretrained", "augmented": "the training augmentation",
@@ -57,7 +57,7 @@ IDENTITY_FLAGS = {"arch": "--model_arch", "train.epochs": "--epochs", "train.bat
 
 def checkpoint_identity(config: ExperimentConfig, role: str, train_split_sha256: str | None = None) -> dict:
     """What a checkpoint's JSON records about how it was made (the split digest once data is loaded)."""
-    identity = {"arch": config.model_arch, "dataset": config.dataset, "role": role,
+    identity = {"arch": config.model_arch, "dataset": config.dataset, "role": role, "seed": config.seed,
                 "train": train_config(config, role).to_dict(), "pretrained": config.pretrained,
                 "augmented": PRESETS[config.dataset].augment_train}
     if train_split_sha256 is not None:
@@ -74,10 +74,16 @@ def checkpoint_paths(config: ExperimentConfig) -> dict[str, Path]:
 def mismatch_message(error: CheckpointMismatchError) -> str:
     """A :class:`CheckpointMismatchError` in flags: what differs and the two ways forward."""
     parts, flags = [], []
+    keys = {key for key, _, _ in error.differences}
     for key, saved, wanted in error.differences:
         name = IDENTITY_FLAGS.get(key, key)
+        if key == "train.seed":  # derived from --seed: name the flag, not the derived number
+            if "seed" not in keys:
+                parts.append("--seed (another value)")
+            continue
         if key == "train_split_sha256":
-            parts.append(name)
+            if "seed" not in keys:
+                parts.append(name)
             continue
         parts.append(f"{name} {saved} (requested {wanted})")
         if name.startswith("--"):

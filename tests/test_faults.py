@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -257,11 +258,33 @@ def test_other_flags_without_train_are_an_error_naming_them(trained_at_two_epoch
     folder = checkpoint_folder(trained_at_two_epochs, tmp_path)
     before = snapshot(folder)
     monkeypatch.setattr(run_module, "load_experiment_data", lambda *a, **k: pytest.fail("data loaded"))
-    code, err = cli(tmp_path, "--epochs", "3", "--lr", "0.02")
+    code, err = cli(tmp_path, "--epochs", "3", "--lr", "0.02", "--seed", "5")
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert "--epochs 2 (requested 3)" in err and "--lr 0.01 (requested 0.02)" in err
-    assert "pass --train to retrain" in err and "rerun with the settings it was trained with (--epochs 2 --lr 0.01)" in err
+    assert "--epochs 2 (requested 3)" in err and "--lr 0.01 (requested 0.02)" in err and "--seed 42 (requested 5)" in err
+    assert "pass --train to retrain" in err
+    assert "rerun with the settings it was trained with (--seed 42 --epochs 2 --lr 0.01)" in err
     assert snapshot(folder) == before and not (tmp_path / "results").exists()
+
+
+def test_another_training_split_is_an_error_naming_it(trained_at_two_epochs, tmp_path):
+    folder = checkpoint_folder(trained_at_two_epochs, tmp_path)
+    before = snapshot(folder)
+    code, err = cli(tmp_path, "--train_set_size", "70")  # same flags in the recipe, other split
+    assert code == 2 and len(err.splitlines()) == 1 and "the training split (--seed, --train_set_size" in err, err
+    assert "pass --train" in err and snapshot(folder) == before
+
+
+def test_metadata_of_an_older_version_loads(trained_at_two_epochs, tmp_path):
+    """Keys a checkpoint's config does not record (added later) are not compared."""
+    folder = checkpoint_folder(trained_at_two_epochs, tmp_path)
+    for path in folder.glob("*.json"):
+        recorded = json.loads(path.read_text())
+        del recorded["seed"]
+        path.write_text(json.dumps(recorded))
+    before = snapshot(folder)
+    code, err = cli(tmp_path)
+    assert code == 0, err
+    assert snapshot(folder) == before
 
 
 def test_train_replaces_the_checkpoint(trained_at_two_epochs, tmp_path):
@@ -476,6 +499,45 @@ def test_ctrl_c_is_one_line_and_exit_130(full_run, tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err.strip()
     assert code == 130 and err == INTERRUPTED == "interrupted; finished checkpoints kept; rerun to continue"
     assert snapshot(results) == before and not leftovers(results)
+
+
+SIGNAL_SCRIPT = """
+import os, signal, sys
+from matplotlib.figure import Figure
+
+real_savefig = Figure.savefig
+
+def savefig(self, fname, *args, **kwargs):
+    if "reliability_target" in str(fname):     # mid-figures, after the CSVs and ROC curves
+        open(fname, "wb").close()               # the 0-byte temporary a killed save leaves
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    return real_savefig(self, fname, *args, **kwargs)
+
+Figure.savefig = savefig
+from pipeline.cli import main
+sys.exit(main("digits", sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGKILL", -9)])
+def test_a_real_signal_during_figures(full_run, tmp_path, signal_name, code):
+    """The issue's case: a run with another seed is stopped while drawing figures over a folder
+    holding a complete earlier run."""
+    results, checkpoints = copy_of(full_run, tmp_path)
+    before = snapshot(results)
+    argv = [*TINY_FLAGS, "--results_dir", str(results), "--pretrained_dir", str(checkpoints), "--seed", "7",
+            "--train"]
+    completed = subprocess.run([sys.executable, "-c", SIGNAL_SCRIPT, signal_name, *argv], cwd=ROOT,
+                               capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == code, completed.stderr
+    if signal_name == "SIGINT":
+        assert completed.stderr.strip().splitlines() == [INTERRUPTED]
+    assert snapshot(results) == before and verify_set(results, full_run[1].stem) == []
+    if signal_name == "SIGKILL":  # the killed run's staging folder and 0-byte temporary remain ...
+        assert leftovers(results)
+        run_experiment(tiny_config(results, checkpoints, seed=7, figures=False))
+    assert not leftovers(results)  # ... until the next run
 
 
 # ---------------------------------------------------------------------------------------------
