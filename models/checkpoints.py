@@ -148,8 +148,8 @@ def load_or_train(model: nn.Module, path: str | Path, config: Mapping,
     """Load ``path`` into ``model`` if it was made with ``config``; otherwise train and save.
 
     A checkpoint is reused when every value its ``{stem}.json`` records equals ``config``'s, or
-    when it has no JSON (the authors' released files have none); a different value raises :class:`CheckpointMismatchError`
-    unless ``force_train``. ``train_fn(model)`` trains ``model`` in place; the checkpoint is
+    when it has no JSON (the authors' released files have none); a different value raises
+    :class:`CheckpointMismatchError` unless ``force_train``. ``train_fn(model)`` trains ``model`` in place; the checkpoint is
     replaced (atomically) only when training returned and every weight is finite.
 
     Raises

@@ -21,7 +21,8 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
                     f"load them, score every non-member set once, fit attacks on the shadow scores, "
                     f"and write the paper's result tables.")
     add = parser.add_argument
-    add("--train", action="store_true", help="train target and shadow and replace their checkpoints (without it, existing checkpoints "
+    add("--train", action="store_true",
+        help="train target and shadow and replace their checkpoints (without it, existing checkpoints "
              "are loaded and must have been trained with the same flags)")
     add("--pretrained", action="store_true", help="initialise from ImageNet weights (resnet50)")
     add("--seed", type=int, default=42, help="fixes splits, training, generated data (default 42)")

@@ -47,8 +47,8 @@ def train_config(config: ExperimentConfig, role: str) -> TrainConfig:
 
 
 # Checkpoint-config keys -> the flag that sets them (for "made with other settings" errors).
-IDENTITY_FLAGS = {"arch": "--model_arch", "seed": "--seed", "train.epochs": "--epochs", "train.batch_size": "--batch_size",
-                  "train.lr": "--lr", "train.weight_decay": "--weight_decay",
+IDENTITY_FLAGS = {"arch": "--model_arch", "seed": "--seed", "train.epochs": "--epochs",
+                  "train.batch_size": "--batch_size", "train.lr": "--lr", "train.weight_decay": "--weight_decay",
                   "train.label_smoothing": "--label_smoothing_factor", "train.seed": "--seed",
                   "train.amp": "--amp", "pretrained": "--pretrained", "augmented": "the training augmentation",
                   "train_split_sha256": "the training split (--seed, --train_set_size, --test_set_size "
@@ -110,8 +110,9 @@ def check_checkpoints(config: ExperimentConfig) -> bool:
                              f"another --pretrained_dir")
         if not path.exists():
             if not (config.train or PRESETS[config.dataset].train_if_missing):
-                raise FileNotFoundError(f"no {role} checkpoint {path}; run `bash download_pretrained_models.sh` "
-                                        f"for the authors' models or add --train to train them")
+                raise FileNotFoundError(f"no {role} checkpoint {path}; run `bash "
+                                        f"download_pretrained_models.sh` for the authors' models or add "
+                                        f"--train to train them")
             will_train = True
         elif config.train:
             will_train = True

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from models import build_model
-from models.checkpoints import (CheckpointError, CheckpointMismatchError, checkpoint_path, config_path, fingerprint,
-                                load_checkpoint, load_or_train, save_checkpoint)
+from models.checkpoints import (CheckpointError, CheckpointMismatchError, checkpoint_path, config_path,
+                                fingerprint, load_checkpoint, load_or_train, save_checkpoint)
 from utils.seeding import seeded
 
 

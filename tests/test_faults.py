@@ -19,7 +19,7 @@ import torch
 import pipeline.run as run_module
 from attacks import ThresholdAttack, evaluate_attack
 from attacks.validation import as_probs
-from models.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from models.checkpoints import CheckpointError, load_checkpoint
 from pipeline import outputs as outputs_module
 from pipeline.cli import INTERRUPTED, main
 from pipeline.config import config_from_preset
@@ -192,7 +192,8 @@ def test_a_killed_commit_is_rolled_forward(full_run, tmp_path):
     from pipeline.manifest import Manifest
 
     manifest = Manifest({"seed": 9})
-    manifest.files = {f"{stem}attack_results.csv": outputs_module.sha256_file(staging / f"{stem}attack_results.csv")}
+    table = f"{stem}attack_results.csv"
+    manifest.files = {table: outputs_module.sha256_file(staging / table)}
     manifest.write(staging / f"{stem}manifest.json")
     stale = sorted(outputs_module.previous_set(results, stem) - set(manifest.files) - {"tradeoff.png"})
     (staging / outputs_module.COMMIT_MARKER).write_text(json.dumps({"manifest": f"{stem}manifest.json",
@@ -260,7 +261,8 @@ def test_other_flags_without_train_are_an_error_naming_them(trained_at_two_epoch
     monkeypatch.setattr(run_module, "load_experiment_data", lambda *a, **k: pytest.fail("data loaded"))
     code, err = cli(tmp_path, "--epochs", "3", "--lr", "0.02", "--seed", "5")
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert "--epochs 2 (requested 3)" in err and "--lr 0.01 (requested 0.02)" in err and "--seed 42 (requested 5)" in err
+    for part in ("--epochs 2 (requested 3)", "--lr 0.01 (requested 0.02)", "--seed 42 (requested 5)"):
+        assert part in err, err
     assert "pass --train to retrain" in err
     assert "rerun with the settings it was trained with (--seed 42 --epochs 2 --lr 0.01)" in err
     assert snapshot(folder) == before and not (tmp_path / "results").exists()
