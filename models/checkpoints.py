@@ -19,13 +19,14 @@ from typing import Callable
 import torch
 from torch import nn
 
-from utils.files import atomic_path, write_json
+from utils.files import atomic_path, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 
 _ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _WRAPPER_KEYS = ("state_dict", "model_state_dict")
 _SHOWN = 3  # keys named per kind of mismatch in an error
+WEIGHTS_KEY = "weights_sha256"  # in a checkpoint's config: sha256 of the weights file it describes
 
 
 class CheckpointError(ValueError):
@@ -84,13 +85,16 @@ def save_checkpoint(model: nn.Module, path: str | Path, config: Mapping) -> Path
     """Write ``model``'s state dict (on CPU) to ``path`` and ``config`` to ``{stem}.json``.
 
     Both writes are atomic; the weights are renamed into place first, so an interrupted save
-    never leaves old weights beside a new config.
+    never leaves old weights beside a new config. The config also records the weights file's
+    sha256 (``weights_sha256``), so new weights beside an old config (a save interrupted between
+    the two renames) are detected at load time.
     """
     path = Path(path)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     with atomic_path(path) as temporary:
         torch.save(state, temporary)
-    write_json(config_path(path), dict(config))
+        weights_sha256 = sha256_file(temporary)
+    write_json(config_path(path), {**dict(config), WEIGHTS_KEY: weights_sha256})
     return path
 
 
@@ -167,6 +171,11 @@ def load_or_train(model: nn.Module, path: str | Path, config: Mapping,
                               "another checkpoint folder")
     if not force_train and path.is_file():
         saved = _read_config(config_path(path))
+        if isinstance(saved, dict) and WEIGHTS_KEY in saved:
+            if saved.pop(WEIGHTS_KEY) != sha256_file(path):
+                raise CheckpointError(f"checkpoint {path} is not the file its config {config_path(path).name} "
+                                      "describes (a save was interrupted, or one of them was replaced); "
+                                      "retrain it (--train) or restore the pair")
         differences = config_differences(saved, config) if saved is not None else []
         if not differences:
             logger.info("loading %s", path)

@@ -10,7 +10,7 @@ from torch import nn
 
 from calibration.factory import result_modifier
 from models import build_model
-from models.checkpoints import (CheckpointMismatchError, checkpoint_path, config_differences, config_path,
+from models.checkpoints import (WEIGHTS_KEY, CheckpointMismatchError, checkpoint_path, config_differences, config_path,
                                 fingerprint, load_or_train, recorded_config)
 from models.training import DEFAULT_LR, TrainConfig, train_model, train_model_on_dataset
 from pipeline.config import PRESETS, ExperimentConfig
@@ -118,7 +118,7 @@ def check_checkpoints(config: ExperimentConfig) -> bool:
             will_train = True
         elif config_path(path).is_file():
             saved = recorded_config(path)
-            saved = {k: v for k, v in saved.items() if k != "train_split_sha256"} \
+            saved = {k: v for k, v in saved.items() if k not in ("train_split_sha256", WEIGHTS_KEY)} \
                 if isinstance(saved, dict) else saved
             differences = config_differences(saved, checkpoint_identity(config, role))
             if differences:

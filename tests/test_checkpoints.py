@@ -9,6 +9,7 @@ import torch
 from models import build_model
 from models.checkpoints import (CheckpointError, CheckpointMismatchError, checkpoint_path, config_path,
                                 fingerprint, load_checkpoint, load_or_train, save_checkpoint)
+from utils.files import sha256_file
 from utils.seeding import seeded
 
 
@@ -33,7 +34,7 @@ def test_checkpoint_path_uses_the_papers_names(tmp_path):
 def test_saved_checkpoint_reproduces_outputs(tmp_path):
     model, fresh = salem(seed=0), salem(seed=1)
     path = save_checkpoint(model, tmp_path / "salem_cnn_relu_digits_target.pt", {"epochs": 3})
-    assert json.loads(config_path(path).read_text()) == {"epochs": 3}
+    assert json.loads(config_path(path).read_text()) == {"epochs": 3, "weights_sha256": sha256_file(path)}
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
     x = torch.randn(4, 1, 8, 8)
     assert not torch.equal(model(x), fresh(x))

@@ -299,6 +299,18 @@ def test_train_replaces_the_checkpoint(trained_at_two_epochs, tmp_path):
     assert json.loads(after["small_cnn_digits_target.json"])["train"]["epochs"] == 3
 
 
+def test_new_weights_beside_an_old_config_are_detected(trained_at_two_epochs, tmp_path):
+    """A save killed between its two renames leaves new weights beside the old config."""
+    from models import build_model
+
+    folder = checkpoint_folder(trained_at_two_epochs, tmp_path)
+    model = build_model("small_cnn", num_classes=10, in_channels=1, image_size=8)
+    torch.save(model.state_dict(), folder / "small_cnn_digits_target.pt")  # other weights, same config
+    code, err = cli(tmp_path)
+    assert code == 2 and len(err.splitlines()) == 1 and "is not the file its config" in err, err
+    assert "--train" in err
+
+
 def test_diverged_training_keeps_the_good_checkpoint(trained_at_two_epochs, tmp_path, monkeypatch):
     import pipeline.model_stage as model_stage
 
