@@ -16,7 +16,6 @@ run also removes staging folders and ``*.tmp`` files of processes that no longer
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -24,6 +23,11 @@ import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: commits of concurrent runs are not serialised
+    fcntl = None
 
 from utils.files import (TEMP_SUFFIX, process_alive, remove_stale_temporaries, remove_tree, sha256_file,
                          write_json)
@@ -47,6 +51,9 @@ def manifest_name(stem: str) -> str:
 @contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """An exclusive lock on ``folder`` (``.outputs.lock``) while sets are committed or recovered."""
+    if fcntl is None:
+        yield
+        return
     with open(folder / LOCK_NAME, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

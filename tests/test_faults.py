@@ -87,6 +87,15 @@ def test_a_full_run_lists_every_file_with_its_sha256(full_run):
     assert not leftovers(results)
 
 
+def test_verify_set_names_a_changed_or_missing_file(full_run, tmp_path):
+    results, _ = copy_of(full_run, tmp_path)
+    stem = full_run[1].stem
+    (results / f"{stem}attack_results.csv").write_text("edited\n")
+    (results / f"{stem}report.md").unlink()
+    assert verify_set(results, stem) == [f"{stem}attack_results.csv: sha256 differs from the manifest",
+                                         f"{stem}report.md: missing"]
+
+
 STAGES = ["load_experiment_data", "load_or_train_models", "build_predictors", "build_non_member_sets",
           "score", "fit_attacks", "evaluate_sets", "write_table", "figures", "report", "manifest"]
 
