@@ -42,6 +42,24 @@ zip_ok() {  # zip_ok FILE: the archive is complete and every member's CRC matche
     fi
 }
 
+unsafe_entry() {  # unsafe_entry FILE: print the first member that could land outside the folder
+    if [ -n "$PYTHON" ]; then
+        "$PYTHON" - "$1" <<'PY'
+import stat, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as archive:
+    for info in archive.infolist():
+        name = info.filename.replace("\\", "/")
+        if (name.startswith("/") or ".." in name.split("/") or name[1:2] == ":"
+                or stat.S_ISLNK(info.external_attr >> 16)):
+            print(info.filename)
+            break
+PY
+    else
+        { unzip -Z "$1" 2>/dev/null | awk '/^l/ {print $NF}'
+          unzip -Z1 "$1" 2>/dev/null | grep -E '^/|^[A-Za-z]:|(^|/)\.\.(/|$)'; } | head -n1 || true
+    fi
+}
+
 md5_of() {
     if have md5sum; then md5sum "$1" | cut -d' ' -f1
     elif have md5; then md5 -q "$1"
@@ -66,7 +84,10 @@ download() {  # download URL FILE; silent, one line of our own on failure
     esac
 }
 
-mkdir -p "$DEST" || fail "cannot create $DEST"
+mkdir -p "$DEST" 2>/dev/null || fail "cannot create $DEST (read-only, or a file is in the way); choose another folder with PRETRAINED_DIR"
+PROBE="$DEST/.write-probe.$$"
+{ : > "$PROBE"; } 2>/dev/null || fail "$DEST is read-only; make it writable or choose another folder with PRETRAINED_DIR"
+rm -f "$PROBE"
 
 if [ -f "$ARCHIVE" ] && zip_ok "$ARCHIVE"; then
     echo "Archive already present: $ARCHIVE"
@@ -78,6 +99,12 @@ else
     zip_ok "$PART" || fail "the file from $URL is not a valid zip archive (an error page or an interrupted transfer); try again or get it from $MANUAL_URL"
     mv -f "$PART" "$ARCHIVE" || fail "could not move the download to $ARCHIVE"
     PART=""
+fi
+
+BAD="$(unsafe_entry "$ARCHIVE")"
+if [ -n "$BAD" ]; then
+    rm -f "$ARCHIVE"
+    fail "the archive from $URL is unsafe (member '$BAD' is a symlink or points outside the folder); nothing was unpacked and the archive was deleted; get it from $MANUAL_URL"
 fi
 
 MD5="$(md5_of "$ARCHIVE")"

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-SUM_ATOL = 1e-4  # tolerance on row sums of probability vectors
+SUM_ATOL = 1e-4  # tolerance on row sums of float32/float64 probability vectors
+ULPS_PER_SUM = 2  # low precision: rounding moves a row sum by at most ~eps/2 (measured), so 2 eps
 _NOT_LOGITS = "(pass probabilities, not logits)"
 
 
@@ -25,13 +26,38 @@ def to_numpy(x: Any, name: str = "array") -> np.ndarray:
         raise ValueError(f"{name}: cannot be read as an array ({error})") from None
 
 
+def sum_tolerance(probs: Any) -> float:
+    """Tolerance on row sums for ``probs``' own dtype: :data:`SUM_ATOL`, or :data:`ULPS_PER_SUM`
+    machine epsilons of a coarser float (float16: 0.002, bfloat16: 0.016)."""
+    dtype = getattr(probs, "dtype", None)
+    if dtype is None:
+        return SUM_ATOL
+    if hasattr(probs, "detach"):  # torch dtype, without importing torch here
+        eps = __import__("torch").finfo(dtype).eps if probs.is_floating_point() else 0.0
+    else:
+        eps = np.finfo(dtype).eps if np.dtype(dtype).kind == "f" else 0.0
+    return max(SUM_ATOL, ULPS_PER_SUM * float(eps))
+
+
+def stored_precision_tolerance(arr: np.ndarray) -> float:
+    """:data:`ULPS_PER_SUM` epsilons of float16 or bfloat16 when every value of the float64
+    ``arr`` is exactly one of that format (probabilities converted up from it), else :data:`SUM_ATOL`."""
+    if np.array_equal(arr.astype(np.float16).astype(np.float64), arr):
+        return max(SUM_ATOL, ULPS_PER_SUM * float(np.finfo(np.float16).eps))
+    as32 = arr.astype(np.float32)
+    if np.array_equal(as32.astype(np.float64), arr) and not (as32.view(np.uint32) & 0xFFFF).any():
+        return max(SUM_ATOL, ULPS_PER_SUM * 2.0**-7)  # bfloat16: 8 significant bits
+    return SUM_ATOL
+
+
 def as_probs(probs: Any, name: str = "probs") -> np.ndarray:
     """Check and convert prediction scores.
 
     Parameters
     ----------
     probs : array-like or torch.Tensor, shape (N, C)
-        Probabilities; every row sums to 1 (within ``SUM_ATOL``).
+        Probabilities; every row sums to 1 within :func:`sum_tolerance` (``SUM_ATOL`` for float32
+        and float64; a few units of precision for float16 and bfloat16).
     name : str
         Argument name used in error messages.
 
@@ -39,6 +65,7 @@ def as_probs(probs: Any, name: str = "probs") -> np.ndarray:
     -------
     numpy.ndarray of float64, shape (N, C)
     """
+    tolerance = sum_tolerance(probs)
     arr = to_numpy(probs, name)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name}: expected a numeric array of probabilities, got dtype {arr.dtype}")
@@ -58,7 +85,10 @@ def as_probs(probs: Any, name: str = "probs") -> np.ndarray:
             f"{name}: negative value {arr[row, col]:.6g} at row {row}, column {col} {_NOT_LOGITS}"
         )
     sums = arr.sum(axis=1)
-    bad = np.flatnonzero(np.abs(sums - 1.0) > SUM_ATOL)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
+    if bad.size:  # values converted from float16/bfloat16 earlier keep their precision's tolerance
+        tolerance = max(tolerance, stored_precision_tolerance(arr))
+        bad = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
     if bad.size:
         row = bad[0]
         more = f" (and {bad.size - 1} other rows)" if bad.size > 1 else ""

@@ -11,3 +11,7 @@ class ChecksumError(ValueError):
 
 class DataSizeError(ValueError):
     """More samples were requested than a data set or split holds."""
+
+
+class DamagedFileError(ValueError):
+    """A data file exists but cannot be decoded (e.g. an image with a damaged header)."""

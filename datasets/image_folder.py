@@ -17,7 +17,7 @@ from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from datasets.domain import NO_LABEL, Domain
-from datasets.errors import ChecksumError, DataNotFoundError
+from datasets.errors import ChecksumError, DamagedFileError, DataNotFoundError
 from utils.files import md5_file, write_json
 
 # Domains whose images the paper resized keeping the aspect ratio, then centre-cropped
@@ -96,8 +96,18 @@ class PathSet(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        with open(self.paths[index], "rb") as handle:
-            return Image.open(handle).convert("RGB"), 0
+        return read_rgb(self.paths[index]), 0
+
+
+def read_rgb(path: str | Path) -> Image.Image:
+    """The image file ``path`` decoded as RGB; a damaged file is one DamagedFileError naming it."""
+    try:
+        with open(path, "rb") as handle:
+            return Image.open(handle).convert("RGB")
+    except (OSError, SyntaxError, ValueError) as error:  # PIL's ways of saying "cannot decode"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DamagedFileError(f"image {path} cannot be read ({reason}); replace it with an intact "
+                               "copy (re-extract the data set) or delete it") from None
 
 
 def list_images(folder: Path) -> list[Path]:

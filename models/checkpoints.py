@@ -19,17 +19,38 @@ from typing import Callable
 import torch
 from torch import nn
 
-from utils.files import atomic_path, write_json
+from utils.files import atomic_path, sha256_file, write_json
 
 logger = logging.getLogger(__name__)
 
 _ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _WRAPPER_KEYS = ("state_dict", "model_state_dict")
 _SHOWN = 3  # keys named per kind of mismatch in an error
+WEIGHTS_KEY = "weights_sha256"  # in a checkpoint's config: sha256 of the weights file it describes
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, unreadable, or does not fit the model."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint's recorded config differs from the requested one (and retraining was not asked).
+
+    Attributes
+    ----------
+    path : Path
+    differences : list of (dotted key, recorded value, requested value)
+    """
+
+    def __init__(self, path: Path, differences: list[tuple[str, object, object]]):
+        self.path, self.differences = Path(path), differences
+        shown = ", ".join(f"{key} {saved!r} (requested {wanted!r})" for key, saved, wanted in differences)
+        super().__init__(f"checkpoint {path} was made with other settings: {shown}; retrain it "
+                         "(force_train) or request the settings it was made with")
+
+
+class NonFiniteWeightsError(CheckpointError):
+    """Training ended with NaN or inf weights; nothing was saved."""
 
 
 def checkpoint_path(directory: str | Path, arch: str, dataset: str, modifiers: str = "",
@@ -64,13 +85,16 @@ def save_checkpoint(model: nn.Module, path: str | Path, config: Mapping) -> Path
     """Write ``model``'s state dict (on CPU) to ``path`` and ``config`` to ``{stem}.json``.
 
     Both writes are atomic; the weights are renamed into place first, so an interrupted save
-    never leaves old weights beside a new config.
+    never leaves old weights beside a new config. The config also records the weights file's
+    sha256 (``weights_sha256``), so new weights beside an old config (a save interrupted between
+    the two renames) are detected at load time.
     """
     path = Path(path)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     with atomic_path(path) as temporary:
         torch.save(state, temporary)
-    write_json(config_path(path), dict(config))
+        weights_sha256 = sha256_file(temporary)
+    write_json(config_path(path), {**dict(config), WEIGHTS_KEY: weights_sha256})
     return path
 
 
@@ -89,10 +113,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for unreadable files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch weights file "
-                              f"({type(error).__name__}: {reason[:200]}); delete it to retrain, "
-                              f"or download it again") from error
+        raise CheckpointError(f"checkpoint {path} {_load_problem(error)}") from None
     for key in _WRAPPER_KEYS:
         if isinstance(loaded, Mapping) and isinstance(loaded.get(key), Mapping):
             loaded = loaded[key]
@@ -130,8 +151,14 @@ def load_or_train(model: nn.Module, path: str | Path, config: Mapping,
                   force_train: bool = False) -> tuple[nn.Module, bool]:
     """Load ``path`` into ``model`` if it was made with ``config``; otherwise train and save.
 
-    A checkpoint is reused when its ``{stem}.json`` equals ``config`` or when it has no JSON (the
-    authors' released files have none). ``train_fn(model)`` trains ``model`` in place.
+    A checkpoint is reused when every value its ``{stem}.json`` records equals ``config``'s, or
+    when it has no JSON (the authors' released files have none); a different value raises
+    :class:`CheckpointMismatchError` unless ``force_train``. ``train_fn(model)`` trains ``model`` in place; the checkpoint is
+    replaced (atomically) only when training returned and every weight is finite.
+
+    Raises
+    ------
+    CheckpointMismatchError, NonFiniteWeightsError, CheckpointError
 
     Returns
     -------
@@ -139,15 +166,78 @@ def load_or_train(model: nn.Module, path: str | Path, config: Mapping,
         ``trained`` is True when ``train_fn`` ran (and the checkpoint was written).
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path {path} is a folder, not a file; move it away or choose "
+                              "another checkpoint folder")
     if not force_train and path.is_file():
         saved = _read_config(config_path(path))
-        if saved is None or saved == _as_json(config):
+        if isinstance(saved, dict) and WEIGHTS_KEY in saved:
+            if saved.pop(WEIGHTS_KEY) != sha256_file(path):
+                raise CheckpointError(f"checkpoint {path} is not the file its config {config_path(path).name} "
+                                      "describes (a save was interrupted, or one of them was replaced); "
+                                      "retrain it (--train) or restore the pair")
+        differences = config_differences(saved, config) if saved is not None else []
+        if not differences:
             logger.info("loading %s", path)
             return load_checkpoint(model, path), False
-        logger.info("retraining %s: its config differs from the requested one", path)
+        raise CheckpointMismatchError(path, differences)
     train_fn(model)
+    bad = non_finite_parameters(model)
+    if bad:
+        raise NonFiniteWeightsError(f"training for {path} ended with NaN or inf weights ({bad[0]}"
+                                    f"{', ...' if len(bad) > 1 else ''}); nothing was saved and any "
+                                    "existing checkpoint was kept; lower the learning rate (--lr)")
     save_checkpoint(model, path, config)
     return model, True
+
+
+def non_finite_parameters(model: nn.Module) -> list[str]:
+    """Names of state-dict tensors of ``model`` holding NaN or inf (floating tensors only)."""
+    return [key for key, value in model.state_dict().items()
+            if value.is_floating_point() and not torch.isfinite(value).all()]
+
+
+def config_differences(saved: object, requested: Mapping) -> list[tuple[str, object, object]]:
+    """``(dotted key, saved value, requested value)`` for every leaf the saved config records
+    that differs from the requested one (``None`` where the request lacks it).
+
+    Keys the saved config does not record (added to the config by a later version) are not
+    compared, as a checkpoint without any config loads too; an unreadable saved config is one
+    difference named ``"config"``.
+    """
+    if not isinstance(saved, Mapping):
+        return [("config", saved, "readable JSON")]
+    flat_saved, flat_requested = _flatten(saved), _flatten(_as_json(requested))
+    return [(key, flat_saved[key], flat_requested.get(key)) for key in sorted(flat_saved)
+            if flat_saved[key] != flat_requested.get(key)]
+
+
+def _flatten(data: Mapping, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _load_problem(error: Exception) -> str:
+    """What a failed weights-only ``torch.load`` means, in words (never suggesting an unsafe load)."""
+    text = str(error)
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    if "Weights only load failed" in text:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if found:
+            return (f"holds Python objects ({found.group(1)}) besides tensors, which this package never "
+                    "unpickles; save a plain state dict with torch.save(model.state_dict(), path), or "
+                    "delete it to retrain")
+        detail = re.search(r"WeightsUnpickler error:\s*([^\n]+)", text)
+        first = detail.group(1).strip() if detail else "not a plain state dict"
+    if "weights_only" in first:  # never pass on torch's hint to load unsafely
+        first = "unreadable as a plain state dict"
+    return (f"is corrupt or not a PyTorch weights file ({type(error).__name__}: {first[:200]}); "
+            "delete it to retrain, or download it again")
 
 
 def fingerprint(model: nn.Module | Mapping[str, torch.Tensor]) -> str:
@@ -179,6 +269,11 @@ def _describe_mismatch(expected: Mapping[str, torch.Tensor], found: Mapping[str,
 def _as_json(config: Mapping) -> object:
     """``config`` as it reads back from JSON (tuples become lists, keys strings)."""
     return json.loads(json.dumps(dict(config), default=str))
+
+
+def recorded_config(checkpoint: str | Path) -> object | None:
+    """The config saved beside ``checkpoint`` (None without one; a string if it is unreadable)."""
+    return _read_config(config_path(checkpoint))
 
 
 def _read_config(path: Path) -> object | None:

@@ -21,7 +21,9 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
                     f"load them, score every non-member set once, fit attacks on the shadow scores, "
                     f"and write the paper's result tables.")
     add = parser.add_argument
-    add("--train", action="store_true", help="train target and shadow even if matching checkpoints exist")
+    add("--train", action="store_true",
+        help="train target and shadow and replace their checkpoints (without it, existing checkpoints "
+             "are loaded and must have been trained with the same flags)")
     add("--pretrained", action="store_true", help="initialise from ImageNet weights (resnet50)")
     fixed = (" (not used by the paper's Stanford Dogs splits: 0.8 / 0.5 of all images)"
              if preset.protocol == "paper_stanford_dogs" else "")
@@ -82,8 +84,11 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
 
 def config_from_args(dataset: str, args: argparse.Namespace):
     options = {}
-    if args.model_input_image_size:
+    if args.model_input_image_size is not None:
         options["model_input_image_size"] = args.model_input_image_size
+    if args.llla and args.temp_value is not None and not args.temp_scaling:
+        raise ValueError("--temp_value sets a temperature-scaling run and --llla an LLLA run; "
+                         "pass only one of --llla and --temp_value")
     return config_from_preset(
         dataset, model_arch=args.model_arch, epochs=args.epochs, lr=args.lr,
         train_set_size=args.train_set_size, test_set_size=args.test_set_size, batch_size=args.batch_size,
@@ -101,10 +106,12 @@ def config_from_args(dataset: str, args: argparse.Namespace):
 
 
 USER_ERRORS = (ValueError, FileNotFoundError, DataNotFoundError, ChecksumError, DataSizeError)
+INTERRUPTED = "interrupted; finished checkpoints kept; rerun to continue"
 
 
 def main(dataset: str, argv: Sequence[str] | None = None) -> int:
-    """Parse flags, run, print the attack table; user errors end in one line on stderr."""
+    """Parse flags, run, print the attack table; user errors end in one line on stderr (exit 2),
+    Ctrl-C in :data:`INTERRUPTED` (exit 130)."""
     from pipeline.console import print_run
     from pipeline.run import run_experiment
 
@@ -116,5 +123,8 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     print_run(outputs)
     return 0

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 # Non-member rows that perturb the Original non-members rather than load another set.
 DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
+MAX_SEED = 2**32 - 1  # largest seed NumPy's legacy RandomState and scikit-learn accept
 
 
 @dataclass(frozen=True)
@@ -145,8 +146,13 @@ def validate_config(config: ExperimentConfig) -> None:
     from calibration.factory import llla_prior_choice
 
     llla_prior_choice(config.llla_impl, config.llla_prior)
-    if config.lr is not None and not config.lr > 0:
-        raise ValueError(f"--lr must be positive, got {config.lr}")
+    if config.lr is not None and not (math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(f"--lr must be a positive finite number, got {config.lr}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ValueError(f"--seed must be in [0, 2**32 - 1] (NumPy and scikit-learn seeds), got {config.seed}")
+    image_size = config.options.get("model_input_image_size")
+    if image_size is not None and not (isinstance(image_size, int) and image_size > 0):
+        raise ValueError(f"--model_input_image_size must be a positive integer, got {image_size}")
     if not config.sets:
         raise ValueError("--sets is empty; name at least one non-member set")
     from attacks import ATTACK_NAMES

@@ -22,6 +22,7 @@ class Scorer:
     device: torch.device
     cache: ScoreCache
     batch_size: int = 512
+    classes: int | None = None   # columns of the model's output (checks cache entries)
 
     def __post_init__(self) -> None:
         self.predictor.eval()
@@ -31,7 +32,8 @@ class Scorer:
                if self.cache.enabled else None)
         return self.cache.get_or_compute(
             key, tensors.labels, in_label_space,
-            lambda: compute_probs(self.predictor, tensors.images, self.device, self.batch_size))
+            lambda: compute_probs(self.predictor, tensors.images, self.device, self.batch_size),
+            classes=self.classes)
 
 
 def merge_rows(n_rows: int, parts: list[tuple[np.ndarray, Scores]]) -> Scores:

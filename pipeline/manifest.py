@@ -47,6 +47,7 @@ class Manifest:
     timings: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)   # file name -> sha256 of every file of the run's set
     notes: dict = field(default_factory=dict)
     splits: dict = field(default_factory=dict)  # the run's indices file: path, protocol, sha256
 
@@ -69,6 +70,7 @@ class Manifest:
             "timings_s": self.timings,
             "outputs": self.outputs,
             "splits": self.splits,
+            "files": self.files,
             "notes": self.notes,
         })
         return Path(path)

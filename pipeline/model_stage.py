@@ -10,10 +10,12 @@ from torch import nn
 
 from calibration.factory import result_modifier
 from models import build_model
-from models.checkpoints import checkpoint_path, fingerprint, load_or_train
+from models.checkpoints import (WEIGHTS_KEY, CheckpointMismatchError, checkpoint_path, config_differences, config_path,
+                                fingerprint, load_or_train, recorded_config)
 from models.training import DEFAULT_LR, TrainConfig, train_model, train_model_on_dataset
 from pipeline.config import PRESETS, ExperimentConfig
 from pipeline.data_stage import ExperimentData
+from utils.files import remove_stale_temporaries
 from utils.seeding import derive_seed, seeded
 
 log = logging.getLogger(__name__)
@@ -44,24 +46,101 @@ def train_config(config: ExperimentConfig, role: str) -> TrainConfig:
                        seed=derive_seed(config.seed, role, "order"))
 
 
+# Checkpoint-config keys -> the flag that sets them (for "made with other settings" errors).
+IDENTITY_FLAGS = {"arch": "--model_arch", "seed": "--seed", "train.epochs": "--epochs",
+                  "train.batch_size": "--batch_size", "train.lr": "--lr", "train.weight_decay": "--weight_decay",
+                  "train.label_smoothing": "--label_smoothing_factor", "train.seed": "--seed",
+                  "train.amp": "--amp", "pretrained": "--pretrained", "augmented": "the training augmentation",
+                  "train_split_sha256": "the training split (--seed, --train_set_size, --test_set_size "
+                                        "or the data files)"}
+
+
+def checkpoint_identity(config: ExperimentConfig, role: str, train_split_sha256: str | None = None) -> dict:
+    """What a checkpoint's JSON records about how it was made (the split digest once data is loaded)."""
+    identity = {"arch": config.model_arch, "dataset": config.dataset, "role": role, "seed": config.seed,
+                "train": train_config(config, role).to_dict(), "pretrained": config.pretrained,
+                "augmented": PRESETS[config.dataset].augment_train}
+    if train_split_sha256 is not None:
+        identity["train_split_sha256"] = train_split_sha256
+    return identity
+
+
+def checkpoint_paths(config: ExperimentConfig) -> dict[str, Path]:
+    """Role -> checkpoint file of this configuration."""
+    return {role: checkpoint_path(config.pretrained_dir, config.model_arch, config.dataset,
+                                  training_modifier(config), role) for role in ROLES}
+
+
+def mismatch_message(error: CheckpointMismatchError) -> str:
+    """A :class:`CheckpointMismatchError` in flags: what differs and the two ways forward."""
+    parts, flags = [], []
+    keys = {key for key, _, _ in error.differences}
+    for key, saved, wanted in error.differences:
+        name = IDENTITY_FLAGS.get(key, key)
+        if key == "train.seed":  # derived from --seed: name the flag, not the derived number
+            if "seed" not in keys:
+                parts.append("--seed (another value)")
+            continue
+        if key == "train_split_sha256":
+            if "seed" not in keys:
+                parts.append(name)
+            continue
+        parts.append(f"{name} {saved} (requested {wanted})")
+        if name.startswith("--"):
+            flags.append(f"{name} {saved}")
+    rerun = f" ({' '.join(flags)})" if flags else ""
+    return (f"checkpoint {error.path} was trained with other settings: {', '.join(parts)}; pass --train "
+            f"to retrain it (this replaces the checkpoint), or rerun with the settings it was trained "
+            f"with{rerun}")
+
+
+def check_checkpoints(config: ExperimentConfig) -> bool:
+    """Before any work: each checkpoint path is usable, and without ``--train`` an existing
+    checkpoint's recorded flags match the requested ones. Returns whether a model will be trained.
+
+    Raises
+    ------
+    ValueError naming the path or the differing flags; FileNotFoundError when a checkpoint is
+    missing and the data set does not train missing models.
+    """
+    will_train = False
+    for role, path in checkpoint_paths(config).items():
+        if path.is_dir():
+            raise ValueError(f"checkpoint path {path} is a folder, not a file; move it away or pass "
+                             f"another --pretrained_dir")
+        if not path.exists():
+            if not (config.train or PRESETS[config.dataset].train_if_missing):
+                raise FileNotFoundError(f"no {role} checkpoint {path}; run `bash "
+                                        f"download_pretrained_models.sh` for the authors' models or add "
+                                        f"--train to train them")
+            will_train = True
+        elif config.train:
+            will_train = True
+        elif config_path(path).is_file():
+            saved = recorded_config(path)
+            saved = {k: v for k, v in saved.items() if k not in ("train_split_sha256", WEIGHTS_KEY)} \
+                if isinstance(saved, dict) else saved
+            differences = config_differences(saved, checkpoint_identity(config, role))
+            if differences:
+                raise ValueError(mismatch_message(CheckpointMismatchError(path, differences)))
+    return will_train
+
+
 def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
                          device: torch.device) -> dict[str, TrainedModel]:
     """Target and shadow models, each trained on its own split with the same recipe."""
     checksums = data.checksums()
+    remove_stale_temporaries(config.pretrained_dir)  # half-written checkpoints of killed runs
     models = {}
     for role in ROLES:
         split = data.splits[f"{role}_train"]
         recipe = train_config(config, role)
-        identity = {"arch": config.model_arch, "dataset": config.dataset, "role": role,
-                    "train": recipe.to_dict(), "pretrained": config.pretrained,
-                    "augmented": data.augmented_train is not None,
-                    "train_split_sha256": checksums[f"{role}_train"]}
+        identity = checkpoint_identity(config, role, checksums[f"{role}_train"])
         with seeded(derive_seed(config.seed, role, "init")):
             model = build_model(config.model_arch, num_classes=data.domain.num_classes,
                                 in_channels=data.domain.channels, image_size=data.domain.image_size,
                                 **({"pretrained": True} if config.pretrained else {}))
-        path = checkpoint_path(config.pretrained_dir, config.model_arch, config.dataset,
-                               training_modifier(config), role)
+        path = checkpoint_paths(config)[role]
         if not (path.exists() or config.train or PRESETS[config.dataset].train_if_missing):
             raise FileNotFoundError(f"no {role} checkpoint {path}; run `bash download_pretrained_models.sh` "
                                     f"for the authors' models or add --train to train them")
@@ -73,7 +152,10 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
             return train_model(model, split.images, split.labels, recipe, device,
                                desc=f"train {role}", progress=config.progress)
 
-        model, trained = load_or_train(model, path, identity, fit, force_train=config.train)
+        try:
+            model, trained = load_or_train(model, path, identity, fit, force_train=config.train)
+        except CheckpointMismatchError as error:
+            raise ValueError(mismatch_message(error)) from None
         model.to(device).eval()
         log.info("%s model %s from %s", role, "trained" if trained else "loaded", path)
         models[role] = TrainedModel(role, model, path, trained, fingerprint(model))

@@ -12,9 +12,14 @@ log = logging.getLogger(__name__)
 FALSE_POSITIVE_ATTACK = "Threshold"  # the paper's headline figure uses the threshold attack
 
 
-def write_figures_and_report(outputs, prepared, results_dir: Path) -> dict[str, Path]:
+def write_figures_and_report(outputs, prepared, results_dir: Path,
+                             committed_dir: Path | None = None) -> dict[str, Path]:
     """ROC curves, score distributions, false-positive grid, reliability diagrams, trade-off plot,
-    and ``{stem}report.md``; returns name -> path of every file written."""
+    and ``{stem}report.md``, all written into ``results_dir``; returns name -> path of every file.
+
+    ``committed_dir``: the folder whose earlier runs the trade-off plot also shows (this run's
+    tables in ``results_dir`` replace its own earlier ones).
+    """
     from calibration.reliability import plot_reliability_diagram
 
     stem, scores = outputs.stem, outputs.target_scores
@@ -47,7 +52,8 @@ def write_figures_and_report(outputs, prepared, results_dir: Path) -> dict[str, 
         files[f"reliability_{role}"] = plot_reliability_diagram(
             test.probs, test.labels, results_dir / f"{stem}reliability_{role}.png",
             title=f"{role} model, test split")
-    tradeoff = plot_tradeoff(results_dir, results_dir / "tradeoff.png")
+    sources = [committed_dir, results_dir] if committed_dir is not None else results_dir
+    tradeoff = plot_tradeoff(sources, results_dir / "tradeoff.png")
     if tradeoff is not None:
         files["tradeoff"] = tradeoff
     for name, path in prepared.extra_figures.items():

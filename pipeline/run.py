@@ -17,6 +17,8 @@ from pipeline.data_stage import ExperimentData, build_non_member_sets, load_expe
 from pipeline.domains import domain_for
 from pipeline.evaluation_stage import (Scorer, complement, evaluate_sets, fit_attacks, merge_rows)
 from pipeline.manifest import Manifest, tensor_digest
+from pipeline.outputs import OutputSet, manifest_name
+from pipeline.preflight import check_before_work
 from pipeline.model_stage import ROLES, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
 from pipeline.results import (ATTACK_SUFFIX, PERFORMANCE_SUFFIX, attack_table, model_metric_rows,
@@ -65,12 +67,16 @@ class PreparedRun:
     set_indices: dict = field(default_factory=dict)    # key -> SetIndices of non-member sets from other data
 
     def scorers(self, cache: ScoreCache) -> dict[str, Scorer]:
-        return {role: Scorer(self.predictors[role], self.models[role].fingerprint, self.device, cache)
-                for role in ROLES}
+        return {role: Scorer(self.predictors[role], self.models[role].fingerprint, self.device, cache,
+                             classes=self.data.domain.num_classes) for role in ROLES}
 
 
-def prepare_run(config: ExperimentConfig) -> PreparedRun:
-    """Check config, seed, load data, load or train models, calibrate, build non-member sets."""
+def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) -> PreparedRun:
+    """Check config, seed, load data, load or train models, calibrate, build non-member sets.
+
+    Figures made while preparing (e.g. generated samples) go to ``output_dir`` (default
+    ``config.results_dir``; :func:`run_experiment` passes its staging folder).
+    """
     validate_config(config)
     manifest = Manifest(config.to_dict())
     seed_everything(config.seed)
@@ -91,7 +97,8 @@ def prepare_run(config: ExperimentConfig) -> PreparedRun:
         original = data.splits["target_test"].subset(positions["target_non_members"])
         rows = build_non_member_sets(
             config, data, original,
-            extra_options=_attacker_options(config, data, models, Path(config.results_dir)))
+            extra_options=_attacker_options(config, data, models, Path(config.results_dir),
+                                            Path(output_dir or config.results_dir)))
         manifest.checksums.update({f"set:{name}": tensor_digest(t.images) for name, t in rows.sets.items()})
     return PreparedRun(config, device, data, positions, models, predictors, rows.sets, rows.in_label_space,
                        rows.skipped, original, manifest, rows.artifacts, rows.indices)
@@ -107,9 +114,35 @@ def score_target_sets(prepared: PreparedRun, scorer: Scorer, members: Scores,
     return scores
 
 
+def run_stem(config: ExperimentConfig) -> str:
+    """The result-file stem of ``config``'s run, e.g. ``resnet18_cifar10_LS_0.0083_``."""
+    return result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
+
+
 def run_experiment(config: ExperimentConfig) -> RunOutputs:
-    """Run one configured experiment and write its CSVs and manifest to ``config.results_dir``."""
-    prepared = prepare_run(config)
+    """Run one configured experiment and write its files to ``config.results_dir`` as one set.
+
+    Everything is checked first (:func:`pipeline.preflight.check_before_work`); files are written
+    into a staging folder and committed together with the manifest listing their sha256
+    (:class:`pipeline.outputs.OutputSet`), so an interrupted run leaves the previous set intact.
+    """
+    check_before_work(config)
+    results_dir = Path(config.results_dir)
+    with OutputSet(results_dir, run_stem(config)) as output_set:
+        outputs = _run_into(config, output_set.directory)
+        manifest = outputs.context["prepared"].manifest
+        manifest.outputs = {name: str(results_dir / path.name) if path.parent == output_set.directory
+                            else str(path) for name, path in outputs.files.items()}
+        manifest.outputs["manifest"] = str(results_dir / manifest_name(outputs.stem))
+        committed = output_set.commit(manifest)
+    outputs.files = {name: Path(manifest.outputs[name]) for name in outputs.files}
+    outputs.files["manifest"] = committed[manifest_name(outputs.stem)]
+    return outputs
+
+
+def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
+    """Every stage of a run, writing its files into ``out_dir`` (the staging folder)."""
+    prepared = prepare_run(config, out_dir)
     manifest, results_dir = prepared.manifest, Path(config.results_dir)
     cache = ScoreCache(results_dir / "cache" if config.cache_scores else None)
     scorers = prepared.scorers(cache)
@@ -132,23 +165,24 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
         evaluation = evaluate_sets(attacks, target_scores["Members"], non_member_scores)
         results = evaluation.results
 
-    stem = result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
+    stem = run_stem(config)
     attacks_df = attack_table(results, skipped=list(prepared.skipped))
     uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data,
                                                           prepared.device)
     performance_df = performance_table(_performance_rows(split_scores, uncalibrated))
     files = {
-        "attack_results": write_table(attacks_df, results_dir / f"{stem}{ATTACK_SUFFIX}"),
-        "performance_results": write_table(performance_df, results_dir / f"{stem}{PERFORMANCE_SUFFIX}"),
-        "splits": results_dir / f"{stem}{SPLITS_SUFFIX}",
+        "attack_results": write_table(attacks_df, out_dir / f"{stem}{ATTACK_SUFFIX}"),
+        "performance_results": write_table(performance_df, out_dir / f"{stem}{PERFORMANCE_SUFFIX}"),
+        "splits": out_dir / f"{stem}{SPLITS_SUFFIX}",
     }
-    manifest.splits = {"file": str(files["splits"]), "protocol": prepared.data.indices.protocol,
+    manifest.splits = {"file": str(results_dir / files["splits"].name), "protocol": prepared.data.indices.protocol,
                        "sha256": write_split_file(files["splits"], split_arrays(
                            prepared.data.indices, prepared.data.pools, prepared.set_indices))}
     class_source = {name: "label" if s.in_label_space else "predicted"
                     for name, s in non_member_scores.items()}
     manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,
-                           "score_cache": {"hits": cache.hits, "misses": cache.misses},
+                           "score_cache": {"hits": cache.hits, "misses": cache.misses,
+                                           "repaired": cache.repaired},
                            "membership_check": {c.role: c.as_dict() for c in membership}})
     outputs = RunOutputs(stem, attacks_df, performance_df, results, target_scores, shadow_scores,
                          prepared.skipped, files, attacks,
@@ -156,9 +190,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
                                   "class_source": class_source, "attack_outputs": evaluation.outputs})
     if config.figures:
         with manifest.timed("figures_and_report"):
-            files.update(write_figures_and_report(outputs, prepared, results_dir))
-    manifest.outputs = {name: str(path) for name, path in files.items()}
-    files["manifest"] = manifest.write(results_dir / f"{stem}manifest.json")
+            files.update(write_figures_and_report(outputs, prepared, out_dir, results_dir))
     return outputs
 
 
@@ -191,9 +223,9 @@ def _performance_rows(split_scores: dict, uncalibrated: dict | None) -> dict[str
 
 
 def _attacker_options(config: ExperimentConfig, data: ExperimentData, models: dict,
-                      results_dir: Path) -> dict:
+                      results_dir: Path, figure_dir: Path) -> dict:
     """What attacker-side generators may use: the shadow split and model, never the target's."""
     shadow = data.splits["shadow_train"]
     return {"attacker_images": data.domain.denormalize(shadow.images), "attacker_labels": shadow.labels,
             "reference_model": models["shadow"].model, "cache_dir": str(results_dir / "cache"),
-            "figure_dir": str(results_dir), "progress": config.progress}
+            "figure_dir": str(figure_dir), "progress": config.progress}

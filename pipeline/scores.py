@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from pipeline.manifest import tensor_digest
 from utils.files import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,13 +93,20 @@ class ScoreCache:
     """Scores on disk, keyed by model fingerprint, predictor and set identity.
 
     The key covers everything that changes the probabilities: the checkpoint's weights, the
-    calibration method and its parameters, and a digest of the exact input tensor.
+    calibration method and its parameters, and a digest of the exact input tensor. Each entry
+    ``scores_{key}.npz`` holds ``probs`` and ``sha256`` (:func:`array_checksum` of ``probs``); an
+    entry that is unreadable, fails its checksum, has the wrong number of rows or holds NaN/inf is
+    recomputed and rewritten, with one warning naming the file.
     """
 
     def __init__(self, directory: str | Path | None):
         self.directory = Path(directory) if directory else None
+        if self.directory is not None and self.directory.exists() and not self.directory.is_dir():
+            log.warning("score cache %s is a file, not a folder; scores are not cached", self.directory)
+            self.directory = None
         self.hits = 0
         self.misses = 0
+        self.repaired = 0
 
     @staticmethod
     def key(model_fingerprint: str, predictor_description: dict, images: torch.Tensor) -> str:
@@ -111,21 +121,57 @@ class ScoreCache:
         return self.directory is not None
 
     def get_or_compute(self, key: str | None, labels: torch.Tensor, in_label_space: bool,
-                       compute) -> Scores:
-        """Return cached scores for ``key`` or call ``compute() -> probs`` and store them."""
+                       compute, classes: int | None = None) -> Scores:
+        """Return cached scores for ``key`` or call ``compute() -> probs`` and store them.
+
+        ``classes``: the number of columns a valid entry has (not checked when None).
+        """
         path = self.directory / f"scores_{key}.npz" if self.directory and key else None
+        label_array = labels.numpy().astype(np.int64)
         if path is not None and path.exists():
-            try:
-                with np.load(path) as stored:
-                    probs = stored["probs"]
+            probs, problem = read_entry(path, len(label_array), classes)
+            if probs is not None:
                 self.hits += 1
-                return Scores(probs, labels.numpy().astype(np.int64), in_label_space)
-            except (OSError, ValueError, KeyError):
-                path.unlink(missing_ok=True)  # damaged cache entry: recompute below
+                return Scores(probs, label_array, in_label_space)
+            log.warning("score cache entry %s is damaged (%s); recomputing it", path, problem)
+            self.repaired += 1
         self.misses += 1
         probs = compute()
         if path is not None:
+            self._store(path, probs)
+        return Scores(probs, label_array, in_label_space)
+
+    def _store(self, path: Path, probs: np.ndarray) -> None:
+        try:
             with atomic_path(path) as temporary:
                 with open(temporary, "wb") as handle:
-                    np.savez(handle, probs=probs)
-        return Scores(probs, labels.numpy().astype(np.int64), in_label_space)
+                    np.savez(handle, probs=probs, sha256=np.array(array_checksum(probs)))
+        except OSError as error:
+            log.warning("cannot write score cache entry %s (%s); scores are not cached", path, error)
+            self.directory = None
+
+
+def array_checksum(array: np.ndarray) -> str:
+    """sha256 of an array's dtype, shape and bytes."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def read_entry(path: Path, rows: int, classes: int | None = None) -> tuple[np.ndarray | None, str]:
+    """``(probs, "")`` of a valid cache entry of shape ``(rows, classes)``, else ``(None, what is wrong)``."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            probs, checksum = stored["probs"], str(stored["sha256"])
+    except KeyError as error:
+        return None, f"no {error} array (written by an older version?)"
+    except Exception as error:  # zipfile, zlib, EOF and format errors all mean "unreadable"
+        return None, f"unreadable: {type(error).__name__}"
+    if checksum != array_checksum(probs):
+        return None, "checksum mismatch"
+    if probs.ndim != 2 or len(probs) != rows or (classes is not None and probs.shape[1] != classes):
+        return None, f"shape {probs.shape}, expected ({rows}, {classes if classes is not None else 'classes'})"
+    if not np.isfinite(probs).all():
+        return None, "NaN or inf probabilities"
+    return probs, ""

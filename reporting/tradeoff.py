@@ -49,6 +49,7 @@ def plot_tradeoff(results_dir: str | Path, path: str | Path, ood_sets: Sequence[
     Parameters
     ----------
     results_dir : folder holding ``{stem}attack_results.csv`` and ``{stem}performance_results.csv``
+        (or a list of folders, later ones replacing the same stems of earlier ones)
     path : PNG to write
     ood_sets : rows of the attack CSV to average over; default every row but ``Original``.
         Rows a run lacks are skipped for that run.
@@ -85,9 +86,15 @@ def plot_tradeoff(results_dir: str | Path, path: str | Path, ood_sets: Sequence[
 
 def tradeoff_points(results_dir: str | Path, ood_sets: Sequence[str] | None = None,
                     attack: str = "Threshold") -> list[TradeoffPoint]:
-    """The usable runs of ``results_dir`` (sorted by stem); unusable ones are logged and skipped."""
+    """The usable runs of ``results_dir`` (sorted by stem); unusable ones are logged and skipped.
+
+    ``results_dir`` may be a list of folders: a stem in a later folder replaces the same stem in
+    an earlier one (a run's staged tables over its committed ones).
+    """
+    folders = [results_dir] if isinstance(results_dir, (str, Path)) else list(results_dir)
+    latest = {path.name: path for folder in folders for path in sorted(Path(folder).glob(f"*{ATTACK_SUFFIX}"))}
     points = []
-    for attack_csv in sorted(Path(results_dir).glob(f"*{ATTACK_SUFFIX}")):
+    for attack_csv in (latest[name] for name in sorted(latest)):
         stem = attack_csv.name[: -len(ATTACK_SUFFIX)]
         performance_csv = attack_csv.with_name(stem + PERFORMANCE_SUFFIX)
         if not performance_csv.exists():

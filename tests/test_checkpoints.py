@@ -1,4 +1,4 @@
-"""Checkpoints: paper file names, save/load round trip, one-line errors, reuse or retrain."""
+"""Checkpoints: paper file names, save/load round trip, one-line errors, reuse, or retrain when asked."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from models import build_model
-from models.checkpoints import (CheckpointError, checkpoint_path, config_path, fingerprint,
-                                load_checkpoint, load_or_train, save_checkpoint)
+from models.checkpoints import (CheckpointError, CheckpointMismatchError, checkpoint_path, config_path,
+                                fingerprint, load_checkpoint, load_or_train, save_checkpoint)
+from utils.files import sha256_file
 from utils.seeding import seeded
 
 
@@ -33,7 +34,7 @@ def test_checkpoint_path_uses_the_papers_names(tmp_path):
 def test_saved_checkpoint_reproduces_outputs(tmp_path):
     model, fresh = salem(seed=0), salem(seed=1)
     path = save_checkpoint(model, tmp_path / "salem_cnn_relu_digits_target.pt", {"epochs": 3})
-    assert json.loads(config_path(path).read_text()) == {"epochs": 3}
+    assert json.loads(config_path(path).read_text()) == {"epochs": 3, "weights_sha256": sha256_file(path)}
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
     x = torch.randn(4, 1, 8, 8)
     assert not torch.equal(model(x), fresh(x))
@@ -109,12 +110,13 @@ def test_load_or_train_reuses_and_retrains(tmp_path):
     model, trained = load_or_train(salem(), path, config, train)  # same config: reuse
     assert not trained and len(calls) == 1 and fingerprint(model) == trained_print
 
-    model, trained = load_or_train(salem(), path, {**config, "train": {"epochs": 3, "lr": 0.001}}, train)
-    assert trained and len(calls) == 2 and fingerprint(model) != trained_print
+    with pytest.raises(CheckpointMismatchError, match=r"train.epochs 2 \(requested 3\)"):  # never silently
+        load_or_train(salem(), path, {**config, "train": {"epochs": 3, "lr": 0.001}}, train)
+    assert len(calls) == 1 and fingerprint(load_checkpoint(salem(), path)) == trained_print
 
     model, trained = load_or_train(salem(), path, {**config, "train": {"epochs": 3, "lr": 0.001}}, train,
                                    force_train=True)
-    assert trained and len(calls) == 3
+    assert trained and len(calls) == 2 and fingerprint(model) != trained_print
 
 
 def test_load_or_train_loads_released_files_without_config(tmp_path):

@@ -4,10 +4,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
+
+TEMP_SUFFIX = ".tmp"
+_TEMP_PID = re.compile(r"\.(\d+)\.[^.]*\.tmp$")  # ".{name}.{pid}.{random}.tmp" from atomic_path
 
 
 def _current_umask() -> int:
@@ -21,7 +26,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
+                                         dir=path.parent)
     os.close(handle)
     temporary = Path(temporary)
     try:
@@ -57,3 +63,60 @@ def md5_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with id ``pid`` exists on this machine."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def owner_pid(name: str) -> int | None:
+    """The process id in a temporary name written by :func:`atomic_path` (None if absent)."""
+    match = _TEMP_PID.search(name)
+    return int(match.group(1)) if match else None
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete ``*.tmp`` files in ``folder`` (not recursive) left by processes that no longer run.
+
+    Temporaries of a live process (a concurrent run) are kept; names without a process id (older
+    versions) count as stale. Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        if not path.name.endswith(TEMP_SUFFIX) or not path.is_file():
+            continue
+        pid = owner_pid(path.name)
+        if pid is not None and process_alive(pid):
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def remove_tree(path: str | Path) -> None:
+    """Delete a folder and everything in it; a missing folder is fine."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

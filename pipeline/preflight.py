@@ -1,0 +1,89 @@
+"""Checks before any work: every flag, folder, device, set name, attack parameter and checkpoint.
+
+:func:`check_before_work` runs before data is loaded or a model trained, so a bad value costs
+seconds, not a training run; each problem is one ``ValueError``/``FileNotFoundError`` line that
+names the flag.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from pipeline.config import DERIVED_SETS, ExperimentConfig, validate_config
+from utils.devices import resolve_device
+
+
+def check_before_work(config: ExperimentConfig) -> None:
+    """Raise on the first problem of ``config`` that would otherwise surface mid-run."""
+    from pipeline.model_stage import check_checkpoints
+
+    validate_config(config)
+    resolve_device(config.device)
+    check_set_names(config.sets)
+    if Path(config.data_root).exists() and not Path(config.data_root).is_dir():
+        raise ValueError(f"--data_root {config.data_root} is a file, not a folder")
+    check_folder(config.results_dir, "--results_dir")
+    if config.cache_scores:
+        cache = Path(config.results_dir) / "cache"
+        if cache.exists() and not cache.is_dir():
+            raise ValueError(f"the score cache {cache} is a file, not a folder; delete it or pass --no_cache")
+    if check_checkpoints(config):
+        check_folder(config.pretrained_dir, "--pretrained_dir")
+    elif Path(config.pretrained_dir).exists() and not Path(config.pretrained_dir).is_dir():
+        raise ValueError(f"--pretrained_dir {config.pretrained_dir} is a file, not a folder")
+    check_attack_parameters(config)
+
+
+def check_set_names(sets) -> None:
+    """Every ``--sets`` name is a derived set or a registered data set (perturbation wrappers too)."""
+    from datasets.perturbations import PERTURBATIONS
+    from datasets.registry import _WRAPPED, dataset_names
+
+    known = set(DERIVED_SETS) | set(dataset_names())
+    for name in sets:
+        match = _WRAPPED.match(name.strip())
+        inner_ok = match and match["outer"] in PERTURBATIONS and match["inner"] in known
+        if name not in known and not inner_ok:
+            raise ValueError(f"--sets: unknown data set {name!r}; choose from {', '.join(sorted(known))} "
+                             f"or wrap one in {', '.join(sorted(PERTURBATIONS))}(...)")
+
+
+def check_attack_parameters(config: ExperimentConfig) -> None:
+    """``--salem_k`` at most the target's number of classes (read from the domain, no images)."""
+    if "salem" not in config.attacks:
+        return
+    from pipeline.domains import domain_for
+
+    classes = domain_for(config).num_classes
+    if config.salem_k > classes:
+        raise ValueError(f"--salem_k {config.salem_k} is larger than the {classes} classes of "
+                         f"{config.dataset}; choose 1..{classes}")
+
+
+def check_folder(folder: str | Path, flag: str) -> None:
+    """``folder`` is (or can be created as) a writable folder; else one line naming ``flag``."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{flag} {folder} is a file, not a folder; pass a folder")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {folder} cannot be created: {existing} is a file")
+    if not writable(existing):
+        raise ValueError(f"{flag} {folder} is read-only ({existing} cannot be written); pass a writable "
+                         f"folder or fix its permissions")
+
+
+def writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried, since permission bits do not bind root)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
+    except OSError:
+        return False
+    os.close(handle)
+    os.unlink(probe)
+    return True
