@@ -4,6 +4,8 @@
 'LS_0.0083_'
 >>> result_modifier(weight_decay=3e-4, temperature=10)
 'L2_0.0003_temp_10.0_calib_'
+>>> result_modifier(temp_scaling=True)
+'temp_calib_'
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
                     fit_images: torch.Tensor | None = None, fit_labels: torch.Tensor | None = None,
                     train_loader: DataLoader | None = None, temperature: float | None = None,
                     llla_prior: str = "marglik", ood_images: torch.Tensor | None = None,
-                    device: torch.device | str = "cpu", link_approx: str = "probit") -> Predictor:
+                    device: torch.device | str = "cpu", link_approx: str = "probit",
+                    temperature_fit: str = "lbfgs") -> Predictor:
     """A predictor (images ``(N, C, H, W)`` -> probabilities ``(N, K)``) for ``model``.
 
     Parameters
@@ -39,6 +42,9 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
         The model's training set, batches ``(images, labels)`` (``"llla"``).
     temperature : float, optional
         Fixed temperature (the paper's run uses 10); None fits it on ``fit_images``.
+    temperature_fit : {"lbfgs", "bounded"}
+        How ``T`` is fitted: the paper's LBFGS step from ``T = 1`` or a bounded search
+        (:mod:`calibration.temperature`).
     llla_prior : {"marglik", "gridsearch", "ood_grid"}
         How the LLLA prior precision is tuned (see :mod:`calibration.laplace`).
     ood_images : Tensor ``(L, C, H, W)``
@@ -58,7 +64,7 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
             if fit_images is None or fit_labels is None:
                 raise ValueError("temperature scaling needs either temperature=T or held-out "
                                  "fit_images and fit_labels to fit T on")
-            temperature = fit_temperature(model, fit_images, fit_labels, device)
+            temperature = fit_temperature(model, fit_images, fit_labels, device, method=temperature_fit)
         return TemperaturePredictor(model, temperature)
     if llla_prior not in PRIOR_METHODS:
         raise ValueError(f"unknown llla_prior {llla_prior!r}; valid: {', '.join(PRIOR_METHODS)}")
@@ -77,11 +83,16 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
 
 
 def result_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0,
-                    llla: bool = False, temperature: float | str | None = None) -> str:
+                    llla: bool = False, temperature: float | str | None = None,
+                    temp_scaling: bool = False) -> str:
     """The paper's file-name modifier: ``LS_{f}_``, ``L2_{wd}_``, ``LLLA_``, ``temp_{T}_calib_``.
 
-    Parts appear in that order and concatenate; unset parts (None, 0, False) are left out, so a
-    plain run gives ``""``. A string ``temperature`` (e.g. ``"fit"``) is written verbatim.
+    A single modifier is named exactly as the paper's scripts name it (numbers as ``str`` of the
+    float; a fitted temperature, ``temp_scaling=True`` without ``temperature``, is ``temp_calib_``).
+    The paper's scripts keep only the first of these in that order (an ``if/elif`` chain, so e.g.
+    its LS + temperature run overwrites its LS run's files); here every set part is kept, in that
+    fixed order, and they concatenate: ``LS_0.1_L2_0.001_temp_calib_``. Unset parts (None, 0,
+    False) are left out, so a plain run gives ``""``. A string ``temperature`` is written verbatim.
     """
     parts = []
     if label_smoothing_factor:
@@ -90,8 +101,8 @@ def result_modifier(label_smoothing_factor: float | None = None, weight_decay: f
         parts.append(f"L2_{format_number(_non_negative('weight_decay', weight_decay))}_")
     if llla:
         parts.append("LLLA_")
-    if temperature is not None:
-        if not isinstance(temperature, str):
+    if temperature is not None or temp_scaling:
+        if temperature is not None and not isinstance(temperature, str):
             temperature = _non_negative("temperature", temperature)
             if temperature == 0:
                 raise ValueError("temperature must be positive, got 0")

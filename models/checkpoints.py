@@ -150,6 +150,11 @@ def load_or_train(model: nn.Module, path: str | Path, config: Mapping,
     return model, True
 
 
+def read_metadata(path: str | Path) -> object | None:
+    """The JSON config beside checkpoint ``path`` (dict), None without one, a string if unreadable."""
+    return _read_config(config_path(path))
+
+
 def fingerprint(model: nn.Module | Mapping[str, torch.Tensor]) -> str:
     """SHA-256 hex digest of a state dict: each key, dtype, shape and tensor bytes, in key order."""
     state = model.state_dict() if isinstance(model, nn.Module) else model

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from datasets import DataRequest, Domain, NamedSet, build_dataset
 from datasets.errors import ChecksumError, DataNotFoundError
 from datasets.sources import PAPER_SPLITS
-from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig
+from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig, row_name
 from pipeline.manifest import tensor_digest
 from pipeline.scores import materialize
 from pipeline.splits import Splits, attack_subset, make_splits
@@ -51,6 +51,7 @@ class ExperimentData:
 
 def data_request(config: ExperimentConfig, domain: Domain, split: str = "test") -> DataRequest:
     options = dict(config.options)
+    options.setdefault("verify_checksums", config.verify_checksums)  # --no_verify
     if config.generator_pkl:
         options["generator_pkl"] = config.generator_pkl
     if config.stylegan_repo:
@@ -99,7 +100,7 @@ def _labels_of(named: NamedSet) -> np.ndarray:
 class NonMemberSets:
     """The non-member rows of a run, each materialised at the attack-set size."""
 
-    sets: dict[str, SplitTensors]      # display name -> tensors
+    sets: dict[str, SplitTensors]      # row name (pipeline.config.row_name) -> tensors
     in_label_space: dict[str, bool]    # display name -> labels are target classes
     skipped: dict[str, str]            # requested key -> one-line reason it is missing
     artifacts: dict[str, str]          # files the builders wrote (e.g. generated sample grids)
@@ -128,8 +129,9 @@ def build_non_member_sets(config: ExperimentConfig, data: ExperimentData,
             positions = attack_subset(config.attack_set_size, len(named), derive_seed(config.seed, key),
                                       f"non-member set {key!r}")
             tensors = SplitTensors(*materialize(Subset(named.dataset, positions.tolist())))
-        sets[named.name] = tensors
-        in_space[named.name] = named.in_label_space
+        name = row_name(config.dataset, key, named.name)  # the paper's row label
+        sets[name] = tensors
+        in_space[name] = named.in_label_space
         artifacts.update(named.artifacts)
     return NonMemberSets(sets, in_space, skipped, artifacts)
 

@@ -11,8 +11,9 @@ import pandas as pd
 
 from attacks import AttackResult
 from calibration.metrics import model_metrics
+from datasets.verification import recording_accepted_mismatches
 from pipeline import calibration_stage
-from pipeline.config import ExperimentConfig, validate_config
+from pipeline.config import ExperimentConfig, row_name, validate_config
 from pipeline.data_stage import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.domains import domain_for
 from pipeline.evaluation_stage import (Scorer, complement, evaluate_sets, fit_attacks, merge_rows)
@@ -73,6 +74,14 @@ def prepare_run(config: ExperimentConfig) -> PreparedRun:
     manifest = Manifest(config.to_dict())
     seed_everything(config.seed)
     device = resolve_device(config.device)
+    with recording_accepted_mismatches() as accepted:
+        prepared = _prepare(config, manifest, device)
+    if not config.verify_checksums:
+        manifest.notes["no_verify"] = {"accepted_checksum_mismatches": accepted}
+    return prepared
+
+
+def _prepare(config: ExperimentConfig, manifest: Manifest, device) -> PreparedRun:
     with manifest.timed("data"):
         domain = domain_for(config)
         data = load_experiment_data(config, domain)
@@ -81,7 +90,8 @@ def prepare_run(config: ExperimentConfig) -> PreparedRun:
     with manifest.timed("models"):
         models = load_or_train_models(config, data, device)
         manifest.models = {role: {"checkpoint": str(m.checkpoint), "trained": m.trained,
-                                  "sha256": m.fingerprint} for role, m in models.items()}
+                                  "sha256": m.fingerprint, "precision": m.precision}
+                           for role, m in models.items()}
     with manifest.timed("calibration"):
         predictors = calibration_stage.build_predictors(config, models, data, positions, device)
         manifest.notes["predictors"] = {role: p.describe() for role, p in predictors.items()}
@@ -130,7 +140,8 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
         results = evaluation.results
 
     stem = result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
-    attacks_df = attack_table(results, skipped=list(prepared.skipped))
+    order, skipped_rows = _row_order(config, list(results), prepared.skipped)
+    attacks_df = attack_table(results, skipped=skipped_rows, order=order)
     uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data,
                                                           prepared.device)
     performance_df = performance_table(_performance_rows(split_scores, uncalibrated))
@@ -152,6 +163,22 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     manifest.outputs = {name: str(path) for name, path in files.items()}
     files["manifest"] = manifest.write(results_dir / f"{stem}manifest.json")
     return outputs
+
+
+def _row_order(config: ExperimentConfig, evaluated: list[str],
+               skipped: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Row names in the requested order (``config.sets``), skipped rows in their place, and
+    row name -> reason of the skipped ones. ``evaluated`` lists evaluated rows in requested order."""
+    remaining = iter(evaluated)
+    order, skipped_rows = [], {}
+    for key in config.sets:
+        if key in skipped:
+            name = row_name(config.dataset, key)
+            skipped_rows[name] = skipped[key]
+            order.append(name)
+        elif (name := next(remaining, None)) is not None:
+            order.append(name)
+    return order + list(remaining), skipped_rows
 
 
 def _attack_positions(config: ExperimentConfig, data: ExperimentData) -> dict[str, np.ndarray]:
