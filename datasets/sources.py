@@ -2,8 +2,8 @@
 
 Provenance of the MD5s:
 
-- archives and generator pickles: the project's reference README (``shared/reference/README.md``),
-  i.e. the URLs and MD5s the paper's code downloads with;
+- archives and generator pickles: the URLs and MD5s the paper's code downloads with (listed for
+  users in ``docs/data_sources.md``);
 - extracted folders and the Stanford Dogs split files: the class attributes of the paper's code
   (``datasets/{afhq,stanford_dogs,fake_cifar10,fake_dogs}.py``). Folder MD5s use the paper's folder
   definition, :func:`datasets.image_folder.paper_folder_md5`.
@@ -76,4 +76,12 @@ PAPER_SPLITS: dict[str, str] = {
     "afhq_nondogs": "train",
     "fake_cifar10": "train",    # the first half of the stratified 50/50 split
     "fake_dogs": "train",
+}
+
+# Seeds the paper's data set classes fix whatever the run's --seed (``FakeCIFAR10`` and
+# ``FakeAFHQDogs`` default to 42 for generating their images and for their 50/50 split, and the
+# scripts pass none); ``DataRequest.seed`` to pass to build the paper's rows.
+PAPER_SEEDS: dict[str, int] = {
+    "fake_cifar10": 42,
+    "fake_dogs": 42,
 }

@@ -23,19 +23,25 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--train", action="store_true", help="train target and shadow even if matching checkpoints exist")
     add("--pretrained", action="store_true", help="initialise from ImageNet weights (resnet50)")
-    add("--seed", type=int, default=42, help="fixes splits, training, generated data (default 42)")
+    fixed = (" (not used by the paper's Stanford Dogs splits: 0.8 / 0.5 of all images)"
+             if preset.protocol == "paper_stanford_dogs" else "")
+    splits = {"package": "seeded stratified splits", "paper_cifar10": "the paper's CIFAR-10 splits",
+              "paper_stanford_dogs": "the paper's Stanford Dogs splits"}[preset.protocol]
+    add("--seed", type=int, default=42,
+        help=f"fixes the splits ({splits}; indices written to {{stem}}splits.npz), training and "
+             f"generated data (default 42)")
     add("--model_arch", default=preset.model_arch, help=f"architecture (default {preset.model_arch})")
     add("--epochs", type=int, default=preset.epochs, help=f"training epochs (default {preset.epochs})")
     add("--lr", type=float, default=None, help="Adam learning rate (default: the architecture's)")
     add("--train_set_size", type=int, default=preset.train_set_size,
-        help=f"training samples per model (default {preset.train_set_size})")
+        help=f"training samples per model (default {preset.train_set_size}){fixed}")
     add("--test_set_size", type=int, default=preset.test_set_size,
-        help=f"test samples per model (default {preset.test_set_size})")
+        help=f"test samples per model (default {preset.test_set_size}){fixed}")
     add("--batch_size", type=int, default=preset.batch_size, help=f"batch size (default {preset.batch_size})")
     add("--model_input_image_size", type=int, default=None,
         help="input image size of the model (default: the data set's)")
     add("--attack_set_size", type=int, default=preset.attack_set_size,
-        help=f"members and non-members per attack set (default {preset.attack_set_size})")
+        help=f"members and non-members per attack set (default {preset.attack_set_size}){fixed}")
     add("--salem_k", type=int, default=3, help="top-k scores used by the Salem attack (default 3)")
     add("--label_smoothing", action="store_true", help="train with label smoothing")
     add("--label_smoothing_factor", type=float, default=preset.label_smoothing_factor,

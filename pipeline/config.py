@@ -39,6 +39,8 @@ class DatasetPreset:
     test_pool: str | None             # published split of the test splits; None: cut from train_pool
     train_if_missing: bool = False    # no checkpoint and no --train: train (True) or ask for one
     augment_train: bool = False       # train on the set's random training transform (per-sample loader)
+    protocol: str = "package"         # who draws splits and subsets: "package", or the paper's script
+                                      # ("paper_cifar10", "paper_stanford_dogs"; pipeline.paper_splits)
     row_names: tuple[tuple[str, str], ...] = ()  # (set key, row name) where the paper's script differs
 
 
@@ -56,7 +58,7 @@ PRESETS: dict[str, DatasetPreset] = {
         label_smoothing_factor=0.0083, weight_decay=3e-4, temp_value=10.0,
         sets=("original", "permuted", "scaled", "no_normalization", "stl10", "cifar100", "svhn",
               "stanford_dogs", "fake_cifar10", "afhq_dogs", "afhq_cats"),
-        train_pool="train", test_pool="test"),
+        train_pool="train", test_pool="test", protocol="paper_cifar10"),
     "stanford_dogs": DatasetPreset(
         dataset="stanford_dogs", model_arch="resnet50", epochs=100, batch_size=64,
         train_set_size=8_232, test_set_size=2_058, attack_set_size=2_058,
@@ -64,7 +66,7 @@ PRESETS: dict[str, DatasetPreset] = {
         sets=("original", "fake_dogs", "afhq_dogs", "afhq_cats", "afhq_wild", "afhq_nondogs",
               "permuted", "scaled", "no_normalization"),  # the paper's Stanford Dogs row order
         train_pool="all", test_pool=None,  # the paper pooled all 20,580 images
-        augment_train=True,
+        augment_train=True, protocol="paper_stanford_dogs",
         row_names=(("afhq_dogs", "AFHQ-Dogs"), ("afhq_cats", "AFHQ-Cats"), ("afhq_wild", "AFHQ-Wilds"),
                    ("afhq_nondogs", "AFHQ-NonDogs"))),
 }

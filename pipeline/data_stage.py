@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +11,12 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from datasets import DataRequest, Domain, NamedSet, build_dataset
 from datasets.errors import ChecksumError, DataNotFoundError
-from datasets.sources import PAPER_SPLITS
+from datasets.sources import PAPER_SEEDS, PAPER_SPLITS
 from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig, row_name
 from pipeline.manifest import tensor_digest
+from pipeline import paper_splits
 from pipeline.scores import materialize
-from pipeline.splits import Splits, attack_subset, make_splits
+from pipeline.splits import Splits, attack_subset, make_splits, package_attack_positions
 from utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class ExperimentData:
     splits: dict[str, SplitTensors]
     indices: Splits
     augmented_train: dict[str, Dataset] | None = None  # role -> train split with random augmentation
+    pools: dict[str, str] = field(default_factory=dict)  # "train_pool"/"test_pool" -> what indices index
 
     def checksums(self) -> dict[str, str]:
         return {name: tensor_digest(split.images) for name, split in self.splits.items()}
@@ -61,17 +63,19 @@ def data_request(config: ExperimentConfig, domain: Domain, split: str = "test") 
 
 
 def load_experiment_data(config: ExperimentConfig, domain: Domain) -> ExperimentData:
-    """Build the training pool(s) and cut seeded, stratified, disjoint splits."""
+    """Build the training pool(s) and cut the splits of the preset's protocol (the paper's for its
+    presets, seeded stratified disjoint splits for the digits default)."""
     preset = PRESETS[config.dataset]
     train_pool = build_dataset(preset.dataset, data_request(config, domain, preset.train_pool))
     test_pool = (build_dataset(preset.dataset, data_request(config, domain, preset.test_pool))
                  if preset.test_pool else None)
-    train_labels = _labels_of(train_pool)
-    test_labels = _labels_of(test_pool) if test_pool is not None else None
-    indices = make_splits(train_labels, test_labels, config.train_set_size, config.test_set_size,
-                          config.seed)
+    indices = draw_splits(config, _labels_of(train_pool),
+                          _labels_of(test_pool) if test_pool is not None else None)
     tensors = {}
     for name, positions in indices.as_dict().items():
+        if name == "shadow_test" and indices.shared_test:
+            tensors[name] = tensors["target_test"]  # one shared test split (Stanford Dogs)
+            continue
         pool = train_pool if name.endswith("train") or test_pool is None else test_pool
         images, labels = materialize(Subset(pool.dataset, positions.tolist()))
         tensors[name] = SplitTensors(images, labels)
@@ -82,7 +86,40 @@ def load_experiment_data(config: ExperimentConfig, domain: Domain) -> Experiment
         pool = build_dataset(preset.dataset, request).dataset
         augmented = {role: Subset(pool, getattr(indices, f"{role}_train").tolist())
                      for role in ("target", "shadow")}
-    return ExperimentData(domain, tensors, indices, augmented)
+    pools = {"train_pool": _describe_pool(preset.dataset, preset.train_pool, train_pool)}
+    pools["test_pool"] = (_describe_pool(preset.dataset, preset.test_pool, test_pool) if test_pool is not None
+                          else pools["train_pool"])
+    return ExperimentData(domain, tensors, indices, augmented, pools)
+
+
+def _describe_pool(key: str, split: str, named: NamedSet) -> str:
+    return f"{named.name} (data set {key}, split {split!r}): {len(named)} samples in loader order"
+
+
+def draw_splits(config: ExperimentConfig, train_labels: np.ndarray,
+                test_labels: np.ndarray | None) -> Splits:
+    """Splits and attack subsets of ``config``'s preset protocol (labels of the whole pools)."""
+    protocol = PRESETS[config.dataset].protocol
+    if protocol == "paper_cifar10":
+        return paper_splits.cifar10_splits(train_labels, len(test_labels), config.train_set_size,
+                                           config.test_set_size, config.attack_set_size, config.seed)
+    if protocol == "paper_stanford_dogs":
+        splits = paper_splits.stanford_dogs_splits(len(train_labels), config.seed)
+        _warn_ignored_sizes(config, splits)
+        return splits
+    splits = make_splits(train_labels, test_labels, config.train_set_size, config.test_set_size, config.seed)
+    return package_attack_positions(splits, config.attack_set_size, config.seed)
+
+
+def _warn_ignored_sizes(config: ExperimentConfig, splits: Splits) -> None:
+    """The paper's Stanford Dogs script sizes its splits by fractions; say so when flags differ."""
+    effective = {"train_set_size": len(splits.target_train), "test_set_size": len(splits.target_test),
+                 "attack_set_size": len(splits.attack["target_non_members"])}
+    differ = [f"--{name} {getattr(config, name)} (protocol: {value})" for name, value in effective.items()
+              if getattr(config, name) != value]
+    if differ:
+        log.warning("stanford_dogs follows the paper's protocol (0.8 / 0.5 splits of all images, "
+                    "members sized like the non-members); ignoring %s", ", ".join(differ))
 
 
 def _labels_of(named: NamedSet) -> np.ndarray:
@@ -98,18 +135,33 @@ def _labels_of(named: NamedSet) -> np.ndarray:
 
 @dataclass
 class NonMemberSets:
-    """The non-member rows of a run, each materialised at the attack-set size."""
+    """The non-member rows of a run, each materialised at the protocol's size."""
 
     sets: dict[str, SplitTensors]      # row name (pipeline.config.row_name) -> tensors
     in_label_space: dict[str, bool]    # display name -> labels are target classes
     skipped: dict[str, str]            # requested key -> one-line reason it is missing
     artifacts: dict[str, str]          # files the builders wrote (e.g. generated sample grids)
+    indices: dict[str, "SetIndices"] = field(default_factory=dict)  # key -> rows taken (other data sets)
+
+
+@dataclass
+class SetIndices:
+    """Rows of one non-member set taken from another data set, for the run's indices file.
+
+    ``positions`` index the set as its builder defines it (e.g. STL-10 train without monkeys,
+    the Fake CIFAR-10 train half), in the order used; ``base`` the same rows in the underlying
+    file order where the builder selects from one (else ``None``).
+    """
+
+    positions: np.ndarray
+    base: np.ndarray | None
+    description: str
 
 
 def build_non_member_sets(config: ExperimentConfig, data: ExperimentData,
                           original: SplitTensors, extra_options: dict | None = None) -> NonMemberSets:
     """Materialise every requested non-member row; missing data is skipped unless ``config.strict``."""
-    sets, in_space, skipped, artifacts = {}, {}, {}, {}
+    rows = NonMemberSets({}, {}, {}, {})
     original_set = original.as_named_set("Original")
     request = data_request(config, data.domain)
     if extra_options:
@@ -121,19 +173,44 @@ def build_non_member_sets(config: ExperimentConfig, data: ExperimentData,
             if config.strict:
                 raise
             log.warning("skipping non-member set %s: %s", key, error)
-            skipped[key] = str(error)
+            rows.skipped[key] = str(error)
             continue
         if named.dataset is original_set.dataset:
             tensors = original
         else:
-            positions = attack_subset(config.attack_set_size, len(named), derive_seed(config.seed, key),
-                                      f"non-member set {key!r}")
+            derived = key in DERIVED_SETS  # rows of the Original non-members, in their order
+            positions = np.arange(len(named)) if derived else non_member_positions(config, key, len(named))
             tensors = SplitTensors(*materialize(Subset(named.dataset, positions.tolist())))
+            if not derived:
+                rows.indices[key] = _set_indices(key, named, positions)
         name = row_name(config.dataset, key, named.name)  # the paper's row label
-        sets[name] = tensors
-        in_space[name] = named.in_label_space
-        artifacts.update(named.artifacts)
-    return NonMemberSets(sets, in_space, skipped, artifacts)
+        rows.sets[name] = tensors
+        rows.in_label_space[name] = named.in_label_space
+        rows.artifacts.update(named.artifacts)
+    return rows
+
+
+def non_member_positions(config: ExperimentConfig, key: str, available: int) -> np.ndarray:
+    """Rows of a non-member set to use: the paper's seed-0 ``random_split`` subset of attack-set
+    size (CIFAR-10), the whole set (Stanford Dogs), or the package's seeded draw (digits)."""
+    protocol = PRESETS[config.dataset].protocol
+    if protocol == "paper_stanford_dogs":
+        return np.arange(available)
+    if protocol == "paper_cifar10":
+        return paper_splits.subsample(available, config.attack_set_size, paper_splits.PAPER_SUBSET_SEED,
+                                      what=f"--attack_set_size {config.attack_set_size} (non-member set "
+                                           f"{key!r}); lower --attack_set_size")
+    return attack_subset(config.attack_set_size, available, derive_seed(config.seed, key),
+                         f"non-member set {key!r}")
+
+
+def _set_indices(key: str, named: NamedSet, positions: np.ndarray) -> SetIndices:
+    base_indices = getattr(named.dataset, "indices", None)
+    base = None if base_indices is None else np.asarray(base_indices, dtype=np.int64)[positions]
+    description = (f"{named.name} (--sets {key}): positions in the {len(named)} samples of the set "
+                   f"as built from {named.source or 'its builder'}"
+                   + ("; base: the same rows in the underlying file order" if base is not None else ""))
+    return SetIndices(np.asarray(positions, dtype=np.int64), base, description)
 
 
 def _build_row(key: str, original: NamedSet, request: DataRequest) -> NamedSet:
@@ -143,4 +220,5 @@ def _build_row(key: str, original: NamedSet, request: DataRequest) -> NamedSet:
         return original
     if key in DERIVED_SETS:
         return perturb(key, original, request.domain, request.seed)
-    return build_dataset(key, replace(request, split=PAPER_SPLITS.get(key, request.split)))
+    return build_dataset(key, replace(request, split=PAPER_SPLITS.get(key, request.split),
+                                      seed=PAPER_SEEDS.get(key, request.seed)))

@@ -48,6 +48,7 @@ class Manifest:
     models: dict = field(default_factory=dict)
     outputs: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    splits: dict = field(default_factory=dict)  # the run's indices file: path, protocol, sha256
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
@@ -67,6 +68,7 @@ class Manifest:
             "models": self.models,
             "timings_s": self.timings,
             "outputs": self.outputs,
+            "splits": self.splits,
             "notes": self.notes,
         })
         return Path(path)

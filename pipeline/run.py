@@ -23,7 +23,8 @@ from pipeline.report_stage import write_figures_and_report
 from pipeline.results import (ATTACK_SUFFIX, PERFORMANCE_SUFFIX, attack_table, model_metric_rows,
                               performance_table, result_stem, write_table)
 from pipeline.scores import ScoreCache, Scores
-from pipeline.splits import attack_subset
+from pipeline.membership_check import check_loaded_models
+from pipeline.split_file import SPLITS_SUFFIX, split_arrays, write_split_file
 from utils.devices import resolve_device
 from utils.seeding import derive_seed, seed_everything
 
@@ -62,6 +63,7 @@ class PreparedRun:
     original: object             # the target's Original non-members (rows of its test split)
     manifest: Manifest
     extra_figures: dict = field(default_factory=dict)  # figures made while preparing (e.g. GAN samples)
+    set_indices: dict = field(default_factory=dict)    # key -> SetIndices of non-member sets from other data
 
     def scorers(self, cache: ScoreCache) -> dict[str, Scorer]:
         return {role: Scorer(self.predictors[role], self.models[role].fingerprint, self.device, cache)
@@ -86,7 +88,7 @@ def _prepare(config: ExperimentConfig, manifest: Manifest, device) -> PreparedRu
         domain = domain_for(config)
         data = load_experiment_data(config, domain)
         manifest.checksums.update({f"split:{k}": v for k, v in data.checksums().items()})
-        positions = _attack_positions(config, data)
+        positions = dict(data.indices.attack)
     with manifest.timed("models"):
         models = load_or_train_models(config, data, device)
         manifest.models = {role: {"checkpoint": str(m.checkpoint), "trained": m.trained,
@@ -102,7 +104,7 @@ def _prepare(config: ExperimentConfig, manifest: Manifest, device) -> PreparedRu
             extra_options=_attacker_options(config, data, models, Path(config.results_dir)))
         manifest.checksums.update({f"set:{name}": tensor_digest(t.images) for name, t in rows.sets.items()})
     return PreparedRun(config, device, data, positions, models, predictors, rows.sets, rows.in_label_space,
-                       rows.skipped, original, manifest, rows.artifacts)
+                       rows.skipped, original, manifest, rows.artifacts, rows.indices)
 
 
 def score_target_sets(prepared: PreparedRun, scorer: Scorer, members: Scores,
@@ -129,6 +131,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
                                           split_scores["target"]["non_members"])
         shadow_scores = {"Members": split_scores["shadow"]["members"],
                          "Original": split_scores["shadow"]["non_members"]}
+    membership = check_loaded_models(prepared.models, split_scores)
 
     with manifest.timed("attacks_fit"):
         attacks = fit_attacks(config.attacks, shadow_scores["Members"], shadow_scores["Original"],
@@ -148,14 +151,19 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     files = {
         "attack_results": write_table(attacks_df, results_dir / f"{stem}{ATTACK_SUFFIX}"),
         "performance_results": write_table(performance_df, results_dir / f"{stem}{PERFORMANCE_SUFFIX}"),
+        "splits": results_dir / f"{stem}{SPLITS_SUFFIX}",
     }
+    manifest.splits = {"file": str(files["splits"]), "protocol": prepared.data.indices.protocol,
+                       "sha256": write_split_file(files["splits"], split_arrays(
+                           prepared.data.indices, prepared.data.pools, prepared.set_indices))}
     class_source = {name: "label" if s.in_label_space else "predicted"
                     for name, s in non_member_scores.items()}
     manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,
-                           "score_cache": {"hits": cache.hits, "misses": cache.misses}})
+                           "score_cache": {"hits": cache.hits, "misses": cache.misses},
+                           "membership_check": {c.role: c.as_dict() for c in membership}})
     outputs = RunOutputs(stem, attacks_df, performance_df, results, target_scores, shadow_scores,
                          prepared.skipped, files, attacks,
-                         context={"prepared": prepared, "split_scores": split_scores,
+                         context={"prepared": prepared, "split_scores": split_scores, "membership": membership,
                                   "class_source": class_source, "attack_outputs": evaluation.outputs})
     if config.figures:
         with manifest.timed("figures_and_report"):
@@ -179,18 +187,6 @@ def _row_order(config: ExperimentConfig, evaluated: list[str],
         elif (name := next(remaining, None)) is not None:
             order.append(name)
     return order + list(remaining), skipped_rows
-
-
-def _attack_positions(config: ExperimentConfig, data: ExperimentData) -> dict[str, np.ndarray]:
-    """Rows of each split used as attack members / Original non-members."""
-    positions = {}
-    for role in ROLES:
-        for kind, split in (("members", "train"), ("non_members", "test")):
-            tensors = data.splits[f"{role}_{split}"]
-            positions[f"{role}_{kind}"] = attack_subset(
-                config.attack_set_size, len(tensors.labels), derive_seed(config.seed, role, kind),
-                f"the {role} {split} split")
-    return positions
 
 
 def _score_splits(scorer: Scorer, data: ExperimentData, positions: dict, role: str) -> dict[str, Scores]:

@@ -1,27 +1,55 @@
-"""Seeded, stratified, disjoint splits into target/shadow train/test, and attack subsets."""
+"""The package's own splits (the digits default): seeded, stratified, disjoint target/shadow
+train/test splits and attack subsets; and :class:`Splits`, which every protocol returns (the
+paper's are in :mod:`pipeline.paper_splits`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
 from datasets.errors import DataSizeError
 
+from utils.seeding import derive_seed
+
 SPLIT_NAMES = ("target_train", "shadow_train", "target_test", "shadow_test")
+ATTACK_NAMES = ("target_members", "target_non_members", "shadow_members", "shadow_non_members")
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Indices into the train pool (``*_train``) and the test pool (``*_test``)."""
+    """Indices into the train pool (``*_train``) and the test pool (``*_test``), in the order used.
+
+    ``attack`` maps ``"{role}_members"`` / ``"{role}_non_members"`` to positions within that
+    role's train / test split (members / Original non-members of the attacks). ``protocol`` names
+    the procedure that drew them (``"package"``, ``"paper_cifar10"``, ``"paper_stanford_dogs"``).
+    """
 
     target_train: np.ndarray
     shadow_train: np.ndarray
     target_test: np.ndarray
     shadow_test: np.ndarray
+    attack: dict = field(default_factory=dict)
+    protocol: str = "package"
 
     def as_dict(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name) for name in SPLIT_NAMES}
+
+    def with_attack(self, attack: dict[str, np.ndarray]) -> "Splits":
+        return replace(self, attack={name: np.asarray(attack[name], dtype=np.int64) for name in ATTACK_NAMES})
+
+    @property
+    def shared_test(self) -> bool:
+        """True when both models share one test split (the paper's Stanford Dogs protocol)."""
+        return np.array_equal(self.target_test, self.shadow_test)
+
+    def attack_indices(self) -> dict[str, np.ndarray]:
+        """Pool indices of each attack subset (``split[positions]``), in the order used."""
+        out = {}
+        for name, positions in self.attack.items():
+            role, kind = name.split("_", 1)
+            out[name] = getattr(self, f"{role}_{'train' if kind == 'members' else 'test'}")[positions]
+        return out
 
 
 def _stratified_take(indices: np.ndarray, labels: np.ndarray, size: int, seed: int,
@@ -76,3 +104,15 @@ def attack_subset(size: int, available: int, seed: int, what: str) -> np.ndarray
         raise DataSizeError(f"--attack_set_size {size} is larger than {what} ({available} samples); "
                             f"lower --attack_set_size")
     return np.sort(np.random.default_rng(seed).choice(available, size=size, replace=False))
+
+
+def package_attack_positions(splits: Splits, attack_set_size: int, seed: int) -> Splits:
+    """``splits`` with the package's attack subsets: ``attack_set_size`` sorted positions per split,
+    each drawn with its own seed derived from ``seed``."""
+    attack = {}
+    for role in ("target", "shadow"):
+        for kind, split in (("members", "train"), ("non_members", "test")):
+            attack[f"{role}_{kind}"] = attack_subset(
+                attack_set_size, len(getattr(splits, f"{role}_{split}")), derive_seed(seed, role, kind),
+                f"the {role} {split} split")
+    return splits.with_attack(attack)
