@@ -61,8 +61,8 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
              "model's attack non-members, as the paper) or held_out (bounded NLL search on the test rows "
              "that are not attack rows)")
     add("--amp", action="store_true",
-        help="train with bf16 autocast (CUDA and CPU); default fp32 like the paper. Recorded in the "
-             "manifest and the checkpoint's JSON; loading a checkpoint needs the same choice")
+        help="train with bf16 autocast (CUDA and CPU; scoring stays fp32); default fp32 like the paper. "
+             "Recorded in the manifest and the checkpoint's JSON; loading a checkpoint needs the same choice")
     add("--attacks", nargs="+", default=None, help="attacks to run (threshold salem entropy shokri)")
     add("--sets", nargs="+", default=None,
         help=f"non-member rows to run (default: {' '.join(preset.sets)})")
