@@ -67,7 +67,8 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 
 def time_ours(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
               warmup: int, device: torch.device, amp: bool = False) -> float:
-    """Samples/s of ``train_model`` (fp32, or ``amp``) for one epoch over ``images``, after ``warmup`` steps."""
+    """Samples/s of ``train_model`` (fp32, or ``amp``) for one epoch over ``images``, after
+    ``warmup`` steps."""
     data = normalise(images)
     config = TrainConfig(epochs=1, batch_size=batch_size, amp=amp, channels_last=amp)
     if warmup:

@@ -58,7 +58,8 @@ def attack_table(results: Mapping[str, Sequence[AttackResult]], skipped: Mapping
     index = list(order) if order is not None else list(rows)
     if sorted(index) != sorted(rows):
         raise ValueError(f"row order {index} does not list the evaluated and skipped rows {list(rows)}")
-    table = pd.DataFrame.from_dict(rows, orient="index").reindex(index=index, columns=attack_columns(attack_names))
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table = table.reindex(index=index, columns=attack_columns(attack_names))
     if skipped:
         table[SKIPPED_COLUMN] = [skipped.get(name, "") for name in index]
     return table

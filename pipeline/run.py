@@ -143,7 +143,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
         results = evaluation.results
 
     stem = result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
-    order, skipped_rows = _row_order(config, list(results), prepared.skipped)
+    order, skipped_rows = table_row_order(config, list(results), prepared.skipped)
     attacks_df = attack_table(results, skipped=skipped_rows, order=order)
     uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data,
                                                           prepared.device)
@@ -173,7 +173,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     return outputs
 
 
-def _row_order(config: ExperimentConfig, evaluated: list[str],
+def table_row_order(config: ExperimentConfig, evaluated: list[str],
                skipped: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     """Row names in the requested order (``config.sets``), skipped rows in their place, and
     row name -> reason of the skipped ones. ``evaluated`` lists evaluated rows in requested order."""

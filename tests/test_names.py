@@ -15,7 +15,7 @@ from pipeline.cli import build_parser, config_from_args
 from pipeline.config import PRESETS, row_name
 from pipeline.results import (PAPER_PERFORMANCE_ROWS, SKIPPED_COLUMN, attack_table, performance_table,
                               result_stem)
-from pipeline.run import _row_order
+from pipeline.run import table_row_order
 from reporting.paper_comparison import PAPER_RESULTS_DIR
 
 ARCH = {"cifar10": ("resnet18", "efficient_net", "salem_cnn_relu"), "stanford_dogs": ("resnet50",)}
@@ -64,7 +64,7 @@ def test_skipped_rows_keep_their_name_and_place():
     config = config_from_args("stanford_dogs", build_parser("stanford_dogs").parse_args([]))
     evaluated = ["Original", "AFHQ-Dogs", "AFHQ-Cats", "AFHQ-Wilds", "AFHQ-NonDogs", "Permuted", "Scaled",
                  "No Normalization"]
-    order, skipped = _row_order(config, evaluated, {"fake_dogs": "Fake Dogs: no images in data/fake_afhq_dogs"})
+    order, skipped = table_row_order(config, evaluated, {"fake_dogs": "Fake Dogs: no images in data/fake_afhq_dogs"})
     assert order == [row_name("stanford_dogs", key) for key in PRESETS["stanford_dogs"].sets]
     assert skipped == {"Fake Dogs": "Fake Dogs: no images in data/fake_afhq_dogs"}
     table = attack_table({name: [result("Threshold")] for name in evaluated}, skipped=skipped, order=order)
