@@ -1,4 +1,4 @@
-"""Training throughput (samples/s) of ``models.training`` against a plain PyTorch loop.
+"""Training throughput (samples/s) of ``models.training`` in fp32 and with ``--amp``, against a plain loop.
 
     python benchmarks/training_throughput.py [--archs resnet18 ...] [--steps N] [--batch_size B]
                                              [--device auto|cpu|cuda] [--workers W]
@@ -6,12 +6,15 @@
 For each architecture, at the paper's input size (32x32 for the CIFAR-10 models, 224x224 for
 resnet50), both loops train copies of the same model for ``--steps`` steps on the same random data:
 
-- ours: ``train_model`` (data held as one normalised tensor, on the device when it fits;
-  bf16/fp16 autocast and channels-last on CUDA; no host sync inside an epoch);
+- ours fp32: ``train_model`` as the scripts run it by default (fp32 like the paper, deterministic
+  algorithms; data held as one normalised tensor, on the device when it fits; no host sync inside
+  an epoch);
+- ours amp: the same with ``--amp`` (bf16 autocast on CUDA and CPU, fp16 + GradScaler on GPUs
+  without bf16; channels-last on CUDA);
 - baseline: a DataLoader over a Dataset that converts and normalises each uint8 image on access,
   fp32, ``loss.item()`` every step (the usual tutorial loop, as in the paper's code).
 
-Each loop first runs ``--warmup`` steps that are not timed.
+Each loop first runs ``--warmup`` steps that are not timed. Ratios are against the baseline.
 """
 from __future__ import annotations
 
@@ -63,15 +66,16 @@ def normalise(images: torch.Tensor) -> torch.Tensor:
 
 
 def time_ours(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-              warmup: int, device: torch.device) -> float:
-    """Samples/s of ``train_model`` for one epoch over ``images``, after ``warmup`` steps."""
+              warmup: int, device: torch.device, amp: bool = False) -> float:
+    """Samples/s of ``train_model`` (fp32, or ``amp``) for one epoch over ``images``, after
+    ``warmup`` steps."""
     data = normalise(images)
+    config = TrainConfig(epochs=1, batch_size=batch_size, amp=amp, channels_last=amp)
     if warmup:
         n = min(len(data), warmup * batch_size)
-        train_model(model, data[:n], labels[:n], TrainConfig(epochs=1, batch_size=batch_size), device,
-                    progress=False)
+        train_model(model, data[:n], labels[:n], config, device, progress=False)
     start = time.perf_counter()
-    train_model(model, data, labels, TrainConfig(epochs=1, batch_size=batch_size), device, progress=False)
+    train_model(model, data, labels, config, device, progress=False)
     return len(data) / (time.perf_counter() - start)
 
 
@@ -105,8 +109,8 @@ def time_baseline(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
 
 
 def benchmark(arch: str, steps: int, batch_size: int, warmup: int, device: torch.device,
-              workers: int) -> tuple[float, float]:
-    """(ours, baseline) samples/s for ``arch`` on random data of ``steps * batch_size`` images."""
+              workers: int) -> tuple[float, float, float]:
+    """(ours fp32, ours amp, baseline) samples/s for ``arch`` on random data of ``steps * batch_size`` images."""
     size, classes = IMAGE_SIZE.get(arch, 32), NUM_CLASSES.get(arch, 10)
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (steps * batch_size, 3, size, size), dtype=torch.uint8,
@@ -115,8 +119,9 @@ def benchmark(arch: str, steps: int, batch_size: int, warmup: int, device: torch
     torch.manual_seed(0)
     model = build_model(arch, num_classes=classes, in_channels=3, image_size=size)
     baseline = time_baseline(copy.deepcopy(model), images, labels, batch_size, warmup, device, workers)
-    ours = time_ours(copy.deepcopy(model), images, labels, batch_size, warmup, device)
-    return ours, baseline
+    fp32 = time_ours(copy.deepcopy(model), images, labels, batch_size, warmup, device)
+    amp = time_ours(copy.deepcopy(model), images, labels, batch_size, warmup, device, amp=True)
+    return fp32, amp, baseline
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,12 +147,13 @@ def main(argv: list[str] | None = None) -> None:
 
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}; {steps} timed steps, {warmup} warm-up")
-    print(f"{'arch':<16}{'size':>6}{'batch':>7}{'ours/s':>10}{'baseline/s':>12}{'ratio':>8}")
+    print(f"{'arch':<16}{'size':>6}{'batch':>7}{'fp32/s':>10}{'amp/s':>10}{'baseline/s':>12}"
+          f"{'fp32 ratio':>12}{'amp ratio':>11}")
     for arch in args.archs:
         batch_size = args.batch_size or (64 if cuda else 4 if arch == "resnet50" else 32)
-        ours, baseline = benchmark(arch, steps, batch_size, warmup, device, args.workers)
-        print(f"{arch:<16}{IMAGE_SIZE.get(arch, 32):>6}{batch_size:>7}{ours:>10.1f}{baseline:>12.1f}"
-              f"{ours / baseline:>8.2f}", flush=True)
+        fp32, amp, baseline = benchmark(arch, steps, batch_size, warmup, device, args.workers)
+        print(f"{arch:<16}{IMAGE_SIZE.get(arch, 32):>6}{batch_size:>7}{fp32:>10.1f}{amp:>10.1f}{baseline:>12.1f}"
+              f"{fp32 / baseline:>12.2f}{amp / baseline:>11.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@
 'LS_0.0083_'
 >>> result_modifier(weight_decay=3e-4, temperature=10)
 'L2_0.0003_temp_10.0_calib_'
+>>> result_modifier(temp_scaling=True)
+'temp_calib_'
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
                     train_loader: DataLoader | None = None, temperature: float | None = None,
                     llla_prior: str | None = None, ood_images: torch.Tensor | None = None,
                     device: torch.device | str = "cpu", link_approx: str = "probit",
-                    llla_impl: str = "paper", seed: int = 0) -> Predictor:
+                    llla_impl: str = "paper", seed: int = 0, temperature_fit: str = "lbfgs") -> Predictor:
     """A predictor (images ``(N, C, H, W)`` -> probabilities ``(N, K)``) for ``model``.
 
     Parameters
@@ -63,6 +65,9 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
         The model's training set, batches ``(images, labels)`` (``"llla"``).
     temperature : float, optional
         Fixed temperature (the paper's run uses 10); None fits it on ``fit_images``.
+    temperature_fit : {"lbfgs", "bounded"}
+        How ``T`` is fitted: the paper's LBFGS step from ``T = 1`` or a bounded search
+        (:mod:`calibration.temperature`).
     llla_prior : {"ood_grid", "gridsearch", "marglik"}, optional
         How the LLLA prior is tuned (see :func:`llla_prior_choice`); None: ``"ood_grid"`` for
         the paper's implementation, ``"marglik"`` for laplace-torch's.
@@ -88,7 +93,7 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
             if fit_images is None or fit_labels is None:
                 raise ValueError("temperature scaling needs either temperature=T or held-out "
                                  "fit_images and fit_labels to fit T on")
-            temperature = fit_temperature(model, fit_images, fit_labels, device)
+            temperature = fit_temperature(model, fit_images, fit_labels, device, method=temperature_fit)
         return TemperaturePredictor(model, temperature)
     if llla_impl not in LLLA_IMPLEMENTATIONS:
         raise ValueError(f"unknown llla_impl {llla_impl!r}; valid: {', '.join(LLLA_IMPLEMENTATIONS)}")
@@ -120,11 +125,15 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
 
 def result_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0,
                     llla: bool = False, temperature: float | str | None = None,
-                    llla_impl: str = "paper") -> str:
+                    temp_scaling: bool = False, llla_impl: str = "paper") -> str:
     """The paper's file-name modifier: ``LS_{f}_``, ``L2_{wd}_``, ``LLLA_``, ``temp_{T}_calib_``.
 
-    Parts appear in that order and concatenate; unset parts (None, 0, False) are left out, so a
-    plain run gives ``""``. A string ``temperature`` (e.g. ``"fit"``) is written verbatim.
+    A single modifier is named exactly as the paper's scripts name it (numbers as ``str`` of the
+    float; a fitted temperature, ``temp_scaling=True`` without ``temperature``, is ``temp_calib_``).
+    The paper's scripts keep only the first of these in that order (an ``if/elif`` chain, so e.g.
+    its LS + temperature run overwrites its LS run's files); here every set part is kept, in that
+    fixed order, and they concatenate: ``LS_0.1_L2_0.001_temp_calib_``. Unset parts (None, 0,
+    False) are left out, so a plain run gives ``""``. A string ``temperature`` is written verbatim.
     LLLA through laplace-torch (``llla_impl="laplace"``) writes ``LLLA_laplace_`` so its files
     never overwrite the paper implementation's ``LLLA_``.
     """
@@ -137,8 +146,8 @@ def result_modifier(label_smoothing_factor: float | None = None, weight_decay: f
         if llla_impl not in LLLA_MODIFIERS:
             raise ValueError(f"unknown llla_impl {llla_impl!r}; valid: {', '.join(LLLA_MODIFIERS)}")
         parts.append(LLLA_MODIFIERS[llla_impl])
-    if temperature is not None:
-        if not isinstance(temperature, str):
+    if temperature is not None or temp_scaling:
+        if temperature is not None and not isinstance(temperature, str):
             temperature = _non_negative("temperature", temperature)
             if temperature == 0:
                 raise ValueError("temperature must be positive, got 0")

@@ -38,10 +38,10 @@ class Predictor(nn.Module):
 def format_number(value: float) -> str:
     """How a number appears in result-file names: ``10 -> "10.0"``, ``3e-4 -> "0.0003"``.
 
-    Python's ``str`` of the float rounded to six significant digits (the paper's names are
-    ``str`` of its command-line floats, e.g. ``LS_0.0083_``, ``temp_10.0_calib_``).
+    Python's ``str`` of the float, exactly as the paper's scripts format their command-line floats
+    (``f"{args.weight_decay}"``): ``LS_0.0083_``, ``temp_10.0_calib_``, ``L2_1e-05_``.
     """
-    return str(float(f"{float(value):.6g}"))
+    return str(float(value))
 
 
 class SoftmaxPredictor(Predictor):

@@ -2,7 +2,14 @@
 
 Probabilities are ``softmax(logits / T)``: ``T > 1`` flattens them (less confident), ``T < 1``
 sharpens them; the predicted class never changes. ``T`` is either given (the paper's run uses
-``T = 10``) or fitted by minimising the negative log-likelihood on held-out data.
+``T = 10``) or fitted by minimising the negative log-likelihood (NLL) on labelled data, either
+
+- ``"lbfgs"`` (the paper's ``calibration/temperature_scaling.py``, the default): one
+  ``torch.optim.LBFGS`` step from ``T = 1.0`` with ``lr=0.001``, ``max_iter=10000`` and a
+  strong-Wolfe line search on the mean cross-entropy of ``logits / T`` in float32, whose closure
+  never zeroes the gradient (so gradients accumulate across evaluations, as in the paper); or
+- ``"bounded"``: a bounded scalar search for the NLL minimum over ``log T``
+  (:data:`TEMPERATURE_BOUNDS`), which has no step size or start value to depend on.
 """
 from __future__ import annotations
 
@@ -15,7 +22,10 @@ from torch import nn
 
 from calibration.predictor import Predictor, format_number
 
-TEMPERATURE_BOUNDS = (1e-2, 1e2)  # search interval of fit_temperature
+TEMPERATURE_BOUNDS = (1e-2, 1e2)  # search interval of the "bounded" fit
+FIT_METHODS = ("lbfgs", "bounded")
+# The paper's TemperatureScaling.calibrate: start value and LBFGS settings.
+PAPER_LBFGS = {"start": 1.0, "lr": 0.001, "max_iter": 10000, "line_search_fn": "strong_wolfe"}
 
 
 class TemperaturePredictor(Predictor):
@@ -55,8 +65,11 @@ class TemperaturePredictor(Predictor):
         return f"temperature={self.temperature:g}"
 
 
-def temperature_modifier(temperature: float | str) -> str:
-    """The paper's result-file modifier of a temperature run; a string (e.g. ``"fit"``) verbatim."""
+def temperature_modifier(temperature: float | str | None) -> str:
+    """The paper's result-file modifier of a temperature run: ``temp_{T}_calib_`` for a given
+    ``T`` (``--temp_value``; a string verbatim), ``temp_calib_`` when ``T`` is fitted (``None``)."""
+    if temperature is None:
+        return "temp_calib_"
     value = temperature if isinstance(temperature, str) else format_number(temperature)
     return f"temp_{value}_calib_"
 
@@ -88,14 +101,7 @@ def fit_temperature_to_logits(logits: torch.Tensor, labels: torch.Tensor,
     """
     from scipy.optimize import minimize_scalar
 
-    logits = torch.as_tensor(logits, dtype=torch.float64).cpu()
-    labels = torch.as_tensor(labels, dtype=torch.int64).cpu()
-    if logits.dim() != 2 or len(logits) != len(labels) or len(labels) == 0:
-        raise ValueError(f"need logits (N, K) and labels (N,) with N > 0, got {tuple(logits.shape)} "
-                         f"and {tuple(labels.shape)}")
-    if labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ValueError(f"labels must lie in [0, {logits.shape[1]}) to fit a temperature; "
-                         "pass held-out in-distribution data (no unlabelled samples)")
+    logits, labels = _checked(logits, labels, torch.float64)
 
     def nll(log_t: float) -> float:
         return F.cross_entropy(logits / math.exp(log_t), labels).item()
@@ -105,9 +111,59 @@ def fit_temperature_to_logits(logits: torch.Tensor, labels: torch.Tensor,
     return float(math.exp(float(np.clip(result.x, low, high))))
 
 
+def _checked(logits, labels, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``logits`` as ``dtype`` and ``labels`` as int64 on the CPU, after checking shapes and labels."""
+    logits = torch.as_tensor(logits).to(device="cpu", dtype=dtype)
+    labels = torch.as_tensor(labels, dtype=torch.int64).cpu()
+    if logits.dim() != 2 or len(logits) != len(labels) or len(labels) == 0:
+        raise ValueError(f"need logits (N, K) and labels (N,) with N > 0, got {tuple(logits.shape)} "
+                         f"and {tuple(labels.shape)}")
+    if labels.min() < 0 or labels.max() >= logits.shape[1]:
+        raise ValueError(f"labels must lie in [0, {logits.shape[1]}) to fit a temperature; "
+                         "pass in-distribution data (no unlabelled samples)")
+    return logits, labels
+
+
+def fit_temperature_lbfgs(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The paper's temperature fit on ``logits`` ``(N, K)`` and ``labels`` ``(N,)``.
+
+    One ``LBFGS`` step (:data:`PAPER_LBFGS`: start ``T = 1.0``, ``lr=0.001``,
+    ``max_iter=10000``, strong-Wolfe line search) minimising ``cross_entropy(logits / T, labels)``
+    in float32. As in the paper's closure, the gradient of ``T`` is never zeroed between
+    evaluations, so each evaluation sees the sum of the gradients computed so far.
+
+    Returns
+    -------
+    float
+        The temperature after the step.
+
+    Raises
+    ------
+    ValueError
+        Bad shapes or labels, or a fit that ends at a non-positive or non-finite temperature.
+    """
+    logits, labels = _checked(logits, labels, torch.float32)
+    temperature = nn.Parameter(torch.tensor(PAPER_LBFGS["start"], dtype=torch.float32))
+    optimizer = torch.optim.LBFGS([temperature], lr=PAPER_LBFGS["lr"], max_iter=PAPER_LBFGS["max_iter"],
+                                  line_search_fn=PAPER_LBFGS["line_search_fn"])
+
+    def closure() -> torch.Tensor:
+        loss = F.cross_entropy(logits / temperature, labels)
+        loss.backward()  # no zero_grad, as in the paper: gradients accumulate
+        return loss
+
+    optimizer.step(closure)
+    value = float(temperature.detach())
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"the paper's LBFGS temperature fit ended at T={value}; use --temp_value T, "
+                         "or --temp_fit held_out for the bounded search")
+    return value
+
+
 def fit_temperature(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                    device: torch.device | str = "cpu", batch_size: int = 512) -> float:
-    """Fit ``T`` by minimising the NLL on held-out data (the caller passes held-out non-members).
+                    device: torch.device | str = "cpu", batch_size: int = 512,
+                    method: str = "lbfgs") -> float:
+    """Fit ``T`` by minimising the NLL of ``model`` on labelled ``images``.
 
     Parameters
     ----------
@@ -115,10 +171,18 @@ def fit_temperature(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
         Maps images to logits; one forward pass over ``images``.
     images : Tensor ``(N, C, H, W)``
     labels : Tensor ``(N,)``
+    method : {"lbfgs", "bounded"}
+        The paper's LBFGS step (:func:`fit_temperature_lbfgs`) or the bounded search
+        (:func:`fit_temperature_to_logits`).
 
     Returns
     -------
     float
-        The fitted temperature, within :data:`TEMPERATURE_BOUNDS`.
+        The fitted temperature.
     """
-    return fit_temperature_to_logits(collect_logits(model, images, device, batch_size), labels)
+    if method not in FIT_METHODS:
+        raise ValueError(f"unknown temperature fit {method!r}; valid: {', '.join(FIT_METHODS)}")
+    logits = collect_logits(model, images, device, batch_size)
+    if method == "lbfgs":
+        return fit_temperature_lbfgs(logits, labels)
+    return fit_temperature_to_logits(logits, labels)

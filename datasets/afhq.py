@@ -4,7 +4,8 @@ Files: ``afhq.zip`` extracted into ``<data_root>``, giving ``<data_root>/afhq/{t
 {cat,dog,wild}/*.jpg|png`` (``<data_root>/afhq/afhq/...``, the paper's CIFAR-10 layout, also works).
 Splits: ``train`` (the paper's rows), ``test`` (the ``val`` folder) and ``all``. Labels are ``-1``:
 no target of the paper has these classes. The ``afhq`` folder is checked against the paper's
-folder MD5 (:mod:`datasets.sources`); ``options["verify_checksums"] = False`` accepts another copy.
+folder MD5 (:mod:`datasets.sources`); ``--no_verify`` (``options["verify_checksums"] = False``)
+accepts another copy with a warning.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from datasets.image_folder import (PathSet, TransformedSet, check_split, fetch_a
                                    list_images, no_labels, request_transform, verify_folder)
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 from datasets.sources import FOLDER_MD5, SOURCES
+from datasets.verification import verification_requested
 
 SPLIT_FOLDERS = {"train": ("train",), "test": ("val",), "all": ("train", "val")}
 SUBSETS = {  # registry key -> (display name, class folders)
@@ -41,9 +43,8 @@ def _ensure_files(request: DataRequest, display: str) -> Path:
     if not (folder / "train").is_dir():
         raise DataNotFoundError(f"{display}: missing afhq/train/ in {data_root}; get "
                                 f"{source.url} (md5 {source.md5}) and unzip it there, or pass --download")
-    if request.options.get("verify_checksums", True):
-        verify_folder(folder, FOLDER_MD5["afhq"], folder.parent / ".afhq.md5.json", display,
-                      f"unzip {source.filename} again or pass verify_checksums=False to use this copy")
+    verify_folder(folder, FOLDER_MD5["afhq"], folder.parent / ".afhq.md5.json", display,
+                  f"unzip {source.filename} again", verification_requested(request))
     return folder
 
 

@@ -3,11 +3,12 @@ base set, image lists, file and folder checksums, and one-line errors for missin
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from datasets.domain import NO_LABEL, Domain
 from datasets.errors import ChecksumError, DamagedFileError, DataNotFoundError
+from datasets.verification import checksum_mismatch
 from utils.files import md5_file, write_json
 
 # Domains whose images the paper resized keeping the aspect ratio, then centre-cropped
@@ -143,29 +145,59 @@ def first_existing(candidates: Sequence[Path], marker: str) -> Path:
 
 
 def verify_files(set_name: str, folder: Path, files: Sequence[tuple[str, str | None]],
-                 how_to_get: str) -> None:
-    """Raise DataNotFoundError naming every missing file, or ChecksumError for the first bad MD5."""
+                 how_to_get: str, verify: bool = True) -> None:
+    """Raise DataNotFoundError naming every missing file; a file whose MD5 differs is a
+    ChecksumError (``verify``) or a recorded warning (``--no_verify``, :mod:`datasets.verification`)."""
     folder = Path(folder)
     missing = [name for name, _ in files if not (folder / name).is_file()]
     if missing:
         raise DataNotFoundError(f"{set_name}: missing {', '.join(missing)} in {folder}; {how_to_get}")
     for name, expected in files:
         if expected and (actual := md5_file(folder / name)) != expected:
-            raise ChecksumError(f"{set_name}: {folder / name} has md5 {actual}, expected {expected}; "
-                                f"delete it and {how_to_get}")
+            checksum_mismatch(f"{set_name}: {folder / name} has md5 {actual}, expected {expected}", verify,
+                              f"delete it and {how_to_get}")
+
+
+_TORCHVISION_MODULES = ("cifar", "svhn", "stl10")  # torchvision.datasets modules we open
+
+
+@contextlib.contextmanager
+def _torchvision_presence_checks_only() -> Iterator[None]:
+    """While open, torchvision's CIFAR/SVHN/STL-10 constructors check that their files exist but
+    not their MD5s (``--no_verify``; this module compares the MD5s itself and warns)."""
+    import importlib
+
+    modules = [importlib.import_module(f"torchvision.datasets.{name}") for name in _TORCHVISION_MODULES]
+    saved = [module.check_integrity for module in modules]
+    for module in modules:
+        module.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved):
+            module.check_integrity = original
 
 
 def open_torchvision(make: Callable[[], Dataset], set_name: str, folder: Path,
-                     files: Sequence[tuple[str, str | None]], url: str, download: bool) -> Dataset:
+                     files: Sequence[tuple[str, str | None]], url: str, download: bool,
+                     verify: bool = True) -> Dataset:
     """Run torchvision's constructor ``make``; turn its "not found or corrupted" RuntimeError
-    (and failed downloads) into one-line DataNotFoundError/ChecksumError naming the file."""
+    (and failed downloads) into one-line DataNotFoundError/ChecksumError naming the file.
+
+    With ``verify=False`` (``--no_verify``) files whose MD5 differs from ``files`` are used after a
+    recorded warning instead of failing."""
     how_to_get = f"get it from {url} or pass --download"
+    checks = contextlib.nullcontext()
+    if not verify and all((Path(folder) / name).is_file() for name, _ in files):
+        verify_files(set_name, folder, files, how_to_get, verify=False)
+        checks = _torchvision_presence_checks_only()
     try:
-        return make()
+        with checks:
+            return make()
     except RuntimeError as error:
         if "not found or corrupted" not in str(error):
             raise
-        verify_files(set_name, folder, files, how_to_get)
+        verify_files(set_name, folder, files, how_to_get, verify)
         raise DataNotFoundError(f"{set_name}: torchvision could not read {folder} "
                                 f"({error}); {how_to_get}") from error
     except OSError as error:
@@ -250,21 +282,23 @@ def read_json(path: Path) -> dict:
         return {}
 
 
-def verify_folder(folder: Path, expected: str, stamp: Path, set_name: str, fix: str) -> None:
-    """Raise ChecksumError unless :func:`paper_folder_md5` of ``folder`` equals ``expected``.
+def verify_folder(folder: Path, expected: str, stamp: Path, set_name: str, fix: str,
+                  verify: bool = True) -> None:
+    """Check that :func:`paper_folder_md5` of ``folder`` equals ``expected``: a ChecksumError
+    otherwise (``verify``), or a recorded warning (``--no_verify``, :mod:`datasets.verification`).
 
-    A pass is remembered in the JSON ``stamp`` (kept outside ``folder``) with
+    The folder's checksum is remembered in the JSON ``stamp`` (kept outside ``folder``) with
     :func:`folder_signature`; the folder is hashed again only when that signature changes.
     """
     signature = folder_signature(folder)
     cached = read_json(stamp)
-    if cached.get("signature") == signature and cached.get("paper_folder_md5") == expected:
-        return
-    actual = paper_folder_md5(folder)
+    actual = cached.get("paper_folder_md5") if cached.get("signature") == signature else None
+    if actual is None:
+        actual = paper_folder_md5(folder)
+        try:
+            write_json(stamp, {"folder": str(folder), "paper_folder_md5": actual, "signature": signature})
+        except OSError:
+            pass  # a read-only data folder is hashed again next time
     if actual != expected:
-        raise ChecksumError(f"{set_name}: folder {folder} has md5 {actual} (paper's folder checksum), "
-                            f"expected {expected}; {fix}")
-    try:
-        write_json(stamp, {"folder": str(folder), "paper_folder_md5": actual, "signature": signature})
-    except OSError:
-        pass  # a read-only data folder is verified again next time
+        checksum_mismatch(f"{set_name}: folder {folder} has md5 {actual} (paper's folder checksum), "
+                          f"expected {expected}", verify, fix)

@@ -8,7 +8,7 @@ Files under ``<data_root>/stanford_dogs/`` (``images.tar`` and ``lists.tar`` ext
 Splits: ``train`` (12,000) and ``test`` (8,580) from the published lists, and ``all`` (every image,
 the pool the paper split itself). Samples are in ImageFolder order (breed folder, then file name).
 Checksums: the split files' MD5s and the Images folder's paper-definition MD5
-(:mod:`datasets.sources`); pass ``options["verify_checksums"] = False`` to use another copy.
+(:mod:`datasets.sources`); pass ``--no_verify`` (``options["verify_checksums"] = False``) to use another copy.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from datasets.image_folder import (ConvertMode, PathSet, TransformedSet, check_s
                                    verify_files, verify_folder)
 from datasets.registry import DataRequest, NamedSet, register_dataset
 from datasets.sources import FILE_MD5, FOLDER_MD5, SOURCES
+from datasets.verification import verification_requested
 
 SPLITS = ("train", "test", "all")
 NAME = "Stanford Dogs"
@@ -79,14 +80,12 @@ def _ensure_files(root: Path, split: str, request: DataRequest) -> None:
             if not (root / marker).exists():
                 fetch_archive(download_and_extract_archive, NAME, SOURCES[key], root)
     breed_folders(root)  # raises when Images/ is missing
-    verify = request.options.get("verify_checksums", True)
+    verify = verification_requested(request)
     if split != "all":
-        expected = FILE_MD5[f"stanford_dogs/{split_file}"] if verify else None
-        verify_files(NAME, root, [(split_file, expected)], _how_to_get("stanford_dogs_lists"))
-    if verify:
-        verify_folder(root / "Images", FOLDER_MD5["stanford_dogs/Images"], root / ".Images.md5.json",
-                      NAME, f"re-extract {SOURCES['stanford_dogs_images'].filename} "
-                            f"or pass verify_checksums=False to use this copy")
+        verify_files(NAME, root, [(split_file, FILE_MD5[f"stanford_dogs/{split_file}"])],
+                     _how_to_get("stanford_dogs_lists"), verify)
+    verify_folder(root / "Images", FOLDER_MD5["stanford_dogs/Images"], root / ".Images.md5.json",
+                  NAME, f"re-extract {SOURCES['stanford_dogs_images'].filename}", verify)
 
 
 def _split_samples(root: Path, split: str) -> tuple[list[Path], np.ndarray]:

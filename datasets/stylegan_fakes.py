@@ -38,6 +38,7 @@ from datasets.errors import ChecksumError, DataNotFoundError
 from datasets.image_folder import (PathSet, TransformedSet, check_split, class_folders, folder_md5,
                                    folder_signature, list_images, no_labels, paper_folder_md5,
                                    read_json, request_transform)
+from datasets.verification import checksum_mismatch, verification_requested
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 from datasets.sources import FOLDER_MD5, SOURCES
 from utils.devices import resolve_device
@@ -165,7 +166,7 @@ def generate_fake_images(generator_pkl: str | Path, out_dir: str | Path, num_ima
     pkl_md5 = md5_file(generator_pkl)
     if generator_md5 and pkl_md5 != generator_md5:
         raise ChecksumError(f"generator {generator_pkl} has md5 {pkl_md5}, expected {generator_md5}; "
-                            f"download it again")
+                            f"download it again, or pass --no_verify to use this file")
     final, temporary = out_dir / images_dirname, out_dir / f".{images_dirname}.tmp-{os.getpid()}"
     device = resolve_device(None if device is None else str(device))
     with _import_path(stylegan_repo):
@@ -282,11 +283,13 @@ def _regenerate(spec: FakeSpec, request: DataRequest, root: Path, dirname: str, 
     pkl = _generator_file(spec, request, root, what, missing)
     if not missing:
         log.warning("%s; regenerating", what)
-    expected = SOURCES[spec.generator].md5 if request.options.get("verify_checksums", True) else None
+    expected, verify = SOURCES[spec.generator].md5, verification_requested(request)
+    if expected and not verify and (actual := md5_file(pkl)) != expected:
+        checksum_mismatch(f"generator {pkl} has md5 {actual}, expected {expected}", False, "")
     record = generate_fake_images(pkl, root, num_images, spec.class_names, seed=request.seed,
                                   truncation_psi=spec.truncation_psi, allow_pickle=True,
                                   device=request.options.get("device"), images_dirname=dirname,
-                                  generator_md5=expected,
+                                  generator_md5=expected if verify else None,
                                   stylegan_repo=request.options.get("stylegan_repo"))
     _compare_with_paper(root / dirname, record["paper_folder_md5"], _paper_md5(spec, dirname))
 

@@ -238,6 +238,9 @@ def _load_problem(error: Exception) -> str:
         first = "unreadable as a plain state dict"
     return (f"is corrupt or not a PyTorch weights file ({type(error).__name__}: {first[:200]}); "
             "delete it to retrain, or download it again")
+def read_metadata(path: str | Path) -> object | None:
+    """The JSON config beside checkpoint ``path`` (dict), None without one, a string if unreadable."""
+    return _read_config(config_path(path))
 
 
 def fingerprint(model: nn.Module | Mapping[str, torch.Tensor]) -> str:

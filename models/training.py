@@ -8,14 +8,18 @@ Two entry points share one epoch loop (:func:`_fit`):
   augmentation (e.g. Stanford Dogs with random crops and flips): a DataLoader with a seeded
   generator.
 
-On CUDA the loop uses mixed precision (bf16 autocast, or fp16 with a GradScaler where bf16 is
-unsupported) and channels-last memory; on CPU it runs in fp32 and is deterministic: the same
-initial weights and seed give identical trained weights. Each epoch shows a tqdm bar.
+By default training runs in fp32 like the paper's code, with PyTorch's deterministic algorithms
+where it has them (``torch.use_deterministic_algorithms(True, warn_only=True)``, cuDNN
+deterministic, no cuDNN benchmark) for the duration of training: on CPU the same initial weights
+and seed give identical trained weights. ``TrainConfig(amp=True)`` (the scripts' ``--amp``)
+trains under bf16 autocast on CUDA and on CPU (fp16 with a GradScaler on GPUs without bf16);
+``channels_last`` uses channels-last memory on CUDA. Each epoch shows a tqdm bar.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Iterable, Iterator
 
@@ -51,8 +55,8 @@ class TrainConfig:
     weight_decay: float = 0.0     # L2 penalty (Adam's weight_decay)
     label_smoothing: float = 0.0  # factor passed to nn.CrossEntropyLoss
     seed: int = 42
-    amp: bool = True              # CUDA only: bf16 autocast (fp16 + GradScaler without bf16)
-    channels_last: bool = True    # CUDA only: channels-last model and batches
+    amp: bool = False             # bf16 autocast on CUDA and CPU (fp16 + GradScaler on GPUs without bf16)
+    channels_last: bool = False   # CUDA only: channels-last model and batches
 
     def __post_init__(self):
         checks = {"epochs": self.epochs >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
@@ -147,13 +151,55 @@ def train_model_on_dataset(model: nn.Module, dataset: Dataset, config: TrainConf
     return _fit(model, lambda: loader, len(loader), config, device, desc, progress)
 
 
+def amp_dtype(device: torch.device | str) -> torch.dtype:
+    """The autocast dtype of ``--amp`` on ``device``: bf16, or fp16 on a GPU without bf16."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def precision_name(amp: bool, device: torch.device | str) -> str:
+    """What a model trained with ``amp`` on ``device`` is recorded as: ``"fp32"``,
+    ``"amp-bf16"`` or ``"amp-fp16"``."""
+    if not amp:
+        return "fp32"
+    return "amp-bf16" if amp_dtype(device) == torch.bfloat16 else "amp-fp16"
+
+
+@contextlib.contextmanager
+def deterministic_algorithms() -> Iterator[None]:
+    """PyTorch's deterministic algorithms where it has them (``warn_only``: ops without one warn
+    instead of failing), cuDNN deterministic and without benchmark; the previous settings return
+    afterwards. Like the paper's scripts (``torch.set_deterministic(True)``, cuDNN flags), except
+    that the paper skipped it for its label-smoothing runs; with ``warn_only`` it is on for all."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (CUDA >= 10.2)
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = previous[2], previous[3]
+
+
 def _fit(model: nn.Module, batches: Batches, num_batches: int, config: TrainConfig,
          device: torch.device, desc: str, progress: bool) -> list[EpochLog]:
+    """The epoch loop (under :func:`deterministic_algorithms`)."""
+    with deterministic_algorithms():
+        return _epochs(model, batches, num_batches, config, device, desc, progress)
+
+
+def _epochs(model: nn.Module, batches: Batches, num_batches: int, config: TrainConfig,
+            device: torch.device, desc: str, progress: bool) -> list[EpochLog]:
     """The epoch loop: ``batches()`` yields ``(images, labels)`` for one epoch."""
     cuda = device.type == "cuda"
-    amp_dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float16
-    use_amp = config.amp and cuda
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    dtype = amp_dtype(device)
+    use_amp = config.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cuda and dtype == torch.float16)
     channels_last = config.channels_last and cuda
     model.to(device)
     if channels_last:
@@ -172,7 +218,8 @@ def _fit(model: nn.Module, batches: Batches, num_batches: int, config: TrainConf
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)
-                autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+                autocast = (torch.autocast(device.type, dtype=dtype) if use_amp
+                            else contextlib.nullcontext())
                 with autocast:
                     logits = model(x)
                     loss = loss_fn(logits, y)

@@ -26,23 +26,24 @@ def is_calibrated(config: ExperimentConfig) -> bool:
 
 
 def run_modifier(config: ExperimentConfig) -> str:
-    """The paper's result-file modifier of a run: training variant, then calibration."""
-    temperature = None
-    if config.temp_scaling:
-        temperature = config.temp_value if config.temp_value is not None else "fit"
+    """The paper's result-file modifier of a run: training variant, then calibration
+    (``temp_calib_`` for a fitted temperature, ``temp_{T}_calib_`` for ``--temp_value T``)."""
     return result_modifier(
         label_smoothing_factor=config.label_smoothing_factor if config.label_smoothing else None,
-        weight_decay=config.weight_decay, llla=config.llla, temperature=temperature,
-        llla_impl=config.llla_impl)
+        weight_decay=config.weight_decay, llla=config.llla, temp_scaling=config.temp_scaling,
+        temperature=config.temp_value if config.temp_scaling else None, llla_impl=config.llla_impl)
 
 
 def build_predictors(config: ExperimentConfig, models: dict, data: ExperimentData,
                      positions: dict[str, np.ndarray], device: torch.device) -> dict:
     """A probability predictor per role.
 
-    Temperature scaling and laplace-torch's LLLA are fitted on the rows of the role's test split
-    that are not attack non-members (held-out data: never attack rows); the paper's LLLA, as the
-    paper's code, on the attack non-members (see :func:`paper_llla_predictor`).
+    laplace-torch's LLLA is fitted on the rows of the role's test split that are not attack
+    non-members (held-out data: never attack rows); the paper's LLLA, as the paper's code, on the
+    attack non-members (see :func:`paper_llla_predictor`). A temperature without ``--temp_value`` is
+    fitted as the paper does (``--temp_fit paper``): LBFGS from ``T = 1`` on the role's own attack
+    non-members (the target's Original non-members, the shadow's non-members); ``--temp_fit
+    held_out`` uses the held-out rows and a bounded search instead.
     """
     predictors = {}
     for role in ROLES:
@@ -64,9 +65,12 @@ def build_predictors(config: ExperimentConfig, models: dict, data: ExperimentDat
                                                fit_images=fit.images, fit_labels=fit.labels,
                                                ood_images=noise, device=device)
         elif config.temp_scaling:
+            paper = config.temp_fit == "paper"
+            if paper:
+                fit = test.subset(positions[f"{role}_non_members"])
             predictors[role] = build_predictor(model, "temperature", fit_images=fit.images,
                                                fit_labels=fit.labels, temperature=config.temp_value,
-                                               device=device)
+                                               device=device, temperature_fit="lbfgs" if paper else "bounded")
         else:
             predictors[role] = SoftmaxPredictor(model)
     return predictors

@@ -10,7 +10,7 @@ import sys
 from typing import Sequence
 
 from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
-from pipeline.config import PRESETS, config_from_preset
+from pipeline.config import PRESETS, TEMP_FITS, config_from_preset
 
 
 def build_parser(dataset: str) -> argparse.ArgumentParser:
@@ -61,7 +61,15 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
              "(default; held-out NLL), marglik (marginal likelihood) or ood_grid (+ uniform noise term)")
     add("--temp_scaling", action="store_true", help="calibrate with temperature scaling")
     add("--temp_value", type=float, default=None,
-        help=f"fixed temperature (the paper's run: {preset.temp_value}); omitted: fitted by NLL")
+        help=f"fixed temperature (the paper's run: {preset.temp_value}); omitted: fitted by NLL "
+             f"(result files temp_calib_)")
+    add("--temp_fit", choices=TEMP_FITS, default="paper",
+        help="how a temperature without --temp_value is fitted: paper (default: LBFGS from T=1 on each "
+             "model's attack non-members, as the paper) or held_out (bounded NLL search on the test rows "
+             "that are not attack rows)")
+    add("--amp", action="store_true",
+        help="train with bf16 autocast (CUDA and CPU; scoring stays fp32); default fp32 like the paper. "
+             "Recorded in the manifest and the checkpoint's JSON; loading a checkpoint needs the same choice")
     add("--attacks", nargs="+", default=None, help="attacks to run (threshold salem entropy shokri)")
     add("--sets", nargs="+", default=None,
         help=f"non-member rows to run (default: {' '.join(preset.sets)})")
@@ -71,6 +79,9 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     add("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     add("--strict", action="store_true", help="fail instead of skipping non-member sets with missing data")
     add("--download", action="store_true", help="download missing data sets (needs the network)")
+    add("--no_verify", action="store_true",
+        help="accept data files or folders whose checksums differ from the published ones (a warning "
+             "names each; the manifest lists them); default: such data is an error")
     add("--generator_pkl", default=None, help="StyleGAN2-ADA generator pickle for the Fake sets")
     add("--stylegan_repo", default=None,
         help="stylegan2-ada-pytorch checkout (dnnlib, torch_utils) needed to unpickle its generators")
@@ -94,8 +105,10 @@ def config_from_args(dataset: str, args: argparse.Namespace):
         train_set_size=args.train_set_size, test_set_size=args.test_set_size, batch_size=args.batch_size,
         attack_set_size=args.attack_set_size, salem_k=args.salem_k, label_smoothing=args.label_smoothing,
         label_smoothing_factor=args.label_smoothing_factor, weight_decay=args.weight_decay,
-        llla=args.llla, llla_impl=args.llla_impl, llla_prior=args.llla_prior, temp_scaling=args.temp_scaling or args.temp_value is not None,
-        temp_value=args.temp_value, pretrained=args.pretrained, seed=args.seed,
+        llla=args.llla, llla_impl=args.llla_impl, llla_prior=args.llla_prior,
+        temp_scaling=args.temp_scaling or args.temp_value is not None,
+        temp_value=args.temp_value, temp_fit=args.temp_fit, amp=args.amp,
+        verify_checksums=not args.no_verify, pretrained=args.pretrained, seed=args.seed,
         attacks=tuple(args.attacks) if args.attacks else None,
         sets=tuple(args.sets) if args.sets else None, results_dir=args.results_dir,
         pretrained_dir=args.pretrained_dir, data_root=args.data_root, device=args.device,

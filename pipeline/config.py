@@ -7,6 +7,18 @@ from dataclasses import asdict, dataclass, field, fields, replace
 # Non-member rows that perturb the Original non-members rather than load another set.
 DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
 MAX_SEED = 2**32 - 1  # largest seed NumPy's legacy RandomState and scikit-learn accept
+TEMP_FITS = ("paper", "held_out")  # --temp_fit choices
+
+# Row name of each non-member set in the result tables: the paper's CIFAR-10 script's labels
+# (``write_results_to_csv(..., row_label=...)``); presets override them (``DatasetPreset.row_names``).
+ROW_NAMES: dict[str, str] = {
+    "original": "Original", "permuted": "Permuted", "scaled": "Scaled",
+    "no_normalization": "No Normalization", "noise": "Noise", "stl10": "STL-10",
+    "cifar100": "CIFAR100", "svhn": "SVHN", "stanford_dogs": "Stanford Dogs",
+    "fake_cifar10": "Fake CIFAR-10", "afhq_dogs": "AFHQ Dogs", "afhq_cats": "AFHQ Cats",
+    "afhq_wild": "AFHQ Wilds", "afhq_nondogs": "AFHQ NonDogs", "fake_dogs": "Fake Dogs",
+    "sample_photos": "Photo Patches", "fake_digits": "Fake", "cifar10": "CIFAR-10", "digits": "Digits",
+}
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,7 @@ class DatasetPreset:
     augment_train: bool = False       # train on the set's random training transform (per-sample loader)
     protocol: str = "package"         # who draws splits and subsets: "package", or the paper's script
                                       # ("paper_cifar10", "paper_stanford_dogs"; pipeline.paper_splits)
+    row_names: tuple[tuple[str, str], ...] = ()  # (set key, row name) where the paper's script differs
 
 
 PRESETS: dict[str, DatasetPreset] = {
@@ -51,11 +64,25 @@ PRESETS: dict[str, DatasetPreset] = {
         dataset="stanford_dogs", model_arch="resnet50", epochs=100, batch_size=64,
         train_set_size=8_232, test_set_size=2_058, attack_set_size=2_058,
         label_smoothing_factor=0.1, weight_decay=1e-3, temp_value=10.0,
-        sets=("original", "permuted", "scaled", "no_normalization", "afhq_dogs", "afhq_cats",
-              "afhq_wild", "afhq_nondogs", "fake_dogs"),
+        sets=("original", "fake_dogs", "afhq_dogs", "afhq_cats", "afhq_wild", "afhq_nondogs",
+              "permuted", "scaled", "no_normalization"),  # the paper's Stanford Dogs row order
         train_pool="all", test_pool=None,  # the paper pooled all 20,580 images
-        augment_train=True, protocol="paper_stanford_dogs"),
+        augment_train=True, protocol="paper_stanford_dogs",
+        row_names=(("afhq_dogs", "AFHQ-Dogs"), ("afhq_cats", "AFHQ-Cats"), ("afhq_wild", "AFHQ-Wilds"),
+                   ("afhq_nondogs", "AFHQ-NonDogs"))),
 }
+
+
+def row_name(dataset: str, key: str, built_name: str | None = None) -> str:
+    """The result-table row name of non-member set ``key`` in an experiment on ``dataset``.
+
+    The preset's own spelling first (the paper's Stanford Dogs script writes ``AFHQ-Dogs`` where
+    its CIFAR-10 script writes ``AFHQ Dogs``), then :data:`ROW_NAMES`, then the name the set's
+    builder gave it (``built_name``), then the key itself.
+    """
+    preset = PRESETS.get(dataset)
+    overrides = dict(preset.row_names) if preset else {}
+    return overrides.get(key) or ROW_NAMES.get(key) or built_name or key
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,9 @@ class ExperimentConfig:
     llla_prior: str | None = None         # None: the implementation's default ("ood_grid" / "gridsearch")
     temp_scaling: bool = False
     temp_value: float | None = None       # None with --temp_scaling: fit T by NLL
+    temp_fit: str = "paper"               # "paper": LBFGS on attack non-members; "held_out": bounded search
+    amp: bool = False                     # --amp: train with bf16 autocast (default fp32, as the paper)
+    verify_checksums: bool = True         # False (--no_verify): accept data whose checksums differ
     pretrained: bool = False              # ImageNet initialisation (resnet50)
     seed: int = 42
     sets: tuple[str, ...] = PRESETS["digits"].sets
@@ -141,6 +171,8 @@ def validate_config(config: ExperimentConfig) -> None:
         raise ValueError(f"--label_smoothing_factor must be in (0, 1), got {config.label_smoothing_factor}")
     if config.temp_value is not None and not (math.isfinite(config.temp_value) and config.temp_value > 0):
         raise ValueError(f"--temp_value must be a positive number, got {config.temp_value}")
+    if config.temp_fit not in TEMP_FITS:
+        raise ValueError(f"--temp_fit must be one of {', '.join(TEMP_FITS)}, got {config.temp_fit!r}")
     if config.llla and config.temp_scaling:
         raise ValueError("--llla and --temp_scaling are alternative calibrations; pass only one")
     from calibration.factory import llla_prior_choice

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 from datasets import DataRequest, Domain, NamedSet, build_dataset
 from datasets.errors import ChecksumError, DataNotFoundError
 from datasets.sources import PAPER_SEEDS, PAPER_SPLITS
-from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig
+from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig, row_name
 from pipeline.manifest import tensor_digest
 from pipeline import paper_splits
 from pipeline.scores import materialize
@@ -53,6 +53,7 @@ class ExperimentData:
 
 def data_request(config: ExperimentConfig, domain: Domain, split: str = "test") -> DataRequest:
     options = dict(config.options)
+    options.setdefault("verify_checksums", config.verify_checksums)  # --no_verify
     if config.generator_pkl:
         options["generator_pkl"] = config.generator_pkl
     if config.stylegan_repo:
@@ -136,7 +137,7 @@ def _labels_of(named: NamedSet) -> np.ndarray:
 class NonMemberSets:
     """The non-member rows of a run, each materialised at the protocol's size."""
 
-    sets: dict[str, SplitTensors]      # display name -> tensors
+    sets: dict[str, SplitTensors]      # row name (pipeline.config.row_name) -> tensors
     in_label_space: dict[str, bool]    # display name -> labels are target classes
     skipped: dict[str, str]            # requested key -> one-line reason it is missing
     artifacts: dict[str, str]          # files the builders wrote (e.g. generated sample grids)
@@ -182,8 +183,9 @@ def build_non_member_sets(config: ExperimentConfig, data: ExperimentData,
             tensors = SplitTensors(*materialize(Subset(named.dataset, positions.tolist())))
             if not derived:
                 rows.indices[key] = _set_indices(key, named, positions)
-        rows.sets[named.name] = tensors
-        rows.in_label_space[named.name] = named.in_label_space
+        name = row_name(config.dataset, key, named.name)  # the paper's row label
+        rows.sets[name] = tensors
+        rows.in_label_space[name] = named.in_label_space
         rows.artifacts.update(named.artifacts)
     return rows
 

@@ -10,12 +10,13 @@ from torch import nn
 
 from calibration.factory import result_modifier
 from models import build_model
-from models.checkpoints import (WEIGHTS_KEY, CheckpointMismatchError, checkpoint_path, config_differences, config_path,
-                                fingerprint, load_or_train, recorded_config)
-from models.training import DEFAULT_LR, TrainConfig, train_model, train_model_on_dataset
+from models.checkpoints import (WEIGHTS_KEY, CheckpointMismatchError, checkpoint_path, config_differences,
+                                config_path, fingerprint, load_or_train, read_metadata, recorded_config)
+from models.training import DEFAULT_LR, TrainConfig, precision_name, train_model, train_model_on_dataset
 from pipeline.config import PRESETS, ExperimentConfig
 from pipeline.data_stage import ExperimentData
 from utils.files import remove_stale_temporaries
+from utils.devices import resolve_device
 from utils.seeding import derive_seed, seeded
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class TrainedModel:
     checkpoint: Path
     trained: bool          # False when loaded from an existing checkpoint
     fingerprint: str
+    precision: str = "fp32"  # how it was trained: "fp32", "amp-bf16" or "amp-fp16" (--amp)
 
 
 def training_modifier(config: ExperimentConfig) -> str:
@@ -43,23 +45,27 @@ def train_config(config: ExperimentConfig, role: str) -> TrainConfig:
     return TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=lr,
                        weight_decay=config.weight_decay,
                        label_smoothing=config.label_smoothing_factor if config.label_smoothing else 0.0,
-                       seed=derive_seed(config.seed, role, "order"))
+                       seed=derive_seed(config.seed, role, "order"), amp=config.amp,
+                       channels_last=config.amp)  # --amp: the fast path; default: fp32 as the paper
 
 
 # Checkpoint-config keys -> the flag that sets them (for "made with other settings" errors).
 IDENTITY_FLAGS = {"arch": "--model_arch", "seed": "--seed", "train.epochs": "--epochs",
                   "train.batch_size": "--batch_size", "train.lr": "--lr", "train.weight_decay": "--weight_decay",
                   "train.label_smoothing": "--label_smoothing_factor", "train.seed": "--seed",
-                  "train.amp": "--amp", "pretrained": "--pretrained", "augmented": "the training augmentation",
+                  "train.amp": "--amp", "precision": "--amp", "pretrained": "--pretrained", "augmented": "the training augmentation",
                   "train_split_sha256": "the training split (--seed, --train_set_size, --test_set_size "
                                         "or the data files)"}
 
 
-def checkpoint_identity(config: ExperimentConfig, role: str, train_split_sha256: str | None = None) -> dict:
-    """What a checkpoint's JSON records about how it was made (the split digest once data is loaded)."""
+def checkpoint_identity(config: ExperimentConfig, role: str, train_split_sha256: str | None = None,
+                        device: torch.device | None = None) -> dict:
+    """What a checkpoint's JSON records about how it was made (the split digest once data is loaded;
+    the precision on ``device``, default the one ``--device`` resolves to)."""
     identity = {"arch": config.model_arch, "dataset": config.dataset, "role": role, "seed": config.seed,
                 "train": train_config(config, role).to_dict(), "pretrained": config.pretrained,
-                "augmented": PRESETS[config.dataset].augment_train}
+                "augmented": PRESETS[config.dataset].augment_train,
+                "precision": precision_name(config.amp, device or resolve_device(config.device))}
     if train_split_sha256 is not None:
         identity["train_split_sha256"] = train_split_sha256
     return identity
@@ -117,6 +123,7 @@ def check_checkpoints(config: ExperimentConfig) -> bool:
         elif config.train:
             will_train = True
         elif config_path(path).is_file():
+            check_precision(path, config.amp)
             saved = recorded_config(path)
             saved = {k: v for k, v in saved.items() if k not in ("train_split_sha256", WEIGHTS_KEY)} \
                 if isinstance(saved, dict) else saved
@@ -135,7 +142,7 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
     for role in ROLES:
         split = data.splits[f"{role}_train"]
         recipe = train_config(config, role)
-        identity = checkpoint_identity(config, role, checksums[f"{role}_train"])
+        identity = checkpoint_identity(config, role, checksums[f"{role}_train"], device)
         with seeded(derive_seed(config.seed, role, "init")):
             model = build_model(config.model_arch, num_classes=data.domain.num_classes,
                                 in_channels=data.domain.channels, image_size=data.domain.image_size,
@@ -144,6 +151,9 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
         if not (path.exists() or config.train or PRESETS[config.dataset].train_if_missing):
             raise FileNotFoundError(f"no {role} checkpoint {path}; run `bash download_pretrained_models.sh` "
                                     f"for the authors' models or add --train to train them")
+
+        if not config.train:
+            check_precision(path, config.amp)
 
         def fit(model: nn.Module, split=split, recipe=recipe, role=role) -> object:
             if data.augmented_train is not None:  # random crops/flips: a per-sample loader
@@ -158,5 +168,29 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
             raise ValueError(mismatch_message(error)) from None
         model.to(device).eval()
         log.info("%s model %s from %s", role, "trained" if trained else "loaded", path)
-        models[role] = TrainedModel(role, model, path, trained, fingerprint(model))
+        models[role] = TrainedModel(role, model, path, trained, fingerprint(model), identity["precision"])
     return models
+
+
+def check_precision(path: Path, amp: bool) -> None:
+    """Refuse to load checkpoint ``path`` as fp32 when it was trained with ``--amp``, or the reverse.
+
+    The precision comes from the checkpoint's JSON (``"precision"``); a checkpoint without JSON
+    (the authors' released files) was trained in fp32. A JSON without the key (written before it
+    existed) is not checked. Raises ValueError naming the flag to change.
+    """
+    if not path.is_file():
+        return
+    metadata = read_metadata(path)
+    if metadata is not None and not isinstance(metadata, dict):
+        return  # unreadable: load_or_train retrains
+    saved = "fp32" if metadata is None else metadata.get("precision")
+    if saved is None or (saved == "fp32") == (not amp):
+        return
+    if amp:
+        raise ValueError(f"checkpoint {path} was trained in fp32 (" +
+                         ("no JSON beside it: the authors' files are fp32" if metadata is None
+                          else f"{config_path(path).name} says so") +
+                         "); drop --amp to load it, or add --train to retrain it with --amp")
+    raise ValueError(f"checkpoint {path} was trained with --amp ({saved}, per {config_path(path).name}); "
+                     "pass --amp to load it, or add --train to retrain it in fp32")

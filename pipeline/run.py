@@ -11,8 +11,9 @@ import pandas as pd
 
 from attacks import AttackResult
 from calibration.metrics import model_metrics
+from datasets.verification import recording_accepted_mismatches
 from pipeline import calibration_stage
-from pipeline.config import ExperimentConfig, validate_config
+from pipeline.config import ExperimentConfig, row_name, validate_config
 from pipeline.data_stage import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.domains import domain_for
 from pipeline.evaluation_stage import (Scorer, complement, evaluate_sets, fit_attacks, merge_rows)
@@ -81,6 +82,14 @@ def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) 
     manifest = Manifest(config.to_dict())
     seed_everything(config.seed)
     device = resolve_device(config.device)
+    with recording_accepted_mismatches() as accepted:
+        prepared = _prepare(config, manifest, device)
+    if not config.verify_checksums:
+        manifest.notes["no_verify"] = {"accepted_checksum_mismatches": accepted}
+    return prepared
+
+
+def _prepare(config: ExperimentConfig, manifest: Manifest, device) -> PreparedRun:
     with manifest.timed("data"):
         domain = domain_for(config)
         data = load_experiment_data(config, domain)
@@ -89,7 +98,8 @@ def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) 
     with manifest.timed("models"):
         models = load_or_train_models(config, data, device)
         manifest.models = {role: {"checkpoint": str(m.checkpoint), "trained": m.trained,
-                                  "sha256": m.fingerprint} for role, m in models.items()}
+                                  "sha256": m.fingerprint, "precision": m.precision}
+                           for role, m in models.items()}
     with manifest.timed("calibration"):
         predictors = calibration_stage.build_predictors(config, models, data, positions, device)
         manifest.notes["predictors"] = {role: p.describe() for role, p in predictors.items()}
@@ -166,7 +176,8 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
         results = evaluation.results
 
     stem = run_stem(config)
-    attacks_df = attack_table(results, skipped=list(prepared.skipped))
+    order, skipped_rows = table_row_order(config, list(results), prepared.skipped)
+    attacks_df = attack_table(results, skipped=skipped_rows, order=order)
     uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data,
                                                           prepared.device)
     performance_df = performance_table(_performance_rows(split_scores, uncalibrated))
@@ -192,6 +203,22 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
         with manifest.timed("figures_and_report"):
             files.update(write_figures_and_report(outputs, prepared, out_dir, results_dir))
     return outputs
+
+
+def table_row_order(config: ExperimentConfig, evaluated: list[str],
+               skipped: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """Row names in the requested order (``config.sets``), skipped rows in their place, and
+    row name -> reason of the skipped ones. ``evaluated`` lists evaluated rows in requested order."""
+    remaining = iter(evaluated)
+    order, skipped_rows = [], {}
+    for key in config.sets:
+        if key in skipped:
+            name = row_name(config.dataset, key)
+            skipped_rows[name] = skipped[key]
+            order.append(name)
+        elif (name := next(remaining, None)) is not None:
+            order.append(name)
+    return order + list(remaining), skipped_rows
 
 
 def _score_splits(scorer: Scorer, data: ExperimentData, positions: dict, role: str) -> dict[str, Scores]:

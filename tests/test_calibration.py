@@ -17,14 +17,14 @@ from calibration import (LaplacePredictor, PaperLaplacePredictor, SoftmaxPredict
                          fit_temperature, result_modifier)
 from calibration.laplace import tensor_loader
 from calibration.metrics import expected_calibration_error
-from calibration.temperature import fit_temperature_to_logits
+from calibration.temperature import PAPER_LBFGS, fit_temperature_lbfgs, fit_temperature_to_logits
 from datasets.digits import load_digits_tensors
 from datasets.domain import DIGITS
 from models.small_cnn import SmallCNN
 from models.training import TrainConfig, train_model
 from utils.seeding import seeded
 
-PAPER_RESULTS = Path("/work/shared/reference/paper_results")
+from reporting.paper_comparison import PAPER_RESULTS_DIR as PAPER_RESULTS
 SMALL_GRID = np.logspace(-3, 0, 13)  # prior variances; a short grid keeps the tests fast
 
 
@@ -74,6 +74,55 @@ def test_fit_temperature_recovers_a_known_temperature():
     logits = 3.0 * torch.randn(4000, 10, generator=generator)
     labels = torch.multinomial(torch.softmax(logits / 2.5, dim=1), 1, generator=generator).squeeze(1)
     assert fit_temperature_to_logits(logits, labels) == pytest.approx(2.5, rel=0.05)
+
+
+def paper_fit_logits():
+    generator = torch.Generator().manual_seed(0)
+    logits = 4.0 * torch.randn(300, 5, generator=generator)
+    labels = torch.multinomial(torch.softmax(logits / 2.0, dim=1), 1, generator=generator).squeeze(1)
+    return logits, labels
+
+
+def test_paper_lbfgs_fit_known_answer():
+    """The paper's fit: LBFGS(lr=0.001, max_iter=10000, strong Wolfe) from T=1, gradients never zeroed."""
+    logits, labels = paper_fit_logits()
+    fitted = fit_temperature_lbfgs(logits, labels)
+    assert fitted == pytest.approx(1.92126, abs=2e-4)  # this procedure's answer (torch 2.14, CPU)
+    assert fit_temperature_to_logits(logits, labels) == pytest.approx(fitted, abs=2e-3)  # near the NLL optimum
+
+    # the same steps written out independently, with and without the paper's missing zero_grad
+    def paper_procedure(zero_grad: bool) -> float:
+        temperature = torch.nn.Parameter(torch.tensor(1.0))
+        optimizer = torch.optim.LBFGS([temperature], lr=0.001, max_iter=10000, line_search_fn="strong_wolfe")
+
+        def closure():
+            if zero_grad:
+                optimizer.zero_grad()
+            loss = torch.nn.CrossEntropyLoss()(torch.div(logits, temperature), labels)
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        return temperature.item()
+
+    assert fitted == paper_procedure(zero_grad=False)
+    assert abs(fitted - paper_procedure(zero_grad=True)) > 1e-3  # the quirk changes the answer
+
+
+def test_paper_lbfgs_settings(monkeypatch):
+    assert PAPER_LBFGS == {"start": 1.0, "lr": 0.001, "max_iter": 10000, "line_search_fn": "strong_wolfe"}
+    seen = {}
+    original = torch.optim.LBFGS
+
+    def spy(params, **options):
+        params = list(params)
+        seen.update(options, start=params[0].item(), dtype=params[0].dtype)
+        return original(params, **options)
+
+    monkeypatch.setattr(torch.optim, "LBFGS", spy)
+    fit_temperature_lbfgs(*paper_fit_logits())
+    assert seen == {"lr": 0.001, "max_iter": 10000, "line_search_fn": "strong_wolfe", "start": 1.0,
+                    "dtype": torch.float32}
 
 
 def test_fit_temperature_rejects_unlabelled_samples():
@@ -228,6 +277,8 @@ def test_build_predictor_checks_its_options(digits):
     ({"llla": True}, "LLLA_"),
     ({"temperature": 10}, "temp_10.0_calib_"),
     ({"temperature": "fit"}, "temp_fit_calib_"),
+    ({"temp_scaling": True}, "temp_calib_"),
+    ({"weight_decay": 3e-4, "temp_scaling": True}, "L2_0.0003_temp_calib_"),
     ({"label_smoothing_factor": 0.0, "weight_decay": 0.0}, ""),
     ({"label_smoothing_factor": 0.1, "weight_decay": 1e-3, "llla": True, "temperature": 10.0},
      "LS_0.1_L2_0.001_LLLA_temp_10.0_calib_"),
