@@ -83,13 +83,14 @@ def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) 
     seed_everything(config.seed)
     device = resolve_device(config.device)
     with recording_accepted_mismatches() as accepted:
-        prepared = _prepare(config, manifest, device)
+        prepared = _prepare(config, manifest, device, output_dir)
     if not config.verify_checksums:
         manifest.notes["no_verify"] = {"accepted_checksum_mismatches": accepted}
     return prepared
 
 
-def _prepare(config: ExperimentConfig, manifest: Manifest, device) -> PreparedRun:
+def _prepare(config: ExperimentConfig, manifest: Manifest, device,
+             output_dir: str | Path | None = None) -> PreparedRun:
     with manifest.timed("data"):
         domain = domain_for(config)
         data = load_experiment_data(config, domain)
