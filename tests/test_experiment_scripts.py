@@ -64,7 +64,11 @@ def test_cifar10_script_trains_and_runs_on_a_tiny_folder(tmp_path, monkeypatch):
     csv = (results / f"{stem}attack_results.csv").read_bytes()
     run_script("cifar10", tmp_path, *sizes)  # same command without --train: loads the checkpoints
     assert (results / f"{stem}attack_results.csv").read_bytes() == csv
-    assert first.loc["Scaled", "Threshold Attack FPR"] >= 0
+    evaluated = first.drop(columns=[c for c in first.columns if c == "Skipped"]).dropna(how="all")
+    assert {"Original", "Permuted", "Scaled", "No Normalization"} <= set(evaluated.index)
+    rates = evaluated[[c for c in evaluated.columns if c.endswith((" Precision", " Recall", " FPR", " AUROC"))]]
+    assert rates.notna().all().all() and ((rates >= 0) & (rates <= 1)).all().all()
+    assert (evaluated["Threshold Attack Recall"] > 0).all()  # trained members are found
 
 
 def test_cifar10_strict_fails_on_missing_sets(tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS
 from pipeline.config import config_from_preset
 from pipeline.results import EXTRA_PERFORMANCE_ROWS, PAPER_PERFORMANCE_ROWS
 from pipeline.run import run_experiment
+from pipeline.scores import ForwardCounter
 
 TINY = dict(epochs=3, train_set_size=120, test_set_size=120, attack_set_size=60, batch_size=32,
             progress=False)
@@ -67,7 +68,7 @@ def test_figures_and_report_written(tiny_run):
     assert "Comparison with the paper" in report and "Threshold" in report
 
 
-def test_scores_once_per_sample_and_cached(tiny_run):
+def test_scores_once_per_sample_and_cached(tiny_run, monkeypatch):
     outputs, tmp_path = tiny_run
     prepared = outputs.context["prepared"]
     assert len(outputs.target_scores["Members"]) == 60
@@ -75,6 +76,25 @@ def test_scores_once_per_sample_and_cached(tiny_run):
     manifest = json.loads(outputs.files["manifest"].read_text())
     assert manifest["notes"]["score_cache"]["hits"] == 0
     assert not any(m.trained is False for m in prepared.models.values())
+
+    # Rerun on the saved checkpoints without the cache, counting samples through each forward.
+    import pipeline.model_stage as model_stage
+
+    counters, build = [], model_stage.build_model
+
+    def counted_build(*args, **kwargs):
+        model = build(*args, **kwargs)
+        counters.append(ForwardCounter(model))
+        return model
+
+    monkeypatch.setattr(model_stage, "build_model", counted_build)
+    sets = ("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos")
+    again = run_experiment(tiny_config(tmp_path, sets=sets, cache_scores=False, figures=False))
+    assert all(m.trained is False for m in again.context["prepared"].models.values())
+    target, shadow = counters
+    # every train and test row once, plus each non-member set that is not a split's own rows
+    assert target.samples == 120 + 120 + 60 * (len(sets) - 1)
+    assert shadow.samples == 120 + 120
 
 
 def test_same_seed_same_csv_and_reuse_of_checkpoints(tiny_run):
