@@ -2,7 +2,8 @@
 
 The same quantities as scikit-learn's ``roc_curve(drop_intermediate=False)``, ``roc_auc_score`` and
 ``average_precision_score`` (tests check agreement), without their per-call input validation,
-which dominated the evaluation of many attacks on small sets.
+which dominated the evaluation of many attacks on small sets; and the paper's AUPR, the
+trapezoidal area under the precision-recall curve.
 """
 from __future__ import annotations
 
@@ -31,6 +32,24 @@ class RocCurve:
     def average_precision(self) -> float:
         """Step-wise area under the precision-recall curve (scikit-learn's definition)."""
         return float(np.sum(np.diff(self.tpr) * self.precision))
+
+    @property
+    def aupr_trapezoid(self) -> float:
+        """The paper's AUPR: trapezoidal area under the precision-recall curve.
+
+        The curve of torchmetrics' ``precision_recall_curve`` (as scikit-learn's before 1.1): the
+        point ``(recall 0, precision 1)``, then one point per distinct score from the highest down,
+        stopping at the first that reaches full recall; the area is taken along the curve in that
+        order. (The paper's ``auc(..., reorder=True)`` first sorted the recalls with torch 1.8's
+        unstable sort, which can only reorder points of equal recall; with distinct member scores
+        the area is the same whether such points keep the curve's order or its reverse, as a
+        stable sort gives.)
+        """
+        recall = self.tpr[1:]
+        last = int(np.argmax(recall >= 1.0))  # first point at full recall
+        recall = np.concatenate([[0.0], recall[:last + 1]])
+        precision = np.concatenate([[1.0], self.precision[:last + 1]])
+        return float(np.sum(np.diff(recall) * (precision[1:] + precision[:-1])) / 2)
 
 
 def roc_curve_points(is_positive: np.ndarray, scores: np.ndarray) -> RocCurve:
