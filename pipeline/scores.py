@@ -1,7 +1,8 @@
 """The score stage: every model runs over every set exactly once; results are cached on disk.
 
 A :class:`Scores` record holds what attacks need: probabilities ``(N, C)`` in the predictor's own
-dtype (float32 for the paper's networks, as its attacks saw them) and labels ``(N,)`` (``-1`` outside the label space). Attacks never see models or images.
+dtype (float32 for the paper's networks, as its attacks saw them) and labels ``(N,)`` (``-1``
+outside the label space). Attacks never see models or images.
 """
 from __future__ import annotations
 

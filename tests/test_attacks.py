@@ -265,7 +265,8 @@ def test_categorical_entropy_is_torchs_and_floors_saturated_float32_rows():
     floor = -np.log(np.float32(1) - EPS32)  # torch clamps p to [eps, 1 - eps] inside the log
     np.testing.assert_array_equal(entropy, [floor, floor])
     assert 1.1e-7 < floor < 1.3e-7
-    assert shannon_entropy(saturated)[0] == 0 and shannon_entropy(saturated)[1] < 1e-27  # exact, not the paper's
+    exact = shannon_entropy(saturated)  # not what the paper used
+    assert exact[0] == 0 and exact[1] < 1e-27
     # float64 rows get float64's (much lower) floor
     assert 0 < categorical_entropy(saturated.astype(np.float64))[0] < 1e-15
     uniform = np.full((1, 4), 0.25, dtype=np.float32)
@@ -404,8 +405,8 @@ def test_salem_defaults_are_the_papers():
 def test_salem_scores_in_float32_and_decides_at_or_above_one_half():
     attack = SalemAttack(max_epochs=2).fit(with_max([0.9, 0.95, 0.8]), with_max([0.4, 0.5, 0.6]))
     assert attack.score(with_max([0.9])).dtype == np.float32
-    np.testing.assert_array_equal(attack.decide(np.array([0.5, np.nextafter(np.float32(0.5), np.float32(0))])),
-                                  [True, False])
+    just_below = np.nextafter(np.float32(0.5), np.float32(0))
+    np.testing.assert_array_equal(attack.decide(np.array([0.5, just_below])), [True, False])
 
 
 def test_salem_separates_perfectly_separable_top_k():
