@@ -1,8 +1,9 @@
 """Lifecycle shared by all score-level attacks: ``fit`` on shadow scores, then ``score`` / ``predict``.
 
-Subclasses implement ``_fit``, ``_score`` (on validated float64 arrays) and ``_decision_threshold``
-(members score at or above it); this class does the conversion, the checks, the decisions and the
-"not fitted" error.
+Subclasses implement ``_fit``, ``_score`` (on validated arrays: float32 when given float32, else
+float64) and ``_decision_threshold``, and say with ``strict`` whether members score strictly above
+it (``>``) or at or above it (``>=``), as the paper's code of that attack does; this class does the
+conversion, the checks, the decisions and the "not fitted" error.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class MembershipAttack:
     """
 
     name: ClassVar[str] = "Base"
+    strict: ClassVar[bool] = False  # member iff score > threshold (True) or score >= threshold (False)
 
     def fit(
         self,
@@ -64,7 +66,10 @@ class MembershipAttack:
         return self
 
     def score(self, probs: Any, labels: Any = None) -> np.ndarray:
-        """Membership score, float64 array (N,); higher means "more likely a member"."""
+        """Membership score, float array (N,); higher means "more likely a member".
+
+        float32 where the paper's attack computes in float32 (see each attack), else float64.
+        """
         p, y = self._check_input(probs, labels)
         return self._score(p, y)
 
@@ -75,14 +80,20 @@ class MembershipAttack:
     def score_and_predict(self, probs: Any, labels: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """``(score(probs, labels), predict(probs, labels))`` from one validation and one scoring.
 
-        Every attack decides "member" when its score is at or above :meth:`decision_threshold`.
+        Every attack decides "member" when its score is above :meth:`decision_threshold` (``>`` when
+        ``strict``, ``>=`` otherwise).
         """
         p, y = self._check_input(probs, labels)
         scores = self._score(p, y)
-        return scores, scores >= self.decision_threshold()
+        return scores, self.decide(scores)
+
+    def decide(self, scores: np.ndarray) -> np.ndarray:
+        """Decisions, bool array (N,), for scores (N,) of this fitted attack."""
+        threshold = self.decision_threshold()
+        return scores > threshold if self.strict else scores >= threshold
 
     def decision_threshold(self) -> float:
-        """The score at or above which a sample is called a member."""
+        """The score above which (``strict``), or at or above which, a sample is called a member."""
         if not self.is_fitted:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit(member_probs, "
                                  f"non_member_probs) first")

@@ -15,7 +15,7 @@ PAPER_METRICS = (
     "Precision", "Recall", "AUROC", "AUPR", "FPR@95%TPR", "FPR",
     "TP_MMPS", "FP_MMPS", "FN_MMPS", "TN_MMPS",
 )
-EXTRA_METRICS = ("Accuracy", "TPR@0.1%FPR", "TPR@1%FPR")
+EXTRA_METRICS = ("Accuracy", "TPR@0.1%FPR", "TPR@1%FPR", "AP")
 FPR_LEVELS = (0.001, 0.01)  # false-positive rates at which the TPR is reported
 TPR_LEVEL = 0.95            # true-positive rate at which the FPR is reported
 
@@ -29,8 +29,10 @@ def column_name(attack_name: str, metric: str) -> str:
 class AttackResult:
     """Metrics of one attack on one member / non-member split.
 
-    MMPS fields are the mean maximum prediction score of the true-positive, false-positive,
-    false-negative and true-negative samples (0.0 for an empty cell).
+    ``aupr`` is the paper's trapezoidal area under the precision-recall curve, ``average_precision``
+    scikit-learn's step-wise one (CSV column ``AP``). MMPS fields are the mean maximum prediction
+    score of the true-positive, false-positive, false-negative and true-negative samples (0.0 for
+    an empty cell).
     """
 
     attack_name: str
@@ -48,6 +50,7 @@ class AttackResult:
     fp_mmps: float
     fn_mmps: float
     tn_mmps: float
+    average_precision: float
 
     def as_row(self) -> dict[str, float]:
         """CSV columns ``"{name} Attack {metric}"``: ``PAPER_METRICS`` then ``EXTRA_METRICS``."""
@@ -58,6 +61,7 @@ class AttackResult:
             "FN_MMPS": self.fn_mmps, "TN_MMPS": self.tn_mmps,
             "Accuracy": self.accuracy,
             "TPR@0.1%FPR": self.tpr_at_fpr[0.001], "TPR@1%FPR": self.tpr_at_fpr[0.01],
+            "AP": self.average_precision,
         }
         return {column_name(self.attack_name, m): values[m] for m in PAPER_METRICS + EXTRA_METRICS}
 
@@ -89,7 +93,7 @@ def attack_outputs(attack: Any, probs: Any, labels: Any = None, what: str = "pro
     else:
         scores, decisions = attack.score(checked, checked_labels), attack.predict(checked, checked_labels)
     return AttackOutputs(np.asarray(scores, dtype=np.float64), np.asarray(decisions, dtype=bool),
-                         checked.max(axis=1))
+                         checked.max(axis=1).astype(np.float64))
 
 
 def evaluate_attack(
@@ -113,7 +117,8 @@ def evaluate_attack(
     Returns
     -------
     AttackResult
-        Decisions from the attack's prediction; AUROC, AUPR, FPR@95%TPR and TPR@FPR from its score.
+        Decisions from the attack's prediction; AUROC, AUPR, AP, FPR@95%TPR and TPR@FPR from its
+        score.
     """
     members = as_probs(member_probs, "member_probs")
     non_members = as_probs(non_member_probs, "non_member_probs")
@@ -139,10 +144,11 @@ def result_from_outputs(attack_name: str, members: AttackOutputs, non_members: A
         n_non_members=n_n,
         precision=tp / (tp + fp) if tp + fp else 0.0,
         recall=tp / n_m,
-        fpr=fp / n_n,
+        fpr=1 - tn / n_n,  # the paper's arithmetic (1 - TNR)
         accuracy=(tp + tn) / (n_m + n_n),
         auroc=roc.auroc,
-        aupr=roc.average_precision,
+        aupr=roc.aupr_trapezoid,
+        average_precision=roc.average_precision,
         fpr_at_tpr95=fpr_at_tpr(roc.fpr, roc.tpr, TPR_LEVEL),
         tpr_at_fpr={level: tpr_at_fpr(roc.fpr, roc.tpr, level) for level in FPR_LEVELS},
         tp_mmps=_mean_or_zero(members.max_probs[pred_m]),

@@ -1,6 +1,7 @@
 """A small binary MLP (d -> hidden -> 1, ReLU) trained with Adam and early stopping.
 
-Shared by the Salem and Shokri attacks. Training is deterministic given ``seed`` and leaves the
+Used by the Shokri attack (the Salem attack trains as the paper's code does, in
+``attacks.salem_training``). Training is deterministic given ``seed`` and leaves the
 global torch and NumPy random states untouched. Training and inference run on one CPU thread
 (restored afterwards): for models this small, more threads are slower, and much slower on a busy
 machine.
@@ -22,8 +23,8 @@ class MLPConfig:
     """Hyperparameters of the attack MLP.
 
     Architecture and learning rate are those of the paper's Salem attack (k -> 64 -> 1, Adam 0.01);
-    its code used batches of 16 and stopped on a flat training loss. Here batches are larger and
-    early stopping watches a held-out validation loss, so fitting 5,000 scores takes about a second.
+    Shokri has no counterpart in the paper's code. Batches are larger than the paper's 16 and early
+    stopping watches a held-out validation loss, so fitting 5,000 scores takes about a second.
     """
 
     hidden: int = 64            # hidden units

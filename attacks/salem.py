@@ -1,14 +1,15 @@
 """Salem et al.'s attack: an MLP on the top-k sorted prediction scores.
 
 Salem et al., "ML-Leaks: Model and Data Independent Membership Inference Attacks and Defenses on
-Machine Learning Models", NDSS 2019 (adversary 1, top-3 scores, 64 hidden units).
+Machine Learning Models", NDSS 2019 (adversary 1, top-3 scores, 64 hidden units), trained as the
+code of Hintersdorf et al. (IJCAI 2022) trains it (see ``attacks.salem_training``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from attacks.base import MembershipAttack
-from attacks.mlp import mlp_config, predict_proba, train_binary_mlp
+from attacks.salem_training import SalemTraining, predict_salem, train_salem_model
 
 
 def top_k_scores(probs: np.ndarray, k: int) -> np.ndarray:
@@ -17,46 +18,55 @@ def top_k_scores(probs: np.ndarray, k: int) -> np.ndarray:
 
 
 class SalemAttack(MembershipAttack):
-    """Member when the attack MLP on the top-k scores outputs at least 0.5.
+    """Member when the attack MLP on the top-k scores outputs at least 0.5 (``sigmoid >= 0.5`` in
+    float32, the paper's rule); ``score`` is that float32 sigmoid output.
 
     Parameters
     ----------
     k : int
         Number of top scores fed to the MLP; at most the number of classes.
-    hidden, lr, batch_size, max_epochs, patience, val_fraction, seed
-        Attack MLP training (see ``attacks.mlp.MLPConfig``): Adam, BCE with logits, minibatches,
-        early stopping on ``val_fraction`` of the shadow data held out per membership value.
+    hidden, lr, batch_size, window, min_diff, max_epochs, seed
+        Attack MLP training (see ``attacks.salem_training.SalemTraining``); the defaults are the
+        paper's: 64 hidden units, Adam 0.01, batches of 16 over all shadow scores, stop when the
+        training loss has not improved by 5e-4 within 15 epochs, final weights, no epoch cap.
 
     Attributes
     ----------
     model_ : torch.nn.Module
-        The fitted attack MLP (k -> hidden -> 1), float64.
+        The fitted attack MLP (k -> hidden -> 1), float32.
+    losses_ : list of float
+        Mean training loss of every epoch trained (``len(losses_)`` epochs).
     """
 
     name = "Salem"
 
-    def __init__(self, k: int = 3, hidden: int = 64, lr: float = 0.01, batch_size: int = 128,
-                 max_epochs: int = 100, patience: int = 5, val_fraction: float = 0.2,
+    def __init__(self, k: int = 3, hidden: int = 64, lr: float = 0.01, batch_size: int = 16,
+                 window: int = 15, min_diff: float = 5e-4, max_epochs: int | None = None,
                  seed: int = 0) -> None:
         if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         self.k = k
         self.hidden, self.lr, self.batch_size = hidden, lr, batch_size
-        self.max_epochs, self.patience = max_epochs, patience
-        self.val_fraction, self.seed = val_fraction, seed
-        mlp_config(self)  # fail early on bad hyperparameters
+        self.window, self.min_diff, self.max_epochs, self.seed = window, min_diff, max_epochs, seed
+        self._training()  # fail early on bad hyperparameters
+
+    def _training(self) -> SalemTraining:
+        return SalemTraining(hidden=self.hidden, lr=self.lr, batch_size=self.batch_size,
+                             window=self.window, min_diff=self.min_diff, max_epochs=self.max_epochs,
+                             seed=self.seed)
 
     def _fit(self, members, non_members, member_labels, non_member_labels) -> None:
         if self.k > members.shape[1]:
             raise ValueError(
                 f"SalemAttack: k={self.k} exceeds the number of classes ({members.shape[1]})"
             )
-        features = top_k_scores(np.concatenate([members, non_members]), self.k)
-        targets = np.concatenate([np.ones(len(members)), np.zeros(len(non_members))])
-        self.model_ = train_binary_mlp(features, targets, mlp_config(self))
+        # the paper's order: non-members (target 0) first, then members (target 1)
+        features = top_k_scores(np.concatenate([non_members, members]), self.k)
+        targets = np.concatenate([np.zeros(len(non_members)), np.ones(len(members))])
+        self.model_, self.losses_ = train_salem_model(features, targets, self._training())
 
     def _score(self, probs, labels) -> np.ndarray:
-        return predict_proba(self.model_, top_k_scores(probs, self.k))
+        return predict_salem(self.model_, top_k_scores(probs, self.k))
 
     def _decision_threshold(self) -> float:
         return 0.5

@@ -1,4 +1,7 @@
-"""Input checks at the edge of the attack API: arrays in, float64 / int64 NumPy out.
+"""Input checks at the edge of the attack API: arrays in, float32 / float64 / int64 NumPy out.
+
+Probabilities given as float32 stay float32 (the paper's networks return float32 softmax outputs
+and its attacks compute on them as they are); any other numeric type becomes float64.
 
 Every error is a one-line ``ValueError`` that names the argument and what is wrong with it.
 """
@@ -17,7 +20,7 @@ def to_numpy(x: Any, name: str = "array") -> np.ndarray:
     """Convert a NumPy array, torch tensor or nested sequence to a NumPy array (no copy if possible)."""
     if hasattr(x, "detach"):  # torch tensor, without importing torch here
         x = x.detach().cpu()
-        if x.is_floating_point():
+        if x.is_floating_point() and str(x.dtype) not in ("torch.float32", "torch.float64"):
             x = x.double()  # bfloat16 has no NumPy equivalent
         return x.numpy()
     try:
@@ -63,13 +66,13 @@ def as_probs(probs: Any, name: str = "probs") -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray of float64, shape (N, C)
+    numpy.ndarray of float32 (when given float32) or float64, shape (N, C)
     """
     tolerance = sum_tolerance(probs)
     arr = to_numpy(probs, name)
     if arr.dtype.kind not in "biuf":
         raise ValueError(f"{name}: expected a numeric array of probabilities, got dtype {arr.dtype}")
-    arr = np.asarray(arr, dtype=np.float64)
+    arr = np.asarray(arr, dtype=np.float32 if arr.dtype == np.float32 else np.float64)
     if arr.ndim != 2:
         raise ValueError(f"{name}: expected a 2-D array of shape (N, C), got shape {arr.shape}")
     if arr.size == 0:
@@ -84,7 +87,7 @@ def as_probs(probs: Any, name: str = "probs") -> np.ndarray:
         raise ValueError(
             f"{name}: negative value {arr[row, col]:.6g} at row {row}, column {col} {_NOT_LOGITS}"
         )
-    sums = arr.sum(axis=1)
+    sums = arr.sum(axis=1, dtype=np.float64)
     bad = np.flatnonzero(np.abs(sums - 1.0) > tolerance)
     if bad.size:  # values converted from float16/bfloat16 earlier keep their precision's tolerance
         tolerance = max(tolerance, stored_precision_tolerance(arr))

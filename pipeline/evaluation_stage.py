@@ -39,7 +39,7 @@ class Scorer:
 def merge_rows(n_rows: int, parts: list[tuple[np.ndarray, Scores]]) -> Scores:
     """Reassemble a split's scores from disjoint row subsets ``(positions, scores)``."""
     n_classes = parts[0][1].probs.shape[1]
-    probs = np.empty((n_rows, n_classes))
+    probs = np.empty((n_rows, n_classes), dtype=parts[0][1].probs.dtype)
     labels = np.empty(n_rows, dtype=np.int64)
     for positions, scores in parts:
         probs[positions], labels[positions] = scores.probs, scores.labels

@@ -1,7 +1,8 @@
 """The score stage: every model runs over every set exactly once; results are cached on disk.
 
-A :class:`Scores` record holds what attacks need: probabilities ``(N, C)`` in float64 and
-labels ``(N,)`` (``-1`` outside the label space). Attacks never see models or images.
+A :class:`Scores` record holds what attacks need: probabilities ``(N, C)`` in the predictor's own
+dtype (float32 for the paper's networks, as its attacks saw them) and labels ``(N,)`` (``-1``
+outside the label space). Attacks never see models or images.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ class Scores:
 
     Attributes
     ----------
-    probs : ndarray, shape (N, C), float64
+    probs : ndarray, shape (N, C), the predictor's dtype (float32 or float64)
     labels : ndarray, shape (N,), int64; -1 where the set has no label in the model's space
     in_label_space : bool
     """
@@ -80,13 +81,18 @@ def materialize(dataset: Dataset, batch_size: int = 512) -> tuple[torch.Tensor, 
 def compute_probs(predictor: torch.nn.Module, images: torch.Tensor, device: torch.device,
                   batch_size: int = 512) -> np.ndarray:
     """One forward pass of ``predictor`` (in eval mode) over ``images`` ``(N, C, H, W)``; returns
-    ``(N, K)`` float64."""
-    chunks = [predictor(images[start:start + batch_size].to(device, non_blocking=True)).double().cpu()
+    ``(N, K)`` in the predictor's dtype (float32 stays float32; others become float64)."""
+    chunks = [_numpy_dtype(predictor(images[start:start + batch_size].to(device, non_blocking=True))).cpu()
               for start in range(0, len(images), batch_size)]
     probs = torch.cat(chunks).numpy() if chunks else np.zeros((0, 0))
     if not np.isfinite(probs).all():
         raise ValueError("the model produced NaN or inf probabilities; check the checkpoint and inputs")
     return probs
+
+
+def _numpy_dtype(probs: torch.Tensor) -> torch.Tensor:
+    """``probs`` as float32 if it is float32, else as float64 (bfloat16 has no NumPy dtype)."""
+    return probs if probs.dtype in (torch.float32, torch.float64) else probs.double()
 
 
 class ScoreCache:
@@ -111,6 +117,7 @@ class ScoreCache:
     @staticmethod
     def key(model_fingerprint: str, predictor_description: dict, images: torch.Tensor) -> str:
         digest = hashlib.sha256()
+        digest.update(b"probs in the predictor's dtype")  # entries before this were all float64
         digest.update(model_fingerprint.encode())
         digest.update(json.dumps(predictor_description, sort_keys=True, default=str).encode())
         digest.update(tensor_digest(images).encode())

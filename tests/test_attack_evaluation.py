@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score
 
 from attacks import (
     EXTRA_METRICS,
@@ -74,18 +74,65 @@ def test_nothing_predicted_member():
     assert result.fn_mmps == pytest.approx(MEMBERS.max(axis=1).mean())
 
 
-def test_ties_at_the_threshold_count_as_members():
+def test_ties_at_the_threshold_are_non_members():
+    # the paper's threshold attack: member iff max score > threshold (before: >=)
     attack = ThresholdAttack().fit(with_max([0.9, 0.8]), with_max([0.5, 0.4]))
     assert attack.threshold_ == 0.8
-    result = evaluate_attack(attack, with_max([0.8, 0.8, 0.7]), with_max([0.8, 0.3]))
-    assert result.recall == pytest.approx(2 / 3)
-    assert result.fpr == pytest.approx(1 / 2)
-    assert result.fp_mmps == pytest.approx(0.8)
+    result = evaluate_attack(attack, with_max([0.8, 0.85, 0.7]), with_max([0.8, 0.4]))
+    assert result.recall == pytest.approx(1 / 3)
+    assert result.fpr == 0.0
+    assert result.fn_mmps == pytest.approx((0.8 + 0.7) / 2)
+    assert result.tn_mmps == pytest.approx((0.8 + 0.4) / 2)
+
+
+def test_aupr_is_the_trapezoidal_area_by_hand():
+    # by score: 0.9 m, 0.8 n, 0.7 m, 0.6 n, 0.5 m, 0.4 n. PR points (recall, precision) from (0, 1):
+    # (1/3, 1), (1/3, 1/2), (2/3, 2/3), (2/3, 1/2), (1, 3/5) [full recall: the curve stops]
+    result = evaluate_attack(CutAttack(0.5), with_max([0.9, 0.7, 0.5]), with_max([0.8, 0.6, 0.4]))
+    trapezoids = (1 + 1) / 2 / 3 + (1 / 2 + 2 / 3) / 2 / 3 + (1 / 2 + 3 / 5) / 2 / 3
+    assert trapezoids == pytest.approx(128 / 180)
+    assert result.aupr == pytest.approx(128 / 180, abs=1e-6)  # float32, as torchmetrics computed it
+    assert result.average_precision == pytest.approx((1 + 2 / 3 + 3 / 5) / 3, abs=1e-15)  # AP steps
+
+
+def test_aupr_sorts_points_of_equal_recall_as_the_papers_reorder_did():
+    # two members tie at 0.9, so recall steps are 1/2, 1/4, 1/4. The paper's curve, reversed:
+    # recall [1, .75, .75, .5, .5, 0], precision [2/3, .6, .75, 2/3, 1, 1]; auc(reorder=True) sorts
+    # the recalls (for so few points torch's sort keeps the order of equal ones), so the segments
+    # join (0, 1)-(.5, 2/3), (.5, 1)-(.75, .6) and (.75, .75)-(1, 2/3)
+    result = evaluate_attack(CutAttack(0.5), with_max([0.9, 0.9, 0.7, 0.5]), with_max([0.8, 0.6]))
+    by_hand = (1 + 2 / 3) / 2 / 2 + (1 + 0.6) / 2 / 4 + (0.75 + 2 / 3) / 2 / 4
+    assert result.aupr == pytest.approx(by_hand, abs=1e-6)
+    along_the_curve = 1 / 2 + (2 / 3 + 0.75) / 2 / 4 + (0.6 + 2 / 3) / 2 / 4
+    assert abs(by_hand - along_the_curve) > 0.04  # the order matters when member scores tie
+
+
+@pytest.mark.parametrize(("seed", "n", "tolerance"), [(0, 14, 1e-6), (1, 14, 1e-6), (0, 400, 1e-3)])
+def test_aupr_with_distinct_scores_is_about_the_area_along_the_curve(seed, n, tolerance):
+    # distinct scores: a sort that keeps points of equal recall in the curve's order or its reverse
+    # gives the area along the curve (exact for up to 16 points, where torch's sort is stable);
+    # on more points torch's unstable sort may shuffle them, which moves the area a little
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) < n // 2
+    scores = rng.random(n) + 0.3 * labels
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    result = evaluate_attack(CutAttack(0.5), with_max(scores[labels] / 2 + 0.34),
+                             with_max(scores[~labels] / 2 + 0.34))
+    assert result.aupr == pytest.approx(auc(recall, precision), abs=tolerance)
+
+
+def test_aupr_interpolates_across_tied_scores():
+    # two members and one non-member tie at 1.0: the trapezoid runs straight from (0, 1) to
+    # (2/3, 2/3), then to (1, 3/4); step-wise AP takes the lower precision over the whole step
+    result = evaluate_attack(CutAttack(0.5), with_max([1.0, 1.0, 0.5]), with_max([1.0, 0.4, 0.34]))
+    assert result.aupr == pytest.approx((1 + 2 / 3) / 2 * 2 / 3 + (2 / 3 + 3 / 4) / 2 / 3, abs=1e-6)
+    assert result.aupr == pytest.approx(57 / 72, abs=1e-6)
+    assert result.average_precision == pytest.approx(25 / 36, abs=1e-15)
 
 
 def test_perfect_attack_curve_metrics():
     result = evaluate_attack(CutAttack(0.55), with_max([0.9, 0.8, 0.6]), with_max([0.5, 0.4]))
-    assert result.auroc == 1.0 and result.aupr == 1.0
+    assert result.auroc == 1.0 and result.aupr == 1.0 and result.average_precision == 1.0
     assert result.fpr_at_tpr95 == 0.0
     assert result.tpr_at_fpr == {0.001: 1.0, 0.01: 1.0}
 
@@ -101,7 +148,7 @@ def test_curve_metrics_agree_with_sklearn_and_brute_force(seed):
     s_m, s_n = members.max(axis=1), non_members.max(axis=1)
     y, s = np.r_[np.ones(300), np.zeros(500)], np.r_[s_m, s_n]
     assert result.auroc == pytest.approx(roc_auc_score(y, s))
-    assert result.aupr == pytest.approx(average_precision_score(y, s))
+    assert result.average_precision == pytest.approx(average_precision_score(y, s))
 
     cuts = np.r_[np.unique(s), np.inf]
     tpr = np.array([(s_m >= t).mean() for t in cuts])
@@ -162,11 +209,14 @@ def test_as_row_puts_the_paper_columns_first_then_extras():
     assert list(row)[: len(PAPER_METRICS)] == PAPER_COLUMNS
     assert list(row)[len(PAPER_METRICS):] == [
         "Threshold Attack Accuracy", "Threshold Attack TPR@0.1%FPR", "Threshold Attack TPR@1%FPR",
+        "Threshold Attack AP",
     ]
     assert list(row) == [column_name("Threshold", m) for m in PAPER_METRICS + EXTRA_METRICS]
     assert row["Threshold Attack FPR@95%TPR"] == result.fpr_at_tpr95
     assert row["Threshold Attack TP_MMPS"] == result.tp_mmps
     assert row["Threshold Attack TPR@1%FPR"] == result.tpr_at_fpr[0.01]
+    assert row["Threshold Attack AUPR"] == result.aupr
+    assert row["Threshold Attack AP"] == result.average_precision
     assert all(isinstance(v, float) for v in row.values())
 
 
@@ -193,3 +243,5 @@ def test_roc_points_match_scikit_learn_with_ties(seed):
     np.testing.assert_allclose(ours.thresholds[1:], thresholds[1:])
     assert ours.auroc == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
     assert ours.average_precision == pytest.approx(average_precision_score(labels, scores), abs=1e-12)
+    np.testing.assert_array_equal(ours.true_positives, np.rint(tpr[1:] * labels.sum()))
+    np.testing.assert_array_equal(ours.false_positives, np.rint(fpr[1:] * (~labels).sum()))

@@ -14,8 +14,10 @@ from attacks import (
     ThresholdAttack,
     build_attack,
 )
-from attacks.entropy import shannon_entropy
+from attacks.entropy import categorical_entropy, grid_threshold, shannon_entropy
+from attacks.evaluation import evaluate_attack
 from attacks.salem import top_k_scores
+from attacks.salem_training import EarlyStopper, SalemTraining, train_salem_model
 from attacks.shokri import assign_classes
 
 FAST = {"salem": {"max_epochs": 10}, "shokri": {"max_epochs": 10}}  # enough to exercise the API
@@ -69,7 +71,8 @@ def test_fit_returns_self_and_outputs_have_shapes(name, shadow):
     attack = build_attack(name, **FAST.get(name, {}))
     assert attack.fit(members, non_members, m_labels, n_labels) is attack
     scores, decisions = attack.score(non_members, n_labels), attack.predict(non_members, n_labels)
-    assert scores.shape == (60,) and scores.dtype == np.float64
+    # Salem computes in float32 as the paper's attack model; the others keep the input's float64
+    assert scores.shape == (60,) and scores.dtype == (np.float32 if name == "salem" else np.float64)
     assert decisions.shape == (60,) and decisions.dtype == bool
 
 
@@ -199,7 +202,8 @@ def test_integral_float_labels_are_accepted():
         ({"k": 0}, r"k must be a positive integer, got 0"),
         ({"hidden": 2.5}, r"hidden must be a positive integer, got 2.5"),
         ({"lr": -1}, r"lr must be a positive number, got -1"),
-        ({"val_fraction": 1.0}, r"val_fraction must be a number in \[0, 1\), got 1.0"),
+        ({"min_diff": -1.0}, r"min_diff must be a number >= 0, got -1.0"),
+        ({"max_epochs": 0}, r"max_epochs must be a positive integer, got 0"),
     ],
 )
 def test_bad_salem_options_fail_at_construction(options, message):
@@ -207,64 +211,132 @@ def test_bad_salem_options_fail_at_construction(options, message):
         SalemAttack(**options)
 
 
-# ---------------------------------------------------------------- threshold attack
+# ---------------------------------------------------------------- threshold attack (the paper's rule)
 
-def test_threshold_separates_separable_maxima_at_the_lowest_member():
+def test_threshold_is_the_lowest_separating_member_and_ties_are_non_members():
     attack = ThresholdAttack().fit(with_max([0.9, 0.95, 0.99]), with_max([0.4, 0.5, 0.6]))
     assert attack.threshold_ == 0.9
     target = with_max([0.6, 0.89, 0.9, 0.97])
-    np.testing.assert_array_equal(attack.predict(target), [False, False, True, True])
+    # member iff max > threshold (the paper's strict rule): a score equal to it is a non-member
+    np.testing.assert_array_equal(attack.predict(target), [False, False, False, True])
     np.testing.assert_array_equal(attack.score(target), [0.6, 0.89, 0.9, 0.97])
 
 
-def test_threshold_maximises_tpr_minus_fpr():
-    # members 0.7, 0.8, 0.9 ; non-members 0.75, 0.3, 0.2: J = 2/3 - 0 at 0.8, 1 - 1/3 at 0.7
+def test_threshold_equal_maxima_of_youden_j_take_the_first_point():
+    # members 0.9 0.8 0.6 0.2, non-members 0.7 0.5 0.4 0.3: TPR - FPR = 0.5 exactly at 0.8 and at 0.6
+    attack = ThresholdAttack().fit(with_max([0.9, 0.8, 0.6, 0.2]), with_max([0.7, 0.5, 0.4, 0.3]))
+    assert attack.threshold_ == 0.8  # the first (highest) of the equal maxima
+
+
+def test_threshold_ties_in_exact_youden_j_are_broken_in_floating_point():
+    # members 0.7 0.8 0.9, non-members 0.75 0.3 0.2: J = 2/3 - 0 at 0.8 and 1 - 1/3 at 0.7, equal in
+    # exact arithmetic; in floating point 1 - 1/3 = 0.6666666666666667 > 2/3 = 0.6666666666666666
+    assert 1 - 1 / 3 > 2 / 3
     attack = ThresholdAttack().fit(with_max([0.7, 0.8, 0.9]), with_max([0.75, 0.3, 0.2]))
-    assert attack.threshold_ == 0.8  # the first (highest) of the tied optima
+    assert attack.threshold_ == 0.7
+    np.testing.assert_array_equal(attack.predict(with_max([0.7, 0.71])), [False, True])
 
 
 def test_uninformative_threshold_is_finite_and_predicts_no_shadow_member():
     members, non_members = with_max([0.3, 0.4]), with_max([0.8, 0.9])
     attack = ThresholdAttack().fit(members, non_members)
-    assert np.isfinite(attack.threshold_) and attack.threshold_ > 0.9
+    assert attack.threshold_ == pytest.approx(1.9)  # largest score + 1, as scikit-learn < 1.3
     assert not attack.predict(np.vstack([members, non_members])).any()
 
 
-# ---------------------------------------------------------------- entropy attack
-
-def test_shannon_entropy_handles_zeros_and_orders_confidence():
-    probs = np.array([[1.0, 0.0, 0.0, 0.0], [0.7, 0.3, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25]])
-    entropy = shannon_entropy(probs)
-    np.testing.assert_allclose(entropy, [0.0, -(0.7 * np.log(0.7) + 0.3 * np.log(0.3)), np.log(4)])
-    assert np.all(np.diff(entropy) > 0)
-
-
-def test_entropy_scores_confident_vectors_higher():
-    members, non_members = with_max([0.99, 0.97]), with_max([0.4, 0.3])
-    attack = EntropyAttack().fit(members, non_members)
-    np.testing.assert_array_equal(attack.score(members), -shannon_entropy(members))
-    scores = attack.score(with_max([0.3, 0.6, 0.9, 1.0]))
-    assert np.all(np.diff(scores) > 0)
+def test_threshold_keeps_float32_scores():
+    members, non_members = with_max([0.9, 0.95]).astype(np.float32), with_max([0.5, 0.6]).astype(np.float32)
+    attack = ThresholdAttack().fit(members, non_members)
+    assert attack.threshold_ == float(np.float32(0.9))
+    scores = attack.score(torch.from_numpy(members))
+    assert scores.dtype == np.float32
+    np.testing.assert_array_equal(attack.predict(members), [False, True])
 
 
-def test_entropy_threshold_is_the_most_uncertain_member_when_separable():
+# ---------------------------------------------------------------- entropy attack (the paper's rule)
+
+EPS32 = np.finfo(np.float32).eps
+
+
+def test_categorical_entropy_is_torchs_and_floors_saturated_float32_rows():
+    saturated = np.array([[1.0, 0.0, 0.0], [1.0, 1e-30, 0.0]], dtype=np.float32)
+    entropy = categorical_entropy(saturated)
+    assert entropy.dtype == np.float32
+    floor = -np.log(np.float32(1) - EPS32)  # torch clamps p to [eps, 1 - eps] inside the log
+    np.testing.assert_array_equal(entropy, [floor, floor])
+    assert 1.1e-7 < floor < 1.3e-7
+    exact = shannon_entropy(saturated)  # not what the paper used
+    assert exact[0] == 0 and exact[1] < 1e-27
+    # float64 rows get float64's (much lower) floor
+    assert 0 < categorical_entropy(saturated.astype(np.float64))[0] < 1e-15
+    uniform = np.full((1, 4), 0.25, dtype=np.float32)
+    np.testing.assert_allclose(categorical_entropy(uniform), [np.log(4)], rtol=1e-6)
+
+
+def test_entropy_saturated_members_and_non_members_tie_at_the_floor():
+    # members saturated but with a tiny second score, non-members exactly one-hot: exact entropies
+    # would rank every non-member above every member (AUROC 0); the paper's float32 entropies tie
+    members = np.array([[1.0, 1e-20, 0.0]] * 3, dtype=np.float32)
+    non_members = np.array([[1.0, 0.0, 0.0]] * 3, dtype=np.float32)
+    attack = EntropyAttack().fit(with_max([0.99, 0.98], 3), with_max([0.5, 0.4], 3))
+    result = evaluate_attack(attack, members, non_members)
+    assert result.auroc == 0.5
+    assert result.recall == 1.0 and result.fpr == 1.0
+
+
+def test_entropy_grid_threshold_differs_from_the_exact_optimum():
+    # any theta in (0.10005, 0.1001] separates perfectly, but no point k / 9999 of the 10,000-point
+    # grid on [0, 1] falls there; the first best grid point is 1 / 9999 (3 of 4 right)
+    members, non_members = np.array([0.0, 0.10005]), np.array([0.1001, 1.0])
+    theta = grid_threshold(members, non_members)
+    assert theta == np.linspace(0.0, 1.0, 10_000)[1]
+    assert (members < theta).sum() + (non_members >= theta).sum() == 3
+
+
+def test_entropy_grid_counts_members_below_and_non_members_at_or_above():
+    # with theta = the grid's last point (1.0), the non-member at 1.0 counts as right, the member
+    # at 1.0 as wrong; the optimum is the first grid point above 0.5
+    members, non_members = np.array([0.0, 0.5, 1.0]), np.array([0.6, 1.0])
+    theta = grid_threshold(members, non_members)
+    grid = np.linspace(0.0, 1.0, 10_000)
+    assert theta == grid[grid > 0.5][0]
+
+
+def test_entropy_grid_is_compared_in_the_entropies_float32():
+    # NumPy 1 (the paper's) compared float32 entropies with a float64 grid point in float32. The
+    # grid point 3000 / 9999 rounds down to the member's entropy e1, so "member < theta" fails
+    # there, and the next grid point lies above the non-member's e2: no grid point separates.
+    grid = np.linspace(0.0, 1.0, 10_000)
+    e1 = np.float32(grid[3000])
+    assert e1 < grid[3000]
+    e2 = np.nextafter(e1, np.float32(1))
+    members, non_members = np.array([0.0, e1], dtype=np.float32), np.array([e2, 1.0], dtype=np.float32)
+    theta = grid_threshold(members, non_members)
+    assert theta.dtype == np.float32
+    assert theta == np.float32(grid[1])  # 3 of 4 right; exact float64 comparisons would give grid[3000]
+    assert (members.astype(np.float64) < grid[3000]).sum() + (non_members >= grid[3000]).sum() == 4
+
+
+def test_entropy_attack_decides_strictly_below_the_threshold():
     members, non_members = with_max([0.99, 0.95, 0.9]), with_max([0.5, 0.4])
     attack = EntropyAttack().fit(members, non_members)
-    assert attack.threshold_ == shannon_entropy(members).max()
+    h = categorical_entropy(np.vstack([members, non_members]))
+    expected = np.linspace(h.min(), h.max(), 10_000)
+    correct = [(h[:3] < t).sum() + (h[3:] >= t).sum() for t in expected]
+    assert attack.threshold_ == expected[int(np.argmax(correct))]
+    np.testing.assert_array_equal(attack.score(members), -categorical_entropy(members))
+    np.testing.assert_array_equal(attack.predict(members), categorical_entropy(members) < attack.threshold_)
+    assert not attack.decide(np.array([-attack.threshold_]))[0]  # H == theta is a non-member
     assert attack.predict(members).all() and not attack.predict(non_members).any()
 
 
-def test_entropy_threshold_maximises_shadow_accuracy():
-    rng = np.random.default_rng(3)
-    members, non_members = random_probs(rng, 40, 3, 2.0), random_probs(rng, 70, 3, 1.0)
-    attack = EntropyAttack().fit(members, non_members)
-    h_m, h_n = shannon_entropy(members), shannon_entropy(non_members)
-
-    def correct(t):
-        return (h_m <= t).sum() + (h_n > t).sum()
-
-    best = max(correct(t) for t in np.concatenate([h_m, h_n, [-1.0]]))
-    assert correct(attack.threshold_) == best
+def test_entropy_keeps_float32():
+    members = with_max([0.99, 0.97]).astype(np.float32)
+    attack = EntropyAttack().fit(members, with_max([0.4, 0.3]).astype(np.float32))
+    assert attack.score(members).dtype == np.float32
+    assert attack.threshold_ == float(np.float32(attack.threshold_))
+    scores = attack.score(with_max([0.3, 0.6, 0.9, 1.0]))
+    assert np.all(np.diff(scores) > 0)
 
 
 # ---------------------------------------------------------------- Salem attack
@@ -272,6 +344,69 @@ def test_entropy_threshold_maximises_shadow_accuracy():
 def test_top_k_scores_are_sorted_descending():
     probs = np.array([[0.1, 0.6, 0.3], [0.2, 0.2, 0.6]])
     np.testing.assert_array_equal(top_k_scores(probs, 2), [[0.6, 0.3], [0.6, 0.2]])
+
+
+def stop_epoch(losses, **options):
+    """1-based epoch at which ``EarlyStopper(**options)`` says stop on ``losses``, or None."""
+    stopper = EarlyStopper(**options)
+    for epoch, loss in enumerate(losses, start=1):
+        if stopper.should_stop(loss):
+            return epoch
+    return None
+
+
+def test_early_stopper_defaults_are_the_papers():
+    stopper = EarlyStopper()
+    assert (stopper.window, stopper.min_diff) == (15, 5e-4)
+
+
+def test_early_stopper_stops_window_epochs_after_the_last_real_improvement():
+    # improves by 1e-3 for 10 epochs (each counts: >= 5e-4), then by 1e-5 per epoch: the best is
+    # never beaten by 5e-4 again (the rule compares with the best loss, not the previous one)
+    losses = [1 - 1e-3 * i for i in range(10)] + [0.991 - 1e-5 * i for i in range(1, 40)]
+    assert stop_epoch(losses) == 10 + 15
+
+
+def test_early_stopper_by_hand_with_a_small_window():
+    # window 3, min_diff 0.1: 0.95 is no improvement on 1.0, 0.85 is; then three flat epochs
+    assert stop_epoch([1.0, 0.95, 0.85, 0.8, 0.8, 0.8, 0.8], window=3, min_diff=0.1) == 6
+    # a loss that keeps improving by more than min_diff never stops
+    assert stop_epoch([1.0 - 0.2 * i for i in range(5)], window=1, min_diff=0.125) is None
+
+
+def test_early_stopper_stop_test_comes_before_the_improvement_test():
+    # best 1.0; 0.75 improves by exactly min_diff, but "best <= loss + min_diff" is checked first
+    assert stop_epoch([1.0, 0.75], window=1, min_diff=0.25) == 2
+    assert stop_epoch([1.0, 0.7], window=1, min_diff=0.25) is None  # a larger improvement goes on
+
+
+def test_early_stopper_can_stop_on_a_worse_loss_only_after_the_window():
+    assert stop_epoch([1.0] + [2.0] * 20, window=15, min_diff=5e-4) == 16
+
+
+def test_salem_training_stops_by_the_papers_rule():
+    rng = np.random.default_rng(0)
+    features = np.sort(rng.dirichlet(np.full(5, 0.5), size=80), axis=1)[:, ::-1][:, :3]
+    targets = (rng.random(80) < 0.5).astype(float)
+    model, losses = train_salem_model(features, targets, SalemTraining(window=4, min_diff=1e-3))
+    assert stop_epoch(losses, window=4, min_diff=1e-3) == len(losses)  # stopped exactly there
+    assert next(model.parameters()).dtype == torch.float32
+    capped = train_salem_model(features, targets, SalemTraining(window=4, min_diff=0.0, max_epochs=3))[1]
+    assert len(capped) == 3
+    np.testing.assert_array_equal(capped, losses[:3])  # same seed, same first epochs
+
+
+def test_salem_defaults_are_the_papers():
+    attack = SalemAttack()
+    assert (attack.k, attack.hidden, attack.lr, attack.batch_size) == (3, 64, 0.01, 16)
+    assert (attack.window, attack.min_diff, attack.max_epochs) == (15, 5e-4, None)
+
+
+def test_salem_scores_in_float32_and_decides_at_or_above_one_half():
+    attack = SalemAttack(max_epochs=2).fit(with_max([0.9, 0.95, 0.8]), with_max([0.4, 0.5, 0.6]))
+    assert attack.score(with_max([0.9])).dtype == np.float32
+    just_below = np.nextafter(np.float32(0.5), np.float32(0))
+    np.testing.assert_array_equal(attack.decide(np.array([0.5, just_below])), [True, False])
 
 
 def test_salem_separates_perfectly_separable_top_k():
