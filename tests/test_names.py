@@ -57,7 +57,8 @@ def test_performance_rows_are_the_published_rows_in_order():
 def result(name: str) -> AttackResult:
     return AttackResult(attack_name=name, n_members=10, n_non_members=10, precision=0.5, recall=0.5,
                         fpr=0.5, accuracy=0.5, auroc=0.5, aupr=0.5, fpr_at_tpr95=0.5,
-                        tpr_at_fpr={0.001: 0.0, 0.01: 0.1}, tp_mmps=0.9, fp_mmps=0.9, fn_mmps=0.1, tn_mmps=0.1)
+                        tpr_at_fpr={0.001: 0.0, 0.01: 0.1}, tp_mmps=0.9, fp_mmps=0.9, fn_mmps=0.1, tn_mmps=0.1,
+                        average_precision=0.5)
 
 
 def test_skipped_rows_keep_their_name_and_place():
