@@ -16,6 +16,7 @@ from pipeline.config import ExperimentConfig, validate_config
 from pipeline.data_stage import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.domains import domain_for
 from pipeline.evaluation_stage import (Scorer, complement, evaluate_sets, fit_attacks, merge_rows)
+from pipeline.held_out_stage import add_reference_attacks, held_out_results, score_attack_names
 from pipeline.manifest import Manifest, tensor_digest
 from pipeline.model_stage import ROLES, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
@@ -121,13 +122,14 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
                          "Original": split_scores["shadow"]["non_members"]}
 
     with manifest.timed("attacks_fit"):
-        attacks = fit_attacks(config.attacks, shadow_scores["Members"], shadow_scores["Original"],
+        attacks = fit_attacks(score_attack_names(config.attacks), shadow_scores["Members"], shadow_scores["Original"],
                               salem_k=config.salem_k, seed=derive_seed(config.seed, "attacks"))
 
     with manifest.timed("attacks_evaluate"):
         non_member_scores = {name: s for name, s in target_scores.items() if name != "Members"}
         evaluation = evaluate_sets(attacks, target_scores["Members"], non_member_scores)
-        results = evaluation.results
+    reference = add_reference_attacks(config, prepared, target_scores, evaluation, cache, manifest)
+    results = evaluation.results
 
     stem = result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
     attacks_df = attack_table(results, skipped=list(prepared.skipped))
@@ -138,6 +140,10 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
         "attack_results": write_table(attacks_df, results_dir / f"{stem}{ATTACK_SUFFIX}"),
         "performance_results": write_table(performance_df, results_dir / f"{stem}{PERFORMANCE_SUFFIX}"),
     }
+    held_out = held_out_results(prepared, split_scores, target_scores, evaluation, attacks, reference,
+                                results_dir, stem)
+    if held_out is not None:
+        files.update(held_out.files)
     class_source = {name: "label" if s.in_label_space else "predicted"
                     for name, s in non_member_scores.items()}
     manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,
@@ -145,7 +151,8 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     outputs = RunOutputs(stem, attacks_df, performance_df, results, target_scores, shadow_scores,
                          prepared.skipped, files, attacks,
                          context={"prepared": prepared, "split_scores": split_scores,
-                                  "class_source": class_source, "attack_outputs": evaluation.outputs})
+                                  "class_source": class_source, "attack_outputs": evaluation.outputs,
+                                  "held_out": held_out, "reference": reference})
     if config.figures:
         with manifest.timed("figures_and_report"):
             files.update(write_figures_and_report(outputs, prepared, results_dir))
