@@ -72,11 +72,16 @@ def lira_scores(target_logits: Any, labels: Any, reference_logits: Any, referenc
     reference_in : bool array (K, N)
         ``reference_in[k, i]``: sample i was in reference model k's training set.
     online : bool
-        True: log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out) (needs K >= 2 and an IN and an
-        OUT model per sample). False: the one-sided offline test against OUT.
+        True: log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out) (needs K >= 2). A sample that no
+        reference model trained on (e.g. a non-member outside the reference population) gets
+        ``mu_in = mu_out + d``, d the mean IN - OUT gap of the samples that have IN models (and,
+        with per-sample variance, ``s_in = s_out``); samples with one IN model use ``s_out`` too.
+        False: the one-sided offline test against OUT.
     fixed_variance : bool
-        True: one variance for all samples (pooled within-sample variance of IN, resp. OUT,
-        signals); False: each sample's own (needs two IN / two OUT signals per sample).
+        True: one variance for all samples (offline: the pooled within-sample variance of the OUT
+        signals; online: of IN and OUT signals together, shared by both Gaussians, as in the LiRA
+        authors' code, so the ratio is monotone in phi); False: each sample's own IN and OUT
+        variances (needs two IN / two OUT signals per sample).
 
     Returns
     -------
@@ -92,7 +97,19 @@ def lira_scores(target_logits: Any, labels: Any, reference_logits: Any, referenc
     mu_out, sd_out = _gaussian(ref_phi, ~member, fixed_variance, "OUT")
     if not online:
         return (phi - mu_out) / sd_out
-    mu_in, sd_in = _gaussian(ref_phi, member, fixed_variance, "IN")
+    n_in = member.sum(axis=0)
+    if not n_in.any():
+        raise ValueError("reference_in: no sample is IN for any reference model; online LiRA needs IN "
+                         "models (use online=False)")
+    mean_in = np.where(member, ref_phi, 0.0).sum(axis=0) / np.maximum(n_in, 1)
+    gap = float(np.mean(mean_in[n_in > 0] - mu_out[n_in > 0]))
+    mu_in = np.where(n_in > 0, mean_in, mu_out + gap)
+    if fixed_variance:  # one variance for IN and OUT (as the LiRA authors' code): a ratio monotone in phi
+        sd_in = sd_out = _pooled_sd(ref_phi, member)
+    else:
+        squares = np.where(member, (ref_phi - mean_in) ** 2, 0.0).sum(axis=0)
+        sd_in = np.where(n_in >= 2, np.sqrt(squares / np.maximum(n_in - 1, 1)), sd_out)
+        sd_in = np.maximum(sd_in, 1e-30)
     return _log_normal_pdf(phi, mu_in, sd_in) - _log_normal_pdf(phi, mu_out, sd_out)
 
 
@@ -112,7 +129,9 @@ def rmia_scores(target_probs: Any, labels: Any, reference_probs: Any, reference_
         Offline correction ``Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2`` (ignored online).
     gamma : float > 0
     online : bool
-        True: ``Pr(x)`` and ``Pr(z)`` average all K models; False: OUT models with ``a``.
+        True: ``Pr(x)`` and ``Pr(z)`` average all K models (for a sample no model trained on, such
+        as a non-member outside the reference population, that is its OUT average); False: OUT
+        models with ``a``.
 
     Returns
     -------
@@ -180,6 +199,17 @@ def _gaussian(signals: np.ndarray, mask: np.ndarray, fixed: bool, kind: str) -> 
     return mean, np.maximum(sd, 1e-30)
 
 
+def _pooled_sd(signals: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """One standard deviation (N,) from the residuals of IN and OUT signals around their own means."""
+    squares, dof = 0.0, 0
+    for mask in (member, ~member):
+        counts = mask.sum(axis=0)
+        mean = np.where(mask, signals, 0.0).sum(axis=0) / np.maximum(counts, 1)
+        squares += np.where(mask, (signals - mean) ** 2, 0.0).sum()
+        dof += int(counts.sum() - (counts > 0).sum())
+    return np.full(signals.shape[1], max(np.sqrt(squares / dof) if dof > 0 else 0.0, 1e-30))
+
+
 def _log_normal_pdf(x: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return -0.5 * ((x - mean) / sd) ** 2 - np.log(sd)
 
@@ -222,7 +252,7 @@ class ReferenceSignals:
     population_target_logits : (Z, C); population_labels : (Z,); population_reference_logits : (K, Z, C)
         RMIA's population samples z (in no reference model's training set).
 
-    Probabilities are the float32 softmax of the logits (what the networks output), in float64.
+    Attacks derive probabilities from the logits (RMIA: :func:`softmax64`).
     """
 
     def __init__(self, target_logits, labels, reference_logits, reference_in, population_target_logits,
@@ -253,12 +283,22 @@ def softmax32(logits: np.ndarray) -> np.ndarray:
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float64)
 
 
+def softmax64(logits: np.ndarray) -> np.ndarray:
+    """The float64 softmax of ``logits``: unlike the network's float32 output it does not round
+    probabilities near 1 to exactly 1.0, so RMIA's ratios keep their information."""
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 class ReferenceAttack:
     """LiRA or RMIA for the pipeline: the decision threshold is fitted on the shadow model.
 
     ``fit(member_signals, non_member_signals)`` scores the shadow model's members and non-members
     against the reference models and keeps the threshold with the largest TPR - FPR (the Threshold
-    attack's rule); ``score(signals)`` returns the functional entry point's scores.
+    attack's rule); ``score(signals)`` returns the functional entry point's scores. RMIA reads the
+    float64 softmax of the logits (:func:`softmax64`; a float32 softmax saturates at 1.0 on most
+    samples of an overconfident network, leaving RMIA nothing to compare).
 
     Parameters
     ----------
@@ -284,10 +324,10 @@ class ReferenceAttack:
                      else signals.reference_logits.shape[0] < FIXED_VARIANCE_BELOW)
             return lira_scores(signals.target_logits, signals.labels, signals.reference_logits,
                                signals.reference_in, online=self.online, fixed_variance=fixed)
-        return rmia_scores(softmax32(signals.target_logits), signals.labels,
-                           softmax32(signals.reference_logits), signals.reference_in,
-                           softmax32(signals.population_target_logits), signals.population_labels,
-                           softmax32(signals.population_reference_logits), a=self.a, gamma=self.gamma,
+        return rmia_scores(softmax64(signals.target_logits), signals.labels,
+                           softmax64(signals.reference_logits), signals.reference_in,
+                           softmax64(signals.population_target_logits), signals.population_labels,
+                           softmax64(signals.population_reference_logits), a=self.a, gamma=self.gamma,
                            online=self.online)
 
     def fit(self, member_signals: ReferenceSignals, non_member_signals: ReferenceSignals) -> "ReferenceAttack":

@@ -1,12 +1,14 @@
 """Reference stage (``--reference_models K``): population -> pool (Ray) -> logits once -> LiRA / RMIA.
 
-Population: every sample an attack scores, so each is IN for about half of the K models (the LiRA
-and RMIA protocols): the target's and shadow's training splits, the target's whole test split
-(Original non-members and the held-out rest), the shadow's Original non-members, and every other
-non-member set (labelled with the target's predicted class where the set has no label in the
-target's label space). RMIA's population samples z are the rest of the shadow's test split, in
-no model's training set. Every model (target, shadow, each reference model) runs once over
-population + z; the logits are cached on disk like the target's scores.
+Population: the union of the target's and the shadow's training splits, so every reference model
+trains on as many samples as the target, from the same distribution, with the same recipe; each
+attack member (target and shadow) is IN for half of the K models. The other scored rows (the
+target's test split: Original non-members and the held-out rest; the shadow's Original
+non-members; every other non-member set, labelled with the target's predicted class where the set
+has no label in the target's label space) are OUT for every reference model (the online attacks
+handle such samples as documented in :mod:`attacks.reference`). RMIA's population samples z are
+the rest of the shadow's test split. Every model (target, shadow, each reference model) runs once
+over all these rows; the logits are cached on disk like the target's scores.
 """
 from __future__ import annotations
 
@@ -34,12 +36,13 @@ SHADOW_MEMBERS, SHADOW_NON_MEMBERS, POPULATION_Z = "Shadow members", "Shadow non
 
 @dataclass
 class Population:
-    """Images and labels of all rows; ``blocks`` name -> row positions; rows >= ``size`` are z."""
+    """Images and labels of all rows; ``blocks`` name -> row positions; rows >= ``scored`` are z."""
 
     images: torch.Tensor
     labels: np.ndarray
     blocks: dict[str, np.ndarray]
-    size: int                                   # population rows (the rest are z)
+    size: int                                   # population rows, first (reference models train on them)
+    scored: int                                 # rows attacks score (population and the rest; z after)
     label_source: dict[str, str] = field(default_factory=dict)   # set -> "label" / "predicted"
 
 
@@ -59,6 +62,7 @@ def build_population(prepared, target_scores: dict) -> Population:
     test_t, test_s = data.splits["target_test"], data.splits["shadow_test"]
     add("Members", train_t.images, train_t.labels.numpy(), positions["target_members"])
     add(SHADOW_MEMBERS, train_s.images, train_s.labels.numpy(), positions["shadow_members"])
+    size = sum(len(p[1]) for p in parts)
     start = add("Original", test_t.images, test_t.labels.numpy(), positions["target_non_members"])
     blocks[HELD_OUT] = start + complement(positions["target_non_members"], len(test_t.labels))
     shadow_original = test_s.subset(positions["shadow_non_members"])
@@ -71,11 +75,11 @@ def build_population(prepared, target_scores: dict) -> Population:
         labels = tensors.labels.numpy() if in_space else target_scores[name].probs.argmax(axis=1)
         label_source[name] = "label" if in_space else "predicted"
         add(name, tensors.images, labels, np.arange(len(labels)))
-    size = sum(len(p[1]) for p in parts)
+    scored = sum(len(p[1]) for p in parts)
     z = test_s.subset(complement(positions["shadow_non_members"], len(test_s.labels)))
     add(POPULATION_Z, z.images, z.labels.numpy(), np.arange(len(z.labels)))
     images = torch.cat([p[0] for p in parts])
-    return Population(images, np.concatenate([p[1] for p in parts]), blocks, size, label_source)
+    return Population(images, np.concatenate([p[1] for p in parts]), blocks, size, scored, label_source)
 
 
 def reference_specs(config, prepared, population: Population, membership: np.ndarray) -> list[ReferenceModelSpec]:
@@ -127,7 +131,7 @@ def load_or_train_pool(config, prepared, population: Population, manifest) -> tu
         "models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
         "train_seconds": seconds, "ray": ray_info, "ray_address": config.ray_address or "local",
         "membership": str(pool.membership_path), "population_rows": population.size,
-        "z_rows": len(population.labels) - population.size}
+        "scored_rows": population.scored, "z_rows": len(population.labels) - population.scored}
     return [models[k] for k in range(len(specs))], membership
 
 
@@ -206,7 +210,7 @@ def run_reference_attacks(config, prepared, target_scores: dict, names: list[str
     for name in names:
         attack = build_reference_attack(name)
         attack.fit(signals["shadow"].rows(blocks[SHADOW_MEMBERS]), signals["shadow"].rows(blocks[SHADOW_NON_MEMBERS]))
-        scores, decisions = attack.score_and_predict(signals["target"].rows(np.arange(population.size)))
+        scores, decisions = attack.score_and_predict(signals["target"].rows(np.arange(population.scored)))
         outputs[attack.name] = {
             set_name: AttackOutputs(scores[blocks[set_name]], decisions[blocks[set_name]],
                                     _target_max_probs(target_scores, set_name, target_max[blocks[set_name]]))

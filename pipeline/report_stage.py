@@ -81,8 +81,9 @@ def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str
     pool = outputs.context.get("reference") is not None
     if pool:
         note = ("LiRA and RMIA score the target's logits before any calibration (as their reference models "
-                "are scored); each reference model trained on a random half of the population, which "
-                "includes every audited set (see the manifest's reference_pool note).")
+                "are scored). Each reference model trained on a random half of the target's and shadow's "
+                "training splits; non-members and the OOD/fake sets are OUT for every reference model "
+                "(see the manifest's reference_pool note).")
     body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set, note)
     csv = held_out.files.get("held_out_fpr_results")
     if csv is not None:

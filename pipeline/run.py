@@ -71,6 +71,10 @@ class PreparedRun:
 def prepare_run(config: ExperimentConfig) -> PreparedRun:
     """Check config, seed, load data, load or train models, calibrate, build non-member sets."""
     validate_config(config)
+    if config.reference_models and config.ray_address:
+        from pipeline.ray_pool import check_address
+
+        check_address(config.ray_address)  # fail before training anything
     manifest = Manifest(config.to_dict())
     seed_everything(config.seed)
     device = resolve_device(config.device)

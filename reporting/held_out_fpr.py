@@ -44,6 +44,12 @@ def verdicts(table: pd.DataFrame) -> list[str]:
     sentences = []
     for name in attack_names(table):
         fooled = fooled_sets(table, name, 0.01, FOOLED_FACTOR)
+        level_column = column(name, 0.01)
+        if not fooled and all(table.loc[row, level_column] == 0 for row in ("Members", "Held-out") if row in table.index):
+            sentences.append(f"**{name}** cannot be judged at 1%: more than 1% of held-out in-distribution "
+                             "non-members share its top score (saturated), so the only cut at <= 1% FPR flags "
+                             "no sample at all; any looser cut flags every sample tied at the top.")
+            continue
         others = table[column(name, 0.01)].drop([s for s in ("Members", "Held-out", "Original") if s in table.index])
         if fooled:
             listed = ", ".join(f"{s} {v:.1%}" for s, v in sorted(fooled.items(), key=lambda kv: -kv[1]))

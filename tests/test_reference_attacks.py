@@ -45,7 +45,7 @@ def test_logit_scaled_confidence_of_reference_stack():
 
 # ------------------------------------------------------------------ LiRA on Gaussian signals
 
-def gaussian_world(n=20_000, k=128, shift=1.0, sd=1.0, seed=0):
+def gaussian_world(n=20_000, k=128, shift=1.0, sd=1.0, seed=0, outside_non_members=False):
     """Per-sample OUT mean mu_i ~ N(0, 2^2); OUT ~ N(mu_i, sd^2), IN ~ N(mu_i + shift, sd^2).
 
     Signals become 2-class logits [phi, 0] with label 0, so the logit-scaled confidence is phi.
@@ -54,8 +54,10 @@ def gaussian_world(n=20_000, k=128, shift=1.0, sd=1.0, seed=0):
     rng = np.random.default_rng(seed)
     mu = rng.normal(0, 2, n)
     reference_in = balanced_membership(k, n, rng)
-    ref_phi = mu + shift * reference_in + rng.normal(0, sd, (k, n))
     is_member = rng.random(n) < 0.5
+    if outside_non_members:   # every second non-member is in no reference model's training set
+        reference_in &= ~(~is_member & (np.arange(n) % 2 == 0))[None, :]
+    ref_phi = mu + shift * reference_in + rng.normal(0, sd, (k, n))
     target_phi = mu + shift * is_member + rng.normal(0, sd, n)
     as_logits = lambda phi: np.stack([phi, np.zeros_like(phi)], axis=-1)
     analytic = norm.cdf(shift / (sd * np.sqrt(2)))
@@ -94,10 +96,11 @@ def test_lira_bad_inputs_are_one_line_errors():
         lira_scores(target, labels, refs, reference_in[:, :9])
     with pytest.raises(ValueError, match=r"reference_logits: expected shape \(K, 10, 2\)"):
         lira_scores(target, labels, refs[:, :5], reference_in)
-    lonely = np.zeros_like(reference_in)
-    lonely[0] = True                                                   # one IN model per sample
-    with pytest.raises(ValueError, match="has 1 IN reference model"):
-        lira_scores(target, labels, refs, lonely, fixed_variance=False)
+    all_in = np.ones_like(reference_in)
+    with pytest.raises(ValueError, match="sample 0 has 0 OUT reference model"):
+        lira_scores(target, labels, refs, all_in, online=False)
+    with pytest.raises(ValueError, match="no sample is IN for any reference model"):
+        lira_scores(target, labels, refs, np.zeros_like(reference_in))
     for error in (pytest.raises(ValueError), ):
         with error as info:
             lira_scores(target, labels + 5, refs, reference_in)
@@ -156,6 +159,18 @@ def test_rmia_offline_hand_computed():
     online = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, gamma=1.1, online=True)
     ratio_online = 0.6 / 0.6, [0.5 / 0.45, 0.2 / 0.25]         # Pr averaged over both models
     assert online[0] == np.mean([ratio_online[0] / r >= 1.1 for r in ratio_online[1]]) == 0.5
+
+
+def test_online_attacks_score_samples_outside_the_reference_population():
+    """Samples no reference model trained on: LiRA uses mu_out + the mean IN-OUT gap, RMIA their OUT average."""
+    target, labels, refs, reference_in, is_member, analytic = gaussian_world(k=64, outside_non_members=True)
+    assert (~reference_in.any(axis=0)).sum() > 4_000
+    scores = lira_scores(target, labels, refs, reference_in, online=True, fixed_variance=True)
+    assert np.isfinite(scores).all()
+    assert roc_auc_score(is_member, scores) == pytest.approx(analytic, abs=0.01)
+    *inputs, is_member, _ = rmia_world(n=2_000, z=2_000, k=16)
+    inputs[3] = inputs[3] & ~(~is_member & (np.arange(2_000) % 2 == 0))[None, :]
+    assert np.isfinite(rmia_scores(*inputs, online=True)).all()
 
 
 def test_rmia_bad_inputs_are_one_line_errors():
