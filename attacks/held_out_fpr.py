@@ -33,10 +33,16 @@ def column(attack_name: str, level: float) -> str:
     return f"{attack_name} FPR@{level * 100:g}%HeldOutFPR"
 
 
+def top_column(attack_name: str) -> str:
+    """``"LiRA AtOrAboveHeldOutMax"``: the fraction scoring at least the top held-out score (ties count)."""
+    return f"{attack_name} AtOrAboveHeldOutMax"
+
+
 def held_out_fpr_table(scores: Mapping[str, Mapping[str, np.ndarray]], held_out: str = "Held-out",
                        members: str = "Members", levels=HELD_OUT_LEVELS) -> pd.DataFrame:
     """Rows: every scored set (members give the TPR; the held-out row its realised FPR); one column
-    per attack and level.
+    per attack and level, and per attack the fraction at or above the top held-out score (which
+    says how many samples tie with the most confident held-out ones when scores saturate).
 
     Parameters
     ----------
@@ -48,6 +54,9 @@ def held_out_fpr_table(scores: Mapping[str, Mapping[str, np.ndarray]], held_out:
             cut = held_out_threshold(per_set[held_out], level)
             for set_name, values in per_set.items():
                 rows.setdefault(set_name, {})[column(attack, level)] = float(np.mean(np.asarray(values) > cut))
+        top = np.max(per_set[held_out])
+        for set_name, values in per_set.items():
+            rows[set_name][top_column(attack)] = float(np.mean(np.asarray(values) >= top))
     order = [members, held_out] + [name for name in rows if name not in (members, held_out)]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex([name for name in order if name in rows])
     table.index.name = "set"

@@ -9,7 +9,7 @@
   ``LR(x, z) = (Pr(x|theta) / Pr(x)) / (Pr(z|theta) / Pr(z))``; the score of ``x`` is the fraction
   of population samples ``z`` with ``LR(x, z) >= gamma``. Offline, ``Pr(x)`` comes from the OUT
   models with the paper's linear correction ``Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2``
-  (and likewise ``Pr(z)``); online, ``Pr(x)`` and ``Pr(z)`` average all reference models.
+  (and likewise ``Pr(z)``); online, ``Pr(x)`` averages all reference models where x has IN ones.
 
 No model or data set inside: arrays in, ``(N,)`` scores out, higher = member.
 """
@@ -129,9 +129,10 @@ def rmia_scores(target_probs: Any, labels: Any, reference_probs: Any, reference_
         Offline correction ``Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2`` (ignored online).
     gamma : float > 0
     online : bool
-        True: ``Pr(x)`` and ``Pr(z)`` average all K models (for a sample no model trained on, such
-        as a non-member outside the reference population, that is its OUT average); False: OUT
-        models with ``a``.
+        True: ``Pr(x)`` averages all K models where x has IN and OUT models; a sample without IN
+        models (e.g. a non-member outside the reference population) and every z (OUT for all
+        models) use the offline estimate of the same quantity, ``(Pr_IN + Pr_OUT) / 2`` from OUT
+        with ``a``. False: the offline estimate for every sample.
 
     Returns
     -------
@@ -156,16 +157,16 @@ def rmia_scores(target_probs: Any, labels: Any, reference_probs: Any, reference_
     p_x_refs = _label_probs(refs, y)                                   # (K, N)
     p_z = _label_probs(z_target, z_y)
     p_z_refs = _label_probs(z_refs, z_y)                               # (K, Z)
-    if online:
-        prior_x, prior_z = p_x_refs.mean(axis=0), p_z_refs.mean(axis=0)
-    else:
-        out = ~member
-        if not out.any(axis=0).all():
-            raise ValueError(f"reference_in: sample {int(np.flatnonzero(~out.any(axis=0))[0])} is IN for "
-                             "every reference model; offline RMIA needs an OUT model per sample")
-        out_mean = (p_x_refs * out).sum(axis=0) / out.sum(axis=0)
-        prior_x = ((1 + a) * out_mean + (1 - a)) / 2
-        prior_z = ((1 + a) * p_z_refs.mean(axis=0) + (1 - a)) / 2
+    out = ~member
+    has_out, has_in = out.any(axis=0), member.any(axis=0)
+    if not (has_out | online).all():
+        raise ValueError(f"reference_in: sample {int(np.flatnonzero(~has_out)[0])} is IN for "
+                         "every reference model; offline RMIA needs an OUT model per sample")
+    out_mean = (p_x_refs * out).sum(axis=0) / np.maximum(out.sum(axis=0), 1)
+    prior_x = ((1 + a) * out_mean + (1 - a)) / 2                      # (Pr_IN + Pr_OUT) / 2 from OUT
+    if online:  # the average over all models where x has IN and OUT models
+        prior_x = np.where(has_in & has_out, p_x_refs.mean(axis=0), prior_x)
+    prior_z = ((1 + a) * p_z_refs.mean(axis=0) + (1 - a)) / 2          # z is OUT for every model
     with np.errstate(divide="ignore"):
         log_ratio_x = np.log(p_x) - np.log(prior_x)
         log_ratio_z = np.sort(np.log(p_z) - np.log(prior_z))
@@ -268,8 +269,15 @@ class ReferenceSignals:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def with_labels(self, labels) -> "ReferenceSignals":
+        """The same signals scored against other labels (N,)."""
+        return ReferenceSignals(self.target_logits, labels, self.reference_logits, self.reference_in,
+                                self.population_target_logits, self.population_labels,
+                                self.population_reference_logits)
+
     def rows(self, positions) -> "ReferenceSignals":
-        """The signals of a subset of the N samples (population unchanged)."""
+        """The signals of a subset of the N samples (population unchanged). Score whole sets in one
+        call where online LiRA needs samples with IN models to estimate its IN-OUT gap."""
         p = np.asarray(positions)
         return ReferenceSignals(self.target_logits[p], self.labels[p], self.reference_logits[:, p],
                                 self.reference_in[:, p], self.population_target_logits,
@@ -294,7 +302,7 @@ def softmax64(logits: np.ndarray) -> np.ndarray:
 class ReferenceAttack:
     """LiRA or RMIA for the pipeline: the decision threshold is fitted on the shadow model.
 
-    ``fit(member_signals, non_member_signals)`` scores the shadow model's members and non-members
+    ``fit(signals, member_rows, non_member_rows)`` scores the shadow model's members and non-members
     against the reference models and keeps the threshold with the largest TPR - FPR (the Threshold
     attack's rule); ``score(signals)`` returns the functional entry point's scores. RMIA reads the
     float64 softmax of the logits (:func:`softmax64`; a float32 softmax saturates at 1.0 on most
@@ -330,14 +338,17 @@ class ReferenceAttack:
                            softmax64(signals.population_reference_logits), a=self.a, gamma=self.gamma,
                            online=self.online)
 
-    def fit(self, member_signals: ReferenceSignals, non_member_signals: ReferenceSignals) -> "ReferenceAttack":
-        """Fit the decision threshold on shadow members vs shadow non-members."""
-        self.threshold_ = youden_threshold(self.score(member_signals), self.score(non_member_signals))
+    def fit(self, signals: ReferenceSignals, member_rows, non_member_rows) -> "ReferenceAttack":
+        """Fit the decision threshold on the shadow model's signals: rows ``member_rows`` are its
+        members, ``non_member_rows`` its non-members. All rows are scored in one call, so online
+        LiRA's IN-OUT gap comes from every sample with IN models."""
+        scores = self.score(signals)
+        self.threshold_ = youden_threshold(scores[np.asarray(member_rows)], scores[np.asarray(non_member_rows)])
         return self
 
     def decision_threshold(self) -> float:
         if not hasattr(self, "threshold_"):
-            raise RuntimeError(f"{self.name} is not fitted; call fit(member_signals, non_member_signals) first")
+            raise RuntimeError(f"{self.name} is not fitted; call fit(signals, member_rows, non_member_rows) first")
         return self.threshold_
 
     def score_and_predict(self, signals: ReferenceSignals) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from attacks.evaluation import attack_outputs, result_from_outputs
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_threshold
-from attacks.reference import REFERENCE_ATTACKS, ReferenceSignals
+from attacks.reference import REFERENCE_ATTACKS
 from attacks.roc import roc_curve_points
 from pipeline.evaluation_stage import complement
 from pipeline.reference_stage import HELD_OUT, run_reference_attacks
@@ -105,12 +105,12 @@ def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
     if reference is not None:
         block = reference.population.blocks[name]
         signals = reference.signals["target"]
-        swapped = ReferenceSignals(signals.target_logits[block], random_labels, signals.reference_logits[:, block],
-                                   signals.reference_in[:, block], signals.population_target_logits,
-                                   signals.population_labels, signals.population_reference_logits)
+        labels = signals.labels.copy()
+        labels[block] = random_labels
+        swapped = signals.with_labels(labels)          # all rows at once: online LiRA's IN-OUT gap
         for attack in reference.attacks:
             per_set = scores[attack.name]
-            rows[attack.name] = _effect_row(per_set["Members"], per_set[name], attack.score(swapped),
+            rows[attack.name] = _effect_row(per_set["Members"], per_set[name], attack.score(swapped)[block],
                                             per_set[HELD_OUT])
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "attack"

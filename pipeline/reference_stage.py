@@ -173,7 +173,7 @@ class ReferenceOutcome:
     attacks: list
     outputs: dict[str, dict[str, AttackOutputs]]
     population: Population
-    signals: dict = field(default_factory=dict)       # "target" / "shadow" -> ReferenceSignals of all rows
+    signals: dict = field(default_factory=dict)       # "target" / "shadow" -> ReferenceSignals of scored rows
 
 
 def run_reference_attacks(config, prepared, target_scores: dict, names: list[str], cache: ScoreCache,
@@ -209,14 +209,16 @@ def run_reference_attacks(config, prepared, target_scores: dict, names: list[str
     target_max = _max_probs(logits["target"])
     for name in names:
         attack = build_reference_attack(name)
-        attack.fit(signals["shadow"].rows(blocks[SHADOW_MEMBERS]), signals["shadow"].rows(blocks[SHADOW_NON_MEMBERS]))
-        scores, decisions = attack.score_and_predict(signals["target"].rows(np.arange(population.scored)))
+        scored = np.arange(population.scored)
+        attack.fit(signals["shadow"].rows(scored), blocks[SHADOW_MEMBERS], blocks[SHADOW_NON_MEMBERS])
+        scores, decisions = attack.score_and_predict(signals["target"].rows(scored))
         outputs[attack.name] = {
             set_name: AttackOutputs(scores[blocks[set_name]], decisions[blocks[set_name]],
                                     _target_max_probs(target_scores, set_name, target_max[blocks[set_name]]))
             for set_name in ["Members", *prepared.sets, HELD_OUT]}
         attacks.append(attack)
-    return ReferenceOutcome(attacks, outputs, population, signals)
+    return ReferenceOutcome(attacks, outputs, population, {role: sig.rows(np.arange(population.scored))
+                                                           for role, sig in signals.items()})
 
 
 def _max_probs(logits: np.ndarray) -> np.ndarray:

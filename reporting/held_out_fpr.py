@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attacks.held_out_fpr import HELD_OUT_LEVELS, column, fooled_sets
+from attacks.held_out_fpr import HELD_OUT_LEVELS, column, fooled_sets, top_column
 from reporting.figures import new_figure, save_figure
 
 FOOLED_FACTOR = 5.0   # "fooled": FPR on a set at least 5x the held-out level
@@ -46,9 +46,11 @@ def verdicts(table: pd.DataFrame) -> list[str]:
         fooled = fooled_sets(table, name, 0.01, FOOLED_FACTOR)
         level_column = column(name, 0.01)
         if not fooled and all(table.loc[row, level_column] == 0 for row in ("Members", "Held-out") if row in table.index):
-            sentences.append(f"**{name}** cannot be judged at 1%: more than 1% of held-out in-distribution "
-                             "non-members share its top score (saturated), so the only cut at <= 1% FPR flags "
-                             "no sample at all; any looser cut flags every sample tied at the top.")
+            tied = table[top_column(name)].drop([s for s in ("Members", "Held-out") if s in table.index])
+            listed = ", ".join(f"{s} {v:.0%}" for s, v in tied.items())
+            sentences.append(f"**{name}** cannot be judged at 1%: {table.loc['Held-out', top_column(name)]:.0%} of "
+                             f"held-out in-distribution non-members share its top score (saturated), so the only "
+                             f"cut at <= 1% FPR flags nobody; at that top score sit {listed}.")
             continue
         others = table[column(name, 0.01)].drop([s for s in ("Members", "Held-out", "Original") if s in table.index])
         if fooled:

@@ -35,7 +35,11 @@ def test_table_verdicts_and_figure(tmp_path):
     sentences = verdicts(table)
     assert sentences[0].startswith("**Fooled** is fooled") and "Noise" in sentences[0]
     assert sentences[1].startswith("**Robust** is not fooled")
-    assert sentences[2].startswith("**Saturated** cannot be judged at 1%")
+    assert sentences[2].startswith("**Saturated** cannot be judged at 1%: 5% of held-out")
+    assert "Noise 100%" in sentences[2]
+    from attacks.held_out_fpr import top_column
+    assert table.loc["Noise", top_column("Robust")] == 0.0
+    assert table.loc["Noise", column("Saturated", 0.01)] == 0.0
     table.insert(0, "Label source", ["label", "label", "label", "predicted"])
     assert plot_held_out_fpr(table, tmp_path / "fpr.png").stat().st_size > 0
     section = report_section(table, None, None)
