@@ -6,9 +6,8 @@ Prepares the default digits run (target and shadow trained or loaded), builds th
 population and membership, then trains the same K models
   * through Ray: a local cluster with ``--workers`` CPUs, one model per task, one torch thread per
     task (start and shutdown of the cluster included, as a run pays them; also shown apart);
-  * sequentially: in this process, torch using ``--workers`` threads;
-and prints both wall times and their ratio (sequential / Ray; > 1 means Ray is faster). Both give
-bit-identical weights on CPU only for equal thread counts, so only times are compared. Finally it
+  * sequentially: in this process, torch using 1 thread, then ``--workers`` threads;
+and prints the wall times and the ratios (sequential / Ray; > 1 means Ray is faster). Finally it
 scores every model once over the population and z rows and prints the forward calls per sample per
 model (target: exactly 1).
 """
@@ -24,7 +23,6 @@ import numpy as np
 import torch
 
 from pipeline.config import config_from_preset
-from pipeline.evaluation_stage import Scorer  # noqa: F401  (keeps the pipeline import order)
 from pipeline.ray_pool import ray_cluster, train_pool_sequentially, train_pool_with_ray
 from pipeline.reference_stage import build_population, cached_logits, reference_specs
 from pipeline.run import prepare_run, score_target_sets
@@ -68,18 +66,17 @@ def main() -> None:
                             num_cpus=args.workers)
         ray_seconds = time.perf_counter() - start
 
-        trained_seq: dict = {}
-        previous = torch.get_num_threads()
-        torch.set_num_threads(args.workers)
-        start = time.perf_counter()
-        train_pool_sequentially(specs, images, labels, rows, lambda s, r: trained_seq.__setitem__(s.index, r))
-        sequential_seconds = time.perf_counter() - start
-        torch.set_num_threads(previous)
-
         print(f"Ray, {args.workers} workers (cluster start + stop included): {ray_seconds:.1f} s "
               f"(a bare cluster start took {startup:.1f} s, start + stop {startup_and_shutdown:.1f} s)")
-        print(f"sequential, one process, {args.workers} torch threads:  {sequential_seconds:.1f} s")
-        print(f"ratio sequential / Ray: {sequential_seconds / ray_seconds:.2f}")
+        previous = torch.get_num_threads()
+        for threads in sorted({1, args.workers}):
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            train_pool_sequentially(specs, images, labels, rows, lambda s, r: None)
+            sequential_seconds = time.perf_counter() - start
+            print(f"sequential, one process, {threads} torch thread(s): {sequential_seconds:.1f} s; "
+                  f"ratio sequential / Ray: {sequential_seconds / ray_seconds:.2f}")
+        torch.set_num_threads(previous)
 
         forwards = []
         for index in range(args.models):
