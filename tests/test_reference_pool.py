@@ -93,8 +93,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def ray_head():
-    """A Ray head node in its own process group on 127.0.0.1 (1 CPU), stopped afterwards by its pid."""
+def ray_head(monkeypatch):
+    """A Ray head node in its own process group on 127.0.0.1 (1 CPU), stopped afterwards by its pid.
+
+    Head and driver agree on token authentication (Ray's default for new clusters) through the
+    environment, as a user's shell would.
+    """
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")
     ray_bin = Path(sys.executable).with_name("ray")
@@ -120,7 +125,7 @@ def ray_head():
         except ProcessLookupError:
             break
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=5)
             break
         except subprocess.TimeoutExpired:
             continue
