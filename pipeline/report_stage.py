@@ -83,7 +83,9 @@ def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str
         note = ("LiRA and RMIA score the target's logits before any calibration (as their reference models "
                 "are scored). Each reference model trained on a random half of the target's and shadow's "
                 "training splits; non-members and the OOD/fake sets are OUT for every reference model "
-                "(see the manifest's reference_pool note).")
+                "(see the manifest's reference_pool note), so on them online LiRA ranks like offline LiRA. "
+                "RMIA's score is a fraction of its population samples z, so it moves in steps of 1/|z| and "
+                "ties at 1 for samples above every z.")
     body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set, note)
     csv = held_out.files.get("held_out_fpr_results")
     if csv is not None:

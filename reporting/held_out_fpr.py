@@ -79,8 +79,8 @@ def report_section(table: pd.DataFrame, label_effect: pd.DataFrame | None, label
              "of each set it then calls members. Not fooled means every OOD/fake set stays near 1%.",
              "\n".join(f"- {sentence}" for sentence in verdicts(table)), markdown_table(wide)]
     parts.append("Sets without a label in the target's label space (`label source` = predicted) are "
-                 "labelled with the target's predicted class, for the label-using attacks (LOSS, modified "
-                 "entropy, Shokri, LiRA, RMIA) and for training the reference models.")
+                 "scored with the target's predicted class by the label-using attacks (LOSS, modified "
+                 "entropy, Shokri, LiRA, RMIA).")
     if label_effect is not None and len(label_effect):
         parts.append(f"Effect of that choice on **{label_effect_set}**: the same attacks scoring it with a "
                      f"seeded random class instead of the predicted one.\n\n{markdown_table(label_effect)}")
