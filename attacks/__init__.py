@@ -13,6 +13,8 @@ from attacks.evaluation import (
     evaluate_attack,
 )
 from attacks.factory import ATTACK_NAMES, ATTACKS, build_attack
+from attacks.loss import LossAttack
+from attacks.modified_entropy import ModifiedEntropyAttack
 from attacks.salem import SalemAttack
 from attacks.shokri import ShokriAttack
 from attacks.threshold import ThresholdAttack
@@ -25,6 +27,8 @@ __all__ = [
     "PAPER_METRICS",
     "AttackResult",
     "EntropyAttack",
+    "LossAttack",
+    "ModifiedEntropyAttack",
     "MembershipAttack",
     "NotFittedError",
     "SalemAttack",

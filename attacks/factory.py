@@ -5,6 +5,8 @@ from typing import Any
 
 from attacks.base import MembershipAttack
 from attacks.entropy import EntropyAttack
+from attacks.loss import LossAttack
+from attacks.modified_entropy import ModifiedEntropyAttack
 from attacks.salem import SalemAttack
 from attacks.shokri import ShokriAttack
 from attacks.threshold import ThresholdAttack
@@ -16,6 +18,10 @@ ATTACKS: dict[str, type[MembershipAttack]] = {  # in the paper's column order
     "shokri": ShokriAttack,
 }
 ATTACK_NAMES = tuple(ATTACKS)
+EXTRA_ATTACKS: dict[str, type[MembershipAttack]] = {  # score attacks the paper did not run
+    "loss": LossAttack,                          # Yeom et al., CSF 2018
+    "modified_entropy": ModifiedEntropyAttack,   # Song & Mittal, USENIX Security 2021
+}
 
 
 def build_attack(name: str, **kwargs: Any) -> MembershipAttack:
@@ -24,6 +30,7 @@ def build_attack(name: str, **kwargs: Any) -> MembershipAttack:
     ``name`` is case-insensitive; ``kwargs`` go to the attack's constructor.
     """
     key = name.lower() if isinstance(name, str) else name
-    if key not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; valid choices: {', '.join(ATTACK_NAMES)}")
-    return ATTACKS[key](**kwargs)
+    known = {**ATTACKS, **EXTRA_ATTACKS}
+    if key not in known:
+        raise ValueError(f"unknown attack {name!r}; valid choices: {', '.join(known)}")
+    return known[key](**kwargs)

@@ -70,7 +70,14 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     add("--amp", action="store_true",
         help="train with bf16 autocast (CUDA and CPU; scoring stays fp32); default fp32 like the paper. "
              "Recorded in the manifest and the checkpoint's JSON; loading a checkpoint needs the same choice")
-    add("--attacks", nargs="+", default=None, help="attacks to run (threshold salem entropy shokri)")
+    add("--attacks", nargs="+", default=None,
+        help="attacks to run (threshold salem entropy shokri; also loss modified_entropy, and with "
+             "--reference_models lira lira_offline rmia rmia_online, which --reference_models adds by default)")
+    add("--reference_models", type=int, default=preset.reference_models,
+        help=f"K reference models for LiRA and RMIA, trained through Ray on random halves of the population "
+             f"(default {preset.reference_models}; 0 = off)")
+    add("--ray_address", default=None,
+        help="train the reference models on this running Ray cluster (host:port) instead of a local one")
     add("--sets", nargs="+", default=None,
         help=f"non-member rows to run (default: {' '.join(preset.sets)})")
     add("--data_root", default="data", help="folder holding the data sets (default data/)")
@@ -115,7 +122,8 @@ def config_from_args(dataset: str, args: argparse.Namespace):
         train=args.train, strict=args.strict, download=args.download, generator_pkl=args.generator_pkl,
         stylegan_repo=args.stylegan_repo,
         allow_pickle=args.allow_pickle, cache_scores=not args.no_cache, figures=not args.no_figures,
-        progress=not args.quiet, options=options)
+        progress=not args.quiet, options=options, reference_models=args.reference_models,
+        ray_address=args.ray_address)
 
 
 USER_ERRORS = (ValueError, FileNotFoundError, DataNotFoundError, ChecksumError, DataSizeError)

@@ -4,6 +4,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
+# Attacks of a run: the paper's four; with --reference_models also these (unless --attacks names them)
+DEFAULT_ATTACKS = ("threshold", "salem", "entropy", "shokri")
+WITH_REFERENCE_MODELS = ("loss", "modified_entropy", "lira", "lira_offline", "rmia", "rmia_online")
 # Non-member rows that perturb the Original non-members rather than load another set.
 DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
 MAX_SEED = 2**32 - 1  # largest seed NumPy's legacy RandomState and scikit-learn accept
@@ -43,6 +46,7 @@ class DatasetPreset:
     protocol: str = "package"         # who draws splits and subsets: "package", or the paper's script
                                       # ("paper_cifar10", "paper_stanford_dogs"; pipeline.paper_splits)
     row_names: tuple[tuple[str, str], ...] = ()  # (set key, row name) where the paper's script differs
+    reference_models: int = 0         # the script's default --reference_models (LiRA / RMIA; 0 = off)
 
 
 PRESETS: dict[str, DatasetPreset] = {
@@ -52,7 +56,7 @@ PRESETS: dict[str, DatasetPreset] = {
         label_smoothing_factor=0.1, weight_decay=3e-4, temp_value=10.0,
         sets=("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos",
               "fake_digits"),
-        train_pool="all", test_pool=None, train_if_missing=True),
+        train_pool="all", test_pool=None, train_if_missing=True, reference_models=8),
     "cifar10": DatasetPreset(
         dataset="cifar10", model_arch="resnet18", epochs=100, batch_size=64,
         train_set_size=12_500, test_set_size=5_000, attack_set_size=2_500,
@@ -98,7 +102,7 @@ class ExperimentConfig:
     test_set_size: int = PRESETS["digits"].test_set_size
     attack_set_size: int = PRESETS["digits"].attack_set_size
     salem_k: int = 3
-    attacks: tuple[str, ...] = ("threshold", "salem", "entropy", "shokri")
+    attacks: tuple[str, ...] = DEFAULT_ATTACKS
     label_smoothing: bool = False
     label_smoothing_factor: float = PRESETS["digits"].label_smoothing_factor
     weight_decay: float = 0.0
@@ -127,6 +131,8 @@ class ExperimentConfig:
     progress: bool = True
     figures: bool = True
     options: dict = field(default_factory=dict)
+    reference_models: int = 0             # K reference models for LiRA / RMIA (0 = off; Ray trains them)
+    ray_address: str | None = None        # existing Ray cluster (host:port); None: a local one
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -143,6 +149,8 @@ def config_from_preset(dataset: str, **overrides) -> ExperimentConfig:
     base = {name: getattr(preset, name) for name in (
         "model_arch", "epochs", "batch_size", "train_set_size", "test_set_size", "attack_set_size",
         "label_smoothing_factor", "sets")}
+    if overrides.get("attacks") is None and overrides.get("reference_models"):
+        base["attacks"] = DEFAULT_ATTACKS + WITH_REFERENCE_MODELS
     names = {f.name for f in fields(ExperimentConfig)}
     unknown = set(overrides) - names
     if unknown:
@@ -188,7 +196,29 @@ def validate_config(config: ExperimentConfig) -> None:
     if not config.sets:
         raise ValueError("--sets is empty; name at least one non-member set")
     from attacks import ATTACK_NAMES
+    from attacks.factory import EXTRA_ATTACKS
+    from attacks.reference import REFERENCE_ATTACKS
 
+    known = (*ATTACK_NAMES, *EXTRA_ATTACKS, *REFERENCE_ATTACKS)
     for attack in config.attacks:
-        if attack not in ATTACK_NAMES:
-            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACK_NAMES)}")
+        if attack not in known:
+            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(known)}")
+    _validate_reference_models(config)
+
+
+def _validate_reference_models(config: ExperimentConfig) -> None:
+    k = config.reference_models
+    if not isinstance(k, int) or k < 0 or k == 1:
+        raise ValueError(f"--reference_models must be 0 (off) or at least 2 (an IN and an OUT model per "
+                         f"sample), got {k}")
+    from attacks.reference import REFERENCE_ATTACKS
+
+    named = [attack for attack in config.attacks if attack in REFERENCE_ATTACKS]
+    if named and not k:
+        raise ValueError(f"--attacks {' '.join(named)} needs reference models; add --reference_models K "
+                         f"(K >= 2, e.g. 8)")
+    if config.ray_address and not k:
+        raise ValueError("--ray_address is only used to train reference models; add --reference_models K")
+    if named and config.attack_set_size >= config.test_set_size:
+        raise ValueError(f"--attacks {' '.join(named)}: RMIA's population and the held-out set need test "
+                         f"rows beyond the attack set; make --test_set_size larger than --attack_set_size")
