@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from models import build_model
-from models.checkpoints import (CheckpointError, checkpoint_path, config_path, fingerprint, load_checkpoint,
-                                save_checkpoint)
+from models.checkpoints import (WEIGHTS_KEY, CheckpointError, checkpoint_path, config_path, fingerprint,
+                                load_checkpoint, save_checkpoint)
 from models.training import TrainConfig, train_model
-from utils.files import atomic_path
+from utils.files import atomic_path, sha256_file
 from utils.seeding import seeded
 
 
@@ -127,8 +127,13 @@ class ReferencePool:
             raise ValueError(f"reference model {path} is a {saved.get('arch')!r} model but the target is "
                              f"{spec.arch!r}; reference models must share the target's architecture: "
                              f"delete the file to retrain it")
+        if not isinstance(saved, dict):
+            return None
+        recorded_weights = saved.pop(WEIGHTS_KEY, None)
         if saved != json.loads(json.dumps(spec.identity())):
             return None
+        if recorded_weights is not None and recorded_weights != sha256_file(path):
+            return None  # weights and config from different saves: retrain this model
         model = spec.build()
         try:
             return load_checkpoint(model, path)
