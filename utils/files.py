@@ -52,13 +52,18 @@ def write_json(path: str | Path, data: dict) -> None:
         handle.write("\n")
 
 
-def md5_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex MD5 of a file's bytes."""
-    digest = hashlib.md5()
+def file_digest(path: str | Path, algorithm: str, chunk_size: int = 1 << 20) -> str:
+    """Hex digest (``hashlib`` algorithm name, e.g. ``"md5"``, ``"sha256"``) of a file's bytes."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def md5_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex MD5 of a file's bytes."""
+    return file_digest(path, "md5", chunk_size)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -115,8 +120,4 @@ def remove_tree(path: str | Path) -> None:
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256", chunk_size)
