@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(epochs=2, train_set_size=60, test_set_size=60, attack_set_size=30, batch_size=32,
             progress=False, sets=("original", "scaled"), attacks=("threshold", "entropy"))
 TINY_FLAGS = ["--epochs", "2", "--train_set_size", "60", "--test_set_size", "60", "--attack_set_size", "30",
-              "--sets", "original", "scaled", "--attacks", "threshold", "entropy", "--quiet"]
+              "--sets", "original", "scaled", "--attacks", "threshold", "entropy", "--quiet",
+              "--reference_models", "0"]
 
 
 def tiny_config(results: Path, checkpoints: Path, **overrides):
