@@ -9,7 +9,6 @@ from attacks.evaluation import (
     FPR_LEVELS,
     PAPER_METRICS,
     AttackResult,
-    column_name,
     evaluate_attack,
 )
 from attacks.factory import ATTACK_NAMES, ATTACKS, build_attack
@@ -31,6 +30,5 @@ __all__ = [
     "ShokriAttack",
     "ThresholdAttack",
     "build_attack",
-    "column_name",
     "evaluate_attack",
 ]

@@ -1,10 +1,10 @@
 """Calibration methods as predictors returning probabilities (see :mod:`calibration.predictor`),
-the paper's result-file modifiers, and model metrics.
+and model metrics.
 
 laplace-torch, BackPACK, torchmetrics and matplotlib are imported only when LLLA, the ECE or a plot
 is used.
 """
-from calibration.factory import METHODS, build_predictor, result_modifier
+from calibration.factory import METHODS, build_predictor
 from calibration.laplace import LaplacePredictor
 from calibration.llla_paper import PaperLaplacePredictor
 from calibration.metrics import ModelMetrics, model_metrics
@@ -12,5 +12,4 @@ from calibration.predictor import Predictor, SoftmaxPredictor
 from calibration.temperature import TemperaturePredictor, fit_temperature
 
 __all__ = ["METHODS", "LaplacePredictor", "ModelMetrics", "PaperLaplacePredictor", "Predictor",
-           "SoftmaxPredictor", "TemperaturePredictor", "build_predictor", "fit_temperature", "model_metrics",
-           "result_modifier"]
+           "SoftmaxPredictor", "TemperaturePredictor", "build_predictor", "fit_temperature", "model_metrics"]

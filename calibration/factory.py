@@ -1,15 +1,5 @@
-"""Build a predictor by name, and the paper's result-file modifiers.
-
->>> result_modifier(label_smoothing_factor=0.0083)
-'LS_0.0083_'
->>> result_modifier(weight_decay=3e-4, temperature=10)
-'L2_0.0003_temp_10.0_calib_'
->>> result_modifier(temp_scaling=True)
-'temp_calib_'
-"""
+"""Build a predictor by name."""
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -17,8 +7,8 @@ from torch.utils.data import DataLoader
 
 from calibration.laplace import PRIOR_METHODS, LaplacePredictor
 from calibration.llla_paper import PaperLaplacePredictor
-from calibration.predictor import Predictor, SoftmaxPredictor, format_number
-from calibration.temperature import TemperaturePredictor, fit_temperature, temperature_modifier
+from calibration.predictor import Predictor, SoftmaxPredictor
+from calibration.temperature import TemperaturePredictor, fit_temperature
 
 METHODS = ("softmax", "temperature", "llla")
 LLLA_IMPLEMENTATIONS = ("paper", "laplace")
@@ -122,44 +112,3 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
                              ood_images=ood_images)
     return predictor
 
-
-def result_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0,
-                    llla: bool = False, temperature: float | str | None = None,
-                    temp_scaling: bool = False, llla_impl: str = "paper") -> str:
-    """The paper's file-name modifier: ``LS_{f}_``, ``L2_{wd}_``, ``LLLA_``, ``temp_{T}_calib_``.
-
-    A single modifier is named exactly as the paper's scripts name it (numbers as ``str`` of the
-    float; a fitted temperature, ``temp_scaling=True`` without ``temperature``, is ``temp_calib_``).
-    The paper's scripts keep only the first of these in that order (an ``if/elif`` chain, so e.g.
-    its LS + temperature run overwrites its LS run's files); here every set part is kept, in that
-    fixed order, and they concatenate: ``LS_0.1_L2_0.001_temp_calib_``. Unset parts (None, 0,
-    False) are left out, so a plain run gives ``""``. A string ``temperature`` is written verbatim.
-    LLLA through laplace-torch (``llla_impl="laplace"``) writes ``LLLA_laplace_`` so its files
-    never overwrite the paper implementation's ``LLLA_``.
-    """
-    parts = []
-    if label_smoothing_factor:
-        parts.append(f"LS_{format_number(_non_negative('label_smoothing_factor', label_smoothing_factor))}_")
-    if weight_decay:
-        parts.append(f"L2_{format_number(_non_negative('weight_decay', weight_decay))}_")
-    if llla:
-        if llla_impl not in LLLA_MODIFIERS:
-            raise ValueError(f"unknown llla_impl {llla_impl!r}; valid: {', '.join(LLLA_MODIFIERS)}")
-        parts.append(LLLA_MODIFIERS[llla_impl])
-    if temperature is not None or temp_scaling:
-        if temperature is not None and not isinstance(temperature, str):
-            temperature = _non_negative("temperature", temperature)
-            if temperature == 0:
-                raise ValueError("temperature must be positive, got 0")
-        parts.append(temperature_modifier(temperature))
-    return "".join(parts)
-
-
-LLLA_MODIFIERS = {"paper": "LLLA_", "laplace": "LLLA_laplace_"}
-
-
-def _non_negative(name: str, value: float) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a non-negative finite number, got {value}")
-    return value

@@ -29,19 +29,6 @@ class Predictor(nn.Module):
         """Parameters that identify this predictor (used in cache keys and manifests)."""
         return {"method": self.method}
 
-    @property
-    def modifier(self) -> str:
-        """The paper's result-file modifier of this calibration (``""`` for none)."""
-        return ""
-
-
-def format_number(value: float) -> str:
-    """How a number appears in result-file names: ``10 -> "10.0"``, ``3e-4 -> "0.0003"``.
-
-    Python's ``str`` of the float, exactly as the paper's scripts format their command-line floats
-    (``f"{args.weight_decay}"``): ``LS_0.0083_``, ``temp_10.0_calib_``, ``L2_1e-05_``.
-    """
-    return str(float(value))
 
 
 class SoftmaxPredictor(Predictor):

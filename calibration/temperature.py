@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calibration.predictor import Predictor, format_number
+from calibration.predictor import Predictor
 
 TEMPERATURE_BOUNDS = (1e-2, 1e2)  # search interval of the "bounded" fit
 FIT_METHODS = ("lbfgs", "bounded")
@@ -56,22 +56,9 @@ class TemperaturePredictor(Predictor):
     def describe(self) -> dict:
         return {"method": self.method, "temperature": self.temperature}
 
-    @property
-    def modifier(self) -> str:
-        """``"temp_{T}_calib_"``, e.g. ``"temp_10.0_calib_"``."""
-        return temperature_modifier(self.temperature)
-
     def extra_repr(self) -> str:
         return f"temperature={self.temperature:g}"
 
-
-def temperature_modifier(temperature: float | str | None) -> str:
-    """The paper's result-file modifier of a temperature run: ``temp_{T}_calib_`` for a given
-    ``T`` (``--temp_value``; a string verbatim), ``temp_calib_`` when ``T`` is fitted (``None``)."""
-    if temperature is None:
-        return "temp_calib_"
-    value = temperature if isinstance(temperature, str) else format_number(temperature)
-    return f"temp_{value}_calib_"
 
 
 @torch.no_grad()

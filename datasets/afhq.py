@@ -14,11 +14,12 @@ from pathlib import Path
 from torchvision.datasets.utils import download_and_extract_archive
 
 from datasets.errors import DataNotFoundError
-from datasets.image_folder import (PathSet, TransformedSet, check_split, fetch_archive, first_existing,
-                                   list_images, no_labels, request_transform, verify_folder)
+from datasets.image_folder import PathSet, check_split, first_existing, list_images, no_labels
+from datasets.torchvision_sets import fetch_archive
+from datasets.transforms import TransformedSet, request_transform
+from datasets.verification import verification_requested, verify_folder
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 from datasets.sources import FOLDER_MD5, SOURCES
-from datasets.verification import verification_requested
 
 SPLIT_FOLDERS = {"train": ("train",), "test": ("val",), "all": ("train", "val")}
 SUBSETS = {  # registry key -> (display name, class folders)

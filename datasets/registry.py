@@ -7,7 +7,7 @@ name: ``"permuted(cifar10)"``, ``"scaled(svhn)"``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -104,11 +104,6 @@ def build_dataset(name: str, request: DataRequest) -> NamedSet:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(dataset_names())} "
                          f"or wrap one in {', '.join(sorted(PERTURBATIONS))}(...)")
     return _BUILDERS[name](request)
-
-
-def with_split(request: DataRequest, split: str) -> DataRequest:
-    """Copy of ``request`` asking for another published split."""
-    return replace(request, split=split)
 
 
 def _load_builtin_builders() -> None:

@@ -21,12 +21,13 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from datasets.domain import Domain, stanford_dogs_domain
 from datasets.errors import DataNotFoundError
-from datasets.image_folder import (ConvertMode, PathSet, TransformedSet, check_split, class_folders,
-                                   fetch_archive, first_existing, list_images, no_labels, request_transform,
-                                   verify_files, verify_folder)
+from datasets.image_folder import (PathSet, check_split, class_folders, first_existing, list_images,
+                                   no_labels)
+from datasets.torchvision_sets import fetch_archive
+from datasets.transforms import ConvertMode, TransformedSet, request_transform
+from datasets.verification import verification_requested, verify_files, verify_folder
 from datasets.registry import DataRequest, NamedSet, register_dataset
 from datasets.sources import FILE_MD5, FOLDER_MD5, SOURCES
-from datasets.verification import verification_requested
 
 SPLITS = ("train", "test", "all")
 NAME = "Stanford Dogs"

@@ -35,10 +35,10 @@ from PIL import Image
 from torchvision.datasets.utils import download_url
 
 from datasets.errors import ChecksumError, DataNotFoundError
-from datasets.image_folder import (PathSet, TransformedSet, check_split, class_folders, folder_md5,
-                                   folder_signature, list_images, no_labels, paper_folder_md5,
-                                   read_json, request_transform)
-from datasets.verification import checksum_mismatch, verification_requested
+from datasets.image_folder import PathSet, check_split, class_folders, list_images, no_labels
+from datasets.transforms import TransformedSet, request_transform
+from datasets.verification import (checksum_mismatch, folder_md5, folder_signature, paper_folder_md5,
+                                   read_json, verification_requested)
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 from datasets.sources import FOLDER_MD5, SOURCES
 from utils.devices import resolve_device

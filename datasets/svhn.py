@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from torchvision.datasets import SVHN
 
-from datasets.image_folder import (TransformedSet, check_split, first_existing, no_labels,
-                                   open_torchvision, request_transform)
+from datasets.image_folder import check_split, first_existing, no_labels
+from datasets.torchvision_sets import open_torchvision
+from datasets.transforms import TransformedSet, request_transform
 from datasets.verification import verification_requested
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 

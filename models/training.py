@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -66,20 +66,6 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is out of range "
                                  "(epochs >= 0, batch_size >= 1, lr > 0, weight_decay >= 0, "
                                  "0 <= label_smoothing < 1)")
-
-    @classmethod
-    def for_arch(cls, arch: str, **overrides) -> "TrainConfig":
-        """The config with the paper's learning rate for ``arch`` (:data:`DEFAULT_LR`), then ``overrides``."""
-        return cls(**{"lr": DEFAULT_LR.get(arch, cls.lr), **overrides})
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        unknown = set(data) - {field.name for field in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; valid: "
-                             f"{', '.join(field.name for field in fields(cls))}")
-        return cls(**data)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -7,14 +7,14 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from calibration import SoftmaxPredictor
-from calibration.factory import build_predictor, llla_prior_choice, result_modifier
+from calibration.factory import build_predictor, llla_prior_choice
 from calibration.metrics import model_metrics
 from calibration.ood_noise import fake_data_noise
 from pipeline.config import ExperimentConfig
 from pipeline.data_stage import ExperimentData
-from pipeline.evaluation_stage import complement
 from pipeline.model_stage import ROLES
 from pipeline.results import model_metric_rows
+from pipeline.splits import complement
 from pipeline.scores import compute_probs
 from utils.seeding import derive_seed
 
@@ -23,15 +23,6 @@ MAX_LLLA_NOISE_IMAGES = 1000  # noise images of laplace-torch's OOD-aware prior 
 
 def is_calibrated(config: ExperimentConfig) -> bool:
     return config.llla or config.temp_scaling
-
-
-def run_modifier(config: ExperimentConfig) -> str:
-    """The paper's result-file modifier of a run: training variant, then calibration
-    (``temp_calib_`` for a fitted temperature, ``temp_{T}_calib_`` for ``--temp_value T``)."""
-    return result_modifier(
-        label_smoothing_factor=config.label_smoothing_factor if config.label_smoothing else None,
-        weight_decay=config.weight_decay, llla=config.llla, temp_scaling=config.temp_scaling,
-        temperature=config.temp_value if config.temp_scaling else None, llla_impl=config.llla_impl)
 
 
 def build_predictors(config: ExperimentConfig, models: dict, data: ExperimentData,

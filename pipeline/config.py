@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
+
+from utils import naming
 
 # Non-member rows that perturb the Original non-members rather than load another set.
 DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
@@ -131,8 +133,22 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, **overrides) -> "ExperimentConfig":
-        return replace(self, **overrides)
+    def training_modifier(self) -> str:
+        """File-name modifier of the training variant (names checkpoints; calibration is post-hoc)."""
+        return naming.training_modifier(self.label_smoothing_factor if self.label_smoothing else None,
+                                        self.weight_decay)
+
+    def run_modifier(self) -> str:
+        """The paper's result-file modifier of the run: training variant, then calibration
+        (``temp_calib_`` for a fitted temperature, ``temp_{T}_calib_`` for ``--temp_value T``)."""
+        return naming.result_modifier(
+            label_smoothing_factor=self.label_smoothing_factor if self.label_smoothing else None,
+            weight_decay=self.weight_decay, llla=self.llla, temp_scaling=self.temp_scaling,
+            temperature=self.temp_value if self.temp_scaling else None, llla_impl=self.llla_impl)
+
+    def run_stem(self) -> str:
+        """The result-file stem of the run, e.g. ``resnet18_cifar10_LS_0.0083_``."""
+        return naming.result_stem(self.model_arch, self.dataset, self.run_modifier())
 
 
 def config_from_preset(dataset: str, **overrides) -> ExperimentConfig:

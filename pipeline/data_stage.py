@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from datasets import DataRequest, Domain, NamedSet, build_dataset
 from datasets.errors import ChecksumError, DataNotFoundError
@@ -15,7 +15,6 @@ from datasets.sources import PAPER_SEEDS, PAPER_SPLITS
 from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig, row_name
 from pipeline.manifest import tensor_digest
 from pipeline import paper_splits
-from pipeline.scores import materialize
 from pipeline.splits import Splits, attack_subset, make_splits, package_attack_positions
 from utils.seeding import derive_seed
 
@@ -222,3 +221,14 @@ def _build_row(key: str, original: NamedSet, request: DataRequest) -> NamedSet:
         return perturb(key, original, request.domain, request.seed)
     return build_dataset(key, replace(request, split=PAPER_SPLITS.get(key, request.split),
                                       seed=PAPER_SEEDS.get(key, request.seed)))
+
+
+def materialize(dataset: Dataset, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ``(images, labels)`` of a set as two tensors (fast path for tensor-backed sets)."""
+    if isinstance(dataset, TensorDataset):
+        images, labels = dataset.tensors[:2]
+        return images, labels.long()
+    batches = list(DataLoader(dataset, batch_size=batch_size, shuffle=False))
+    if not batches:
+        return torch.empty(0), torch.empty(0, dtype=torch.long)
+    return torch.cat([b[0] for b in batches]), torch.cat([torch.as_tensor(b[1]) for b in batches]).long()

@@ -46,11 +46,6 @@ def merge_rows(n_rows: int, parts: list[tuple[np.ndarray, Scores]]) -> Scores:
     return Scores(probs, labels, parts[0][1].in_label_space)
 
 
-def complement(positions: np.ndarray, n_rows: int) -> np.ndarray:
-    mask = np.ones(n_rows, dtype=bool)
-    mask[positions] = False
-    return np.flatnonzero(mask)
-
 
 def fit_attacks(names: tuple[str, ...], members: Scores, non_members: Scores, *, salem_k: int,
                 seed: int) -> list:

@@ -16,18 +16,19 @@ from pipeline import calibration_stage
 from pipeline.config import ExperimentConfig, row_name, validate_config
 from pipeline.data_stage import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.domains import domain_for
-from pipeline.evaluation_stage import (Scorer, complement, evaluate_sets, fit_attacks, merge_rows)
+from pipeline.evaluation_stage import Scorer, evaluate_sets, fit_attacks, merge_rows
 from pipeline.manifest import Manifest, tensor_digest
-from pipeline.outputs import OutputSet, manifest_name
+from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
 from pipeline.model_stage import ROLES, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
-from pipeline.results import (ATTACK_SUFFIX, PERFORMANCE_SUFFIX, attack_table, model_metric_rows,
-                              performance_table, result_stem, write_table)
+from pipeline.results import attack_table, model_metric_rows, performance_table, write_table
 from pipeline.scores import ScoreCache, Scores
 from pipeline.membership_check import check_loaded_models
-from pipeline.split_file import SPLITS_SUFFIX, split_arrays, write_split_file
+from pipeline.split_file import split_arrays, write_split_file
+from pipeline.splits import complement
 from utils.devices import resolve_device
+from utils.naming import attack_csv_name, manifest_name, performance_csv_name, splits_name
 from utils.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -125,11 +126,6 @@ def score_target_sets(prepared: PreparedRun, scorer: Scorer, members: Scores,
     return scores
 
 
-def run_stem(config: ExperimentConfig) -> str:
-    """The result-file stem of ``config``'s run, e.g. ``resnet18_cifar10_LS_0.0083_``."""
-    return result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
-
-
 def run_experiment(config: ExperimentConfig) -> RunOutputs:
     """Run one configured experiment and write its files to ``config.results_dir`` as one set.
 
@@ -139,7 +135,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     """
     check_before_work(config)
     results_dir = Path(config.results_dir)
-    with OutputSet(results_dir, run_stem(config)) as output_set:
+    with OutputSet(results_dir, config.run_stem()) as output_set:
         outputs = _run_into(config, output_set.directory)
         manifest = outputs.context["prepared"].manifest
         manifest.outputs = {name: str(results_dir / path.name) if path.parent == output_set.directory
@@ -176,16 +172,16 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
         evaluation = evaluate_sets(attacks, target_scores["Members"], non_member_scores)
         results = evaluation.results
 
-    stem = run_stem(config)
+    stem = config.run_stem()
     order, skipped_rows = table_row_order(config, list(results), prepared.skipped)
     attacks_df = attack_table(results, skipped=skipped_rows, order=order)
     uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data,
                                                           prepared.device)
     performance_df = performance_table(_performance_rows(split_scores, uncalibrated))
     files = {
-        "attack_results": write_table(attacks_df, out_dir / f"{stem}{ATTACK_SUFFIX}"),
-        "performance_results": write_table(performance_df, out_dir / f"{stem}{PERFORMANCE_SUFFIX}"),
-        "splits": out_dir / f"{stem}{SPLITS_SUFFIX}",
+        "attack_results": write_table(attacks_df, out_dir / attack_csv_name(stem)),
+        "performance_results": write_table(performance_df, out_dir / performance_csv_name(stem)),
+        "splits": out_dir / splits_name(stem),
     }
     manifest.splits = {"file": str(results_dir / files["splits"].name), "protocol": prepared.data.indices.protocol,
                        "sha256": write_split_file(files["splits"], split_arrays(

@@ -14,7 +14,8 @@ import datasets.sources as sources
 from datasets import CIFAR10 as CIFAR10_DOMAIN
 from datasets import DIGITS, ChecksumError, DataNotFoundError, DataRequest, build_dataset, dataset_names
 from datasets.domain import stanford_dogs_domain
-from datasets.image_folder import domain_transform, folder_md5, paper_folder_md5
+from datasets.transforms import domain_transform
+from datasets.verification import folder_md5, paper_folder_md5
 from datasets.stanford_dogs import stanford_dogs_class_names, stanford_dogs_domain_from_root
 from tests.fixtures_data import (make_tiny_afhq, make_tiny_cifar10, make_tiny_cifar100,
                                  make_tiny_stanford_dogs, make_tiny_stl10, make_tiny_svhn,
@@ -213,7 +214,7 @@ def test_stanford_dogs_missing_and_corrupt(tmp_path, dogs_root):
 def test_folder_verification_is_remembered(dogs_root, monkeypatch):
     build_dataset("stanford_dogs", _request(dogs_root, split="all"))
     assert (dogs_root / "stanford_dogs" / ".Images.md5.json").is_file()
-    monkeypatch.setattr("datasets.image_folder.paper_folder_md5", lambda folder: pytest.fail("re-hashed"))
+    monkeypatch.setattr("datasets.verification.paper_folder_md5", lambda folder: pytest.fail("re-hashed"))
     build_dataset("stanford_dogs", _request(dogs_root, split="all"))
 
 

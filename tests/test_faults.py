@@ -24,7 +24,7 @@ from pipeline import outputs as outputs_module
 from pipeline.cli import INTERRUPTED, main
 from pipeline.config import config_from_preset
 from pipeline.outputs import STAGING_PREFIX, verify_set
-from pipeline.run import run_experiment, run_stem
+from pipeline.run import run_experiment
 from pipeline.scores import ScoreCache, array_checksum
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def test_an_interrupt_while_moving_the_set_is_finished(full_run, tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config)
     monkeypatch.undo()
-    stem = run_stem(config)
+    stem = config.run_stem()
     assert verify_set(results, stem) == [] and not leftovers(results)
     manifest = json.loads((results / f"{stem}manifest.json").read_text())
     assert manifest["seed"] == 7 and f"{stem}report.md" not in manifest["files"]
@@ -571,7 +571,7 @@ def test_a_damaged_stanford_dogs_image_is_one_line_naming_it(tmp_path):
     from datasets import DataRequest, build_dataset
     from datasets.domain import stanford_dogs_domain
     from datasets.errors import DamagedFileError
-    from pipeline.scores import materialize
+    from pipeline.data_stage import materialize
     from tests.fixtures_data import make_tiny_stanford_dogs
 
     made = make_tiny_stanford_dogs(tmp_path, breeds=2, per_breed=3, test_per_breed=1)

@@ -10,11 +10,9 @@ import pandas as pd
 import pytest
 
 from attacks.evaluation import AttackResult
-from pipeline.calibration_stage import run_modifier
 from pipeline.cli import build_parser, config_from_args
 from pipeline.config import PRESETS, row_name
-from pipeline.results import (PAPER_PERFORMANCE_ROWS, SKIPPED_COLUMN, attack_table, performance_table,
-                              result_stem)
+from pipeline.results import PAPER_PERFORMANCE_ROWS, SKIPPED_COLUMN, attack_table, performance_table
 from pipeline.run import table_row_order
 from reporting.paper_comparison import PAPER_RESULTS_DIR
 
@@ -78,7 +76,7 @@ def test_skipped_rows_keep_their_name_and_place():
 
 def stem_of(dataset: str, *flags: str) -> str:
     config = config_from_args(dataset, build_parser(dataset).parse_args(list(flags)))
-    return result_stem(config.model_arch, config.dataset, run_modifier(config))
+    return config.run_stem()
 
 
 @pytest.mark.parametrize("dataset, flags, modifier", [

@@ -14,7 +14,7 @@ from models.small_cnn import SmallCNN
 from models.training import TrainConfig, train_model
 from pipeline.cli import main
 from pipeline.config import config_from_preset
-from pipeline.evaluation_stage import complement
+from pipeline.splits import complement
 from pipeline.run import prepare_run, run_experiment
 
 TINY = dict(epochs=2, train_set_size=80, test_set_size=80, attack_set_size=40, batch_size=32,

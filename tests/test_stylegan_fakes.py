@@ -9,7 +9,7 @@ from PIL import Image
 import datasets.sources as sources
 import datasets.stylegan_fakes as fakes
 from datasets import CIFAR10, ChecksumError, DataNotFoundError, DataRequest, build_dataset
-from datasets.image_folder import folder_md5
+from datasets.verification import folder_md5
 from datasets.sources import Source
 from datasets.stylegan_fakes import PickleNotAllowedError, generate_fake_images
 from utils.seeding import seeded
