@@ -11,7 +11,8 @@ from attacks.evaluation import (
     AttackResult,
     evaluate_attack,
 )
-from attacks.factory import ATTACK_NAMES, ATTACKS, build_attack
+from attacks.base import AttackSpec
+from attacks.factory import ATTACK_NAMES, ATTACKS, attack_options, build_attack
 from attacks.salem import SalemAttack
 from attacks.shokri import ShokriAttack
 from attacks.threshold import ThresholdAttack
@@ -23,12 +24,14 @@ __all__ = [
     "FPR_LEVELS",
     "PAPER_METRICS",
     "AttackResult",
+    "AttackSpec",
     "EntropyAttack",
     "MembershipAttack",
     "NotFittedError",
     "SalemAttack",
     "ShokriAttack",
     "ThresholdAttack",
+    "attack_options",
     "build_attack",
     "evaluate_attack",
 ]

@@ -1,21 +1,22 @@
-"""Build an attack by its lowercase name (the names experiment flags and configs use)."""
+"""The attacks a run can name (``--attacks``), in the paper's column order, and how to build one."""
 from __future__ import annotations
 
 from typing import Any
 
-from attacks.base import MembershipAttack
-from attacks.entropy import EntropyAttack
-from attacks.salem import SalemAttack
-from attacks.shokri import ShokriAttack
-from attacks.threshold import ThresholdAttack
+from attacks.base import AttackSpec, MembershipAttack
+from attacks.entropy import ENTROPY
+from attacks.salem import SALEM
+from attacks.shokri import SHOKRI
+from attacks.threshold import THRESHOLD
+from utils.options import Option
 
-ATTACKS: dict[str, type[MembershipAttack]] = {  # in the paper's column order
-    "threshold": ThresholdAttack,
-    "salem": SalemAttack,
-    "entropy": EntropyAttack,
-    "shokri": ShokriAttack,
-}
+ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in (THRESHOLD, SALEM, ENTROPY, SHOKRI)}
 ATTACK_NAMES = tuple(ATTACKS)
+
+
+def attack_options() -> list[Option]:
+    """Every option the attacks declare (one flag each), in attack order."""
+    return [option for spec in ATTACKS.values() for option in spec.params]
 
 
 def build_attack(name: str, **kwargs: Any) -> MembershipAttack:
@@ -26,4 +27,4 @@ def build_attack(name: str, **kwargs: Any) -> MembershipAttack:
     key = name.lower() if isinstance(name, str) else name
     if key not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; valid choices: {', '.join(ATTACK_NAMES)}")
-    return ATTACKS[key](**kwargs)
+    return ATTACKS[key].attack_class(**kwargs)

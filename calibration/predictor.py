@@ -6,8 +6,12 @@ know which method made its probabilities.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 from torch import nn
+
+from calibration.spec import CalibrationData, CalibrationMethod
 
 
 class Predictor(nn.Module):
@@ -39,3 +43,16 @@ class SoftmaxPredictor(Predictor):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(images).float(), dim=1)
+
+
+def softmax_predictor(model: nn.Module, **_other_methods_options: Any) -> SoftmaxPredictor:
+    """Plain softmax (no calibration)."""
+    return SoftmaxPredictor(model)
+
+
+def fit_softmax(model: nn.Module, data: CalibrationData, values: Mapping[str, Any]) -> SoftmaxPredictor:
+    return SoftmaxPredictor(model)
+
+
+SOFTMAX = CalibrationMethod(name="softmax", switch=None, params=(), modifier=lambda values: "",
+                            predictor=softmax_predictor, fit=fit_softmax)

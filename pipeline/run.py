@@ -165,7 +165,7 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
 
     with manifest.timed("attacks_fit"):
         attacks = fit_attacks(config.attacks, shadow_scores["Members"], shadow_scores["Original"],
-                              salem_k=config.salem_k, seed=derive_seed(config.seed, "attacks"))
+                              params=config.attack_params, seed=derive_seed(config.seed, "attacks"))
 
     with manifest.timed("attacks_evaluate"):
         non_member_scores = {name: s for name, s in target_scores.items() if name != "Members"}

@@ -228,12 +228,12 @@ def test_factory_builds_the_paper_llla_by_default():
 
 
 def test_cli_plumbing_of_llla_impl():
-    from pipeline.cli import build_parser, config_from_args
+    from pipeline.cli import build_parser, parse_config
 
     parser = build_parser("digits")
-    default = config_from_args("digits", parser.parse_args(["--llla"]))
-    laplace = config_from_args("digits", parser.parse_args(["--llla", "--llla_impl", "laplace"]))
-    assert (default.llla_impl, default.llla_prior) == ("paper", None)
+    default = parse_config("digits", ["--llla"])
+    laplace = parse_config("digits", ["--llla", "--llla_impl", "laplace"])
+    assert default.calibration.params == {"llla_impl": "paper", "llla_prior": None}
     assert default.run_modifier() == "LLLA_" and laplace.run_modifier() == "LLLA_laplace_"
     assert "--llla_impl" in parser.format_help()
 

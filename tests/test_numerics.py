@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import pipeline.calibration_stage as calibration_stage
+import calibration.temperature as temperature
 from calibration import SoftmaxPredictor
 from models.small_cnn import SmallCNN
 from models.training import TrainConfig, train_model
@@ -31,11 +31,11 @@ def test_temperature_fitting_set(tmp_path, monkeypatch, temp_fit, rows, method):
     """The paper fits each model's T on its own attack non-members (target: Original)."""
     calls = []
 
-    def spy(model, kind, **options):
+    def spy(model, **options):
         calls.append(options)
         return SoftmaxPredictor(model)
 
-    monkeypatch.setattr(calibration_stage, "build_predictor", spy)
+    monkeypatch.setattr(temperature, "temperature_predictor", spy)
     prepared = prepare_run(tiny_config(tmp_path, temp_scaling=True, temp_fit=temp_fit))
     assert len(calls) == 2
     for role, options in zip(("target", "shadow"), calls):
