@@ -13,6 +13,8 @@ from attacks.evaluation import (
 )
 from attacks.base import AttackSpec
 from attacks.factory import ATTACK_NAMES, ATTACKS, attack_options, build_attack
+from attacks.loss import LossAttack
+from attacks.modified_entropy import ModifiedEntropyAttack
 from attacks.salem import SalemAttack
 from attacks.shokri import ShokriAttack
 from attacks.threshold import ThresholdAttack
@@ -26,6 +28,8 @@ __all__ = [
     "AttackResult",
     "AttackSpec",
     "EntropyAttack",
+    "LossAttack",
+    "ModifiedEntropyAttack",
     "MembershipAttack",
     "NotFittedError",
     "SalemAttack",

@@ -137,12 +137,15 @@ class AttackSpec:
 
     Each declared option becomes a command-line flag (``Option.name``) and its value goes to the
     constructor keyword ``Option.keyword``; ``seeded`` attacks also get the run's attack seed.
+    A new score attack is a module with its class and spec, plus one entry in
+    :data:`attacks.factory.ATTACKS`.
     """
 
     name: str
     attack_class: type
     params: tuple[Option, ...] = ()
     seeded: bool = False
+    paper: bool = True   # one of the paper's attacks (False: an extra, e.g. LOSS)
 
     def build(self, values: Mapping[str, Any], seed: int) -> MembershipAttack:
         """A new attack with the declared options' ``values`` (name -> value; missing: default)."""

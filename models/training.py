@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -66,6 +66,15 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is out of range "
                                  "(epochs >= 0, batch_size >= 1, lr > 0, weight_decay >= 0, "
                                  "0 <= label_smoothing < 1)")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict` (reference models travel as dicts); unknown keys raise ``ValueError``."""
+        unknown = set(data) - {field.name for field in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; valid: "
+                             f"{', '.join(field.name for field in fields(cls))}")
+        return cls(**data)
 
     def to_dict(self) -> dict:
         return asdict(self)

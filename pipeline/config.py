@@ -5,11 +5,15 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 
 from attacks import ATTACKS, attack_options
+from attacks.reference import REFERENCE_ATTACKS
 from calibration import CalibrationSpec, calibration_spec, spec_modifier
 from calibration.factory import calibration_options, check_spec
 from utils import naming
 from utils.options import check_value, field_options, option
 
+# Attacks of a run: the paper's four; with --reference_models also these (unless --attacks names them)
+DEFAULT_ATTACKS = ("threshold", "salem", "entropy", "shokri")
+WITH_REFERENCE_MODELS = ("loss", "modified_entropy", "lira", "lira_offline", "rmia", "rmia_online")
 # Non-member rows that perturb the Original non-members rather than load another set.
 DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
 MAX_SEED = 2**32 - 1  # largest seed NumPy's legacy RandomState and scikit-learn accept
@@ -48,6 +52,7 @@ class DatasetPreset:
     protocol: str = "package"         # who draws splits and subsets: "package", or the paper's script
                                       # ("paper_cifar10", "paper_stanford_dogs"; pipeline.paper_splits)
     row_names: tuple[tuple[str, str], ...] = ()  # (set key, row name) where the paper's script differs
+    reference_models: int = 0         # the script's default --reference_models (LiRA / RMIA; 0 = off)
 
 
 PRESETS: dict[str, DatasetPreset] = {
@@ -57,7 +62,7 @@ PRESETS: dict[str, DatasetPreset] = {
         label_smoothing_factor=0.1, weight_decay=3e-4, temp_value=10.0,
         sets=("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos",
               "fake_digits"),
-        train_pool="all", test_pool=None, train_if_missing=True),
+        train_pool="all", test_pool=None, train_if_missing=True, reference_models=8),
     "cifar10": DatasetPreset(
         dataset="cifar10", model_arch="resnet18", epochs=100, batch_size=64,
         train_set_size=12_500, test_set_size=5_000, attack_set_size=2_500,
@@ -126,8 +131,12 @@ class ExperimentConfig:
     amp: bool = option(False, "train with bf16 autocast (CUDA and CPU; scoring stays fp32); default fp32 like the "
                               "paper. Recorded in the manifest and the checkpoint's JSON; loading a checkpoint "
                               "needs the same choice", action="store_true")
-    attacks: tuple[str, ...] = option(("threshold", "salem", "entropy", "shokri"),
-                                      "attacks to run: {attack_names} (default: {default})", nargs="+", type=str)
+    attacks: tuple[str, ...] = option(DEFAULT_ATTACKS, "attacks to run: {attack_names} (default: {default}; "
+                                      "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
+    reference_models: int = option(0, "K reference models for LiRA and RMIA, trained through Ray on random halves "
+                                      "of the population (default {default}; 0 = off)", preset="cli")
+    ray_address: str | None = option(None, "train the reference models on this running Ray cluster (host:port) "
+                                           "instead of a local one", type=str)
     sets: tuple[str, ...] = option(PRESETS["digits"].sets, "non-member rows to run (default: {default})",
                                    nargs="+", type=str, preset=True)
     data_root: str = option("data", "folder holding the data sets (default data/)")
@@ -187,10 +196,12 @@ def config_from_preset(dataset: str, **values) -> ExperimentConfig:
     fields_ = {f.name for f in fields(ExperimentConfig)} - {"dataset", "attack_params", "calibration"}
     attack = {o.name: o for o in attack_options()}
     unknown = set(values) - fields_ - set(attack) - {o.name for o in calibration_options()}
+    if values.get("attacks") is None and values.get("reference_models"):
+        values = {**values, "attacks": DEFAULT_ATTACKS + WITH_REFERENCE_MODELS}
     if unknown:
         raise ValueError(f"unknown config option(s) {', '.join(sorted(unknown))}")
     given = {key: value for key, value in values.items() if value is not None}
-    base = {o.name: getattr(preset, o.name) for o in field_options(ExperimentConfig) if o.preset}
+    base = {o.name: getattr(preset, o.name) for o in field_options(ExperimentConfig) if o.preset is True}
     base.update({key: value for key, value in given.items() if key in fields_})
     return ExperimentConfig(dataset=dataset, **base,
                             attack_params={name: given.get(name, o.default) for name, o in attack.items()},
@@ -225,8 +236,26 @@ def validate_config(config: ExperimentConfig) -> None:
         raise ValueError(f"--model_input_image_size must be a positive integer, got {image_size}")
     if not config.sets:
         raise ValueError("--sets is empty; name at least one non-member set")
+    known = (*ATTACKS, *REFERENCE_ATTACKS)
     for attack in config.attacks:
-        if attack not in ATTACKS:
-            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
-        for declared in ATTACKS[attack].params:
+        if attack not in known:
+            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(known)}")
+        for declared in ATTACKS[attack].params if attack in ATTACKS else ():
             check_value(declared, config.attack_params.get(declared.name, declared.default))
+    _validate_reference_models(config)
+
+
+def _validate_reference_models(config: ExperimentConfig) -> None:
+    k = config.reference_models
+    if not isinstance(k, int) or k < 0 or k == 1:
+        raise ValueError(f"--reference_models must be 0 (off) or at least 2 (an IN and an OUT model per "
+                         f"sample), got {k}")
+    named = [attack for attack in config.attacks if attack in REFERENCE_ATTACKS]
+    if named and not k:
+        raise ValueError(f"--attacks {' '.join(named)} needs reference models; add --reference_models K "
+                         f"(K >= 2, e.g. 8)")
+    if config.ray_address and not k:
+        raise ValueError("--ray_address is only used to train reference models; add --reference_models K")
+    if named and config.attack_set_size >= config.test_set_size:
+        raise ValueError(f"--attacks {' '.join(named)}: RMIA's population and the held-out set need test "
+                         f"rows beyond the attack set; make --test_set_size larger than --attack_set_size")

@@ -59,6 +59,7 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
     for name, path in prepared.extra_figures.items():
         files[name] = Path(path)
 
+    sections = _held_out_section(outputs, results_dir, files)
     paper = paper_table(stem)
     comparison = compare_with_paper(outputs.attack_table, paper) if paper is not None else None
     notes = [f"Shokri attack class source per set: {outputs.context['class_source']}"]
@@ -69,5 +70,30 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
         config=prepared.config.to_dict(), performance=outputs.performance_table,
         attacks=outputs.attack_table, figures=[p for n, p in files.items() if n != "report"],
         skipped_sets=outputs.skipped, comparison=comparison, notes=notes,
-        attack_csv=outputs.files["attack_results"], performance_csv=outputs.files["performance_results"])
+        attack_csv=outputs.files["attack_results"], performance_csv=outputs.files["performance_results"],
+        extra_sections=sections)
     return files
+
+
+def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str, str]]:
+    """The OOD/fake FPR figure (added to ``files``) and its report section, when the run has one."""
+    from reporting.held_out_fpr import plot_held_out_fpr, report_section
+
+    held_out = outputs.context.get("held_out")
+    if held_out is None:
+        return []
+    files["held_out_fpr"] = plot_held_out_fpr(held_out.table, results_dir / f"{outputs.stem}held_out_fpr.png")
+    note = None
+    pool = outputs.context.get("reference") is not None
+    if pool:
+        note = ("LiRA and RMIA score the target's logits before any calibration (as their reference models "
+                "are scored). Each reference model trained on a random half of the target's and shadow's "
+                "training splits; non-members and the OOD/fake sets are OUT for every reference model "
+                "(see the manifest's reference_pool note), so on them online LiRA ranks like offline LiRA. "
+                "RMIA's score is a fraction of its population samples z, so it moves in steps of 1/|z| and "
+                "ties at 1 for samples above every z.")
+    body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set, note)
+    csv = held_out.files.get("held_out_fpr_results")
+    if csv is not None:
+        body += f"\n\nFull table (1% and 0.1%): [{Path(csv).name}]({Path(csv).name})"
+    return [("Are the attacks fooled by OOD and fake data?", body)]

@@ -17,6 +17,7 @@ from pipeline.config import ExperimentConfig, row_name, validate_config
 from pipeline.data_stage import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.domains import domain_for
 from pipeline.evaluation_stage import Scorer, evaluate_sets, fit_attacks, merge_rows
+from pipeline.held_out_stage import add_reference_attacks, held_out_results, score_attack_names
 from pipeline.manifest import Manifest, tensor_digest
 from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
@@ -80,6 +81,10 @@ def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) 
     ``config.results_dir``; :func:`run_experiment` passes its staging folder).
     """
     validate_config(config)
+    if config.reference_models and config.ray_address:
+        from pipeline.ray_pool import check_address
+
+        check_address(config.ray_address)  # fail before training anything
     manifest = Manifest(config.to_dict())
     seed_everything(config.seed)
     device = resolve_device(config.device)
@@ -164,13 +169,14 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
     membership = check_loaded_models(prepared.models, split_scores)
 
     with manifest.timed("attacks_fit"):
-        attacks = fit_attacks(config.attacks, shadow_scores["Members"], shadow_scores["Original"],
+        attacks = fit_attacks(score_attack_names(config.attacks), shadow_scores["Members"], shadow_scores["Original"],
                               params=config.attack_params, seed=derive_seed(config.seed, "attacks"))
 
     with manifest.timed("attacks_evaluate"):
         non_member_scores = {name: s for name, s in target_scores.items() if name != "Members"}
         evaluation = evaluate_sets(attacks, target_scores["Members"], non_member_scores)
-        results = evaluation.results
+    reference = add_reference_attacks(config, prepared, target_scores, evaluation, cache, manifest)
+    results = evaluation.results
 
     stem = config.run_stem()
     order, skipped_rows = table_row_order(config, list(results), prepared.skipped)
@@ -186,6 +192,10 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
     manifest.splits = {"file": str(results_dir / files["splits"].name), "protocol": prepared.data.indices.protocol,
                        "sha256": write_split_file(files["splits"], split_arrays(
                            prepared.data.indices, prepared.data.pools, prepared.set_indices))}
+    held_out = held_out_results(prepared, split_scores, target_scores, evaluation, attacks, reference,
+                                out_dir, stem)
+    if held_out is not None:
+        files.update(held_out.files)
     class_source = {name: "label" if s.in_label_space else "predicted"
                     for name, s in non_member_scores.items()}
     manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,
@@ -195,7 +205,8 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
     outputs = RunOutputs(stem, attacks_df, performance_df, results, target_scores, shadow_scores,
                          prepared.skipped, files, attacks,
                          context={"prepared": prepared, "split_scores": split_scores, "membership": membership,
-                                  "class_source": class_source, "attack_outputs": evaluation.outputs})
+                                  "class_source": class_source, "attack_outputs": evaluation.outputs,
+                                  "held_out": held_out, "reference": reference})
     if config.figures:
         with manifest.timed("figures_and_report"):
             files.update(write_figures_and_report(outputs, prepared, out_dir, results_dir))

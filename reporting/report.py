@@ -26,7 +26,8 @@ def write_report(path: str | Path, *, title: str, config: Mapping, performance: 
                  attacks: pd.DataFrame, figures: Sequence[str | Path], skipped_sets: Mapping[str, str],
                  comparison: pd.DataFrame | None, notes: Sequence[str] = (),
                  attack_csv: str | Path | None = None,
-                 performance_csv: str | Path | None = None) -> Path:
+                 performance_csv: str | Path | None = None,
+                 extra_sections: Sequence[tuple[str, str]] = ()) -> Path:
     """Write the run's Markdown report atomically.
 
     Parameters
@@ -41,6 +42,7 @@ def write_report(path: str | Path, *, title: str, config: Mapping, performance: 
     comparison : :func:`reporting.paper_comparison.compare_with_paper` output, or ``None``
     notes : free-text lines, listed last
     attack_csv, performance_csv : the full CSVs to link (optional)
+    extra_sections : (heading, Markdown body) pairs placed after the attacks
 
     Returns
     -------
@@ -55,6 +57,7 @@ def write_report(path: str | Path, *, title: str, config: Mapping, performance: 
         _section("Model metrics", _with_link(markdown_table(performance), performance_csv, base,
                                              "Full performance table")),
         _section("Attacks", _with_link(_attack_blocks(attacks), attack_csv, base, "Full attack table")),
+        *(_section(heading, body) for heading, body in extra_sections),
         _section("Figures", _figure_block(figures, base)),
         _section("Skipped non-member sets", _skipped_block(skipped_sets)),
         _section("Comparison with the paper", _comparison_block(comparison)),

@@ -124,7 +124,7 @@ def test_build_attack_passes_options_and_ignores_case():
 
 
 def test_build_attack_rejects_unknown_names():
-    valid = "threshold, salem, entropy, shokri"
+    valid = "threshold, salem, entropy, shokri, loss, modified_entropy"
     with pytest.raises(ValueError, match=rf"unknown attack 'lira'; valid choices: {valid}$"):
         build_attack("lira")
 

@@ -138,11 +138,14 @@ def test_label_smoothing_changes_the_loss():
 
 def test_config_defaults_validation_and_round_trip():
     assert DEFAULT_LR["salem_cnn_relu"] == 0.001 and DEFAULT_LR["resnet18"] == 0.01
-    assert TrainConfig(epochs=3, label_smoothing=0.1).to_dict()["label_smoothing"] == 0.1
+    config = TrainConfig(epochs=3, label_smoothing=0.1)
+    assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="batch_size=0"):
         TrainConfig(batch_size=0)
     with pytest.raises(ValueError, match="label_smoothing"):
         TrainConfig(label_smoothing=1.5)
+    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+        TrainConfig.from_dict({"epoch": 3})
 
 
 def test_bad_inputs_are_reported():

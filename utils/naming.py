@@ -18,6 +18,7 @@ ATTACK_SUFFIX = "attack_results.csv"
 PERFORMANCE_SUFFIX = "performance_results.csv"
 SPLITS_SUFFIX = "splits.npz"
 MANIFEST_SUFFIX = "manifest.json"
+HELD_OUT_SUFFIX = "held_out_fpr_results.csv"
 ATTACK_SEPARATOR = " Attack "  # CSV columns are "{attack}{ATTACK_SEPARATOR}{metric}"
 
 # Calibration modifiers of LLLA per implementation (laplace-torch's never overwrites the paper's files)
@@ -59,6 +60,11 @@ def splits_name(stem: str) -> str:
 def manifest_name(stem: str) -> str:
     """``{stem}manifest.json``."""
     return f"{stem}{MANIFEST_SUFFIX}"
+
+
+def held_out_csv_name(stem: str) -> str:
+    """``{stem}held_out_fpr_results.csv``."""
+    return f"{stem}{HELD_OUT_SUFFIX}"
 
 
 def training_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0) -> str:
@@ -123,6 +129,16 @@ def split_stem(stem: str) -> tuple[str, str]:
 def column_name(attack_name: str, metric: str) -> str:
     """CSV column of one metric, e.g. ``column_name("Salem", "AUROC") == "Salem Attack AUROC"``."""
     return f"{attack_name}{ATTACK_SEPARATOR}{metric}"
+
+
+def held_out_column(attack_name: str, level: float) -> str:
+    """Held-out FPR table column: ``"LiRA FPR@1%HeldOutFPR"``."""
+    return f"{attack_name} FPR@{level * 100:g}%HeldOutFPR"
+
+
+def held_out_top_column(attack_name: str) -> str:
+    """``"LiRA AtOrAboveHeldOutMax"``: the fraction scoring at least the top held-out score (ties count)."""
+    return f"{attack_name} AtOrAboveHeldOutMax"
 
 
 def split_column(column: str) -> tuple[str, str] | None:

@@ -28,7 +28,8 @@ class Option:
     action : ``"store_true"`` / ``"store_false"`` for switches (``store_false``: ``--no_x`` sets False)
     choices : allowed values
     nargs : ``"+"`` for a list (kept as a tuple)
-    preset : the default comes from the data set's preset attribute of the same name
+    preset : the default comes from the data set's preset attribute of the same name (``"cli"``: only
+        the scripts' default does; a config built in code keeps the declared default)
     keyword : constructor keyword the value goes to (attack and calibration parameters)
     minimum : smallest allowed value (checked by the run before any work)
     at_most_classes : the value may not exceed the target's number of classes (``--salem_k``)
@@ -42,7 +43,7 @@ class Option:
     action: str | None = None
     choices: tuple | None = None
     nargs: str | None = None
-    preset: bool = False
+    preset: bool | str = False
     keyword: str | None = None
     minimum: float | None = None
     at_most_classes: bool = False

@@ -1,0 +1,203 @@
+"""Tests of models/reference_pool.py, pipeline/ray_pool.py and the pool inside a run (Ray runs here)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from models.checkpoints import config_path, fingerprint
+from models.reference_pool import (ReferenceModelSpec, ReferencePool, balanced_membership,
+                                   check_same_architecture, train_reference_model)
+from models.training import TrainConfig
+from pipeline.cli import main
+from pipeline.config import config_from_preset
+from pipeline.ray_pool import check_address, train_pool_sequentially, train_pool_with_ray
+from pipeline.run import run_experiment
+
+
+def tiny_specs(k=3, epochs=1):
+    recipe = TrainConfig(epochs=epochs, batch_size=16, lr=0.01, seed=5).to_dict()
+    return [ReferenceModelSpec(i, "small_cnn", 10, 1, 8, recipe, 100 + i, "pop", f"rows{i}") for i in range(k)]
+
+
+def tiny_population(n=48):
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(n, 1, 8, 8, generator=generator), torch.randint(0, 10, (n,), generator=generator)
+
+
+def test_balanced_membership_gives_every_sample_half_the_models():
+    membership = balanced_membership(8, 1000, seed=3)
+    assert membership.shape == (8, 1000) and membership.dtype == bool
+    assert (membership.sum(axis=0) == 4).all()
+    assert np.abs(membership.sum(axis=1) - 500).max() < 60
+    np.testing.assert_array_equal(membership, balanced_membership(8, 1000, seed=3))
+    assert not np.array_equal(membership, balanced_membership(8, 1000, seed=4))
+    odd = balanced_membership(3, 1000, seed=0).sum(axis=0)
+    assert set(np.unique(odd)) == {1, 2}
+
+
+def test_pool_checkpoints_resume_and_reject_another_architecture(tmp_path):
+    pool = ReferencePool(tmp_path, "small_cnn", "digits")
+    spec = tiny_specs(1)[0]
+    images, labels = tiny_population()
+    assert pool.load_trained(spec) is None
+    result = train_reference_model(spec, images, labels, np.arange(20))
+    model, digest = pool.save(spec, result["state_dict"])
+    loaded = pool.load_trained(spec)
+    assert fingerprint(loaded) == digest == fingerprint(model)
+    other = ReferenceModelSpec(**{**spec.__dict__, "members_sha256": "other rows"})
+    assert pool.load_trained(other) is None                     # another membership: retrain
+    saved = json.loads(config_path(pool.path(0)).read_text())
+    config_path(pool.path(0)).write_text(json.dumps({**saved, "arch": "resnet18"}))
+    with pytest.raises(ValueError, match=r"is a 'resnet18' model but the target is 'small_cnn'") as error:
+        pool.load_trained(spec)
+    assert "\n" not in str(error.value)
+    salem = ReferenceModelSpec(**{**spec.__dict__, "arch": "salem_cnn_relu"}).build()
+    with pytest.raises(ValueError, match="reference models must share the target's architecture"):
+        check_same_architecture(model, salem)
+
+
+@pytest.mark.slow
+def test_local_ray_pool_on_two_cpus_equals_sequential_training():
+    specs = tiny_specs(3)
+    images, labels = tiny_population()
+    rows = [np.arange(i, 48, 2) for i in range(3)]
+    through_ray, one_by_one = {}, {}
+    info = train_pool_with_ray(specs, images, labels, rows,
+                               lambda spec, result: through_ray.__setitem__(spec.index, result), num_cpus=2)
+    assert info["cpus"] == 2 and info["concurrency"] == 2 and info["gpu_fraction"] == 0.0
+    train_pool_sequentially(specs, images, labels, rows, lambda spec, result: one_by_one.__setitem__(spec.index, result))
+    assert sorted(through_ray) == [0, 1, 2]
+    for index in range(3):
+        assert fingerprint(through_ray[index]["state_dict"]) == fingerprint(one_by_one[index]["state_dict"])
+    import ray
+
+    assert not ray.is_initialized()                                # the local cluster was shut down
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(monkeypatch):
+    """A Ray head node in its own process group on 127.0.0.1 (1 CPU), stopped afterwards by its pid.
+
+    Head and driver agree on token authentication (Ray's default for new clusters) through the
+    environment, as a user's shell would.
+    """
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    port = free_port()
+    temp_dir = tempfile.mkdtemp(prefix="r", dir="/tmp")
+    ray_bin = Path(sys.executable).with_name("ray")
+    process = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--block", f"--port={port}", "--num-cpus=1", "--num-gpus=0",
+         "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            check_address(address)
+            break
+        except ValueError:
+            assert process.poll() is None, "ray start --head exited early"
+            time.sleep(0.5)
+    else:
+        pytest.fail("the Ray head node did not come up within 120 s")
+    yield address
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=5)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.mark.slow
+def test_ray_address_trains_on_an_existing_head_node(ray_head):
+    specs = tiny_specs(2)
+    images, labels = tiny_population()
+    rows = [np.arange(0, 24), np.arange(24, 48)]
+    results = {}
+    info = train_pool_with_ray(specs, images, labels, rows, lambda spec, result: results.__setitem__(spec.index, result),
+                               address=ray_head)
+    assert info["cpus"] == 1 and info["concurrency"] == 1
+    expected = train_reference_model(specs[1], images, labels, rows[1])
+    assert fingerprint(results[1]["state_dict"]) == fingerprint(expected["state_dict"])
+    import ray
+
+    assert not ray.is_initialized()
+
+
+def test_unreachable_ray_address_is_a_one_line_error(tmp_path, capsys):
+    port = free_port()                                             # nothing listens there
+    code = main("digits", ["--reference_models", "2", "--ray_address", f"127.0.0.1:{port}", "--epochs", "1",
+                           "--train_set_size", "60", "--test_set_size", "60", "--attack_set_size", "30",
+                           "--sets", "original", "--results_dir", str(tmp_path), "--pretrained_dir", str(tmp_path),
+                           "--quiet", "--no_figures"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert f"--ray_address 127.0.0.1:{port}: no Ray cluster answers there" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--reference_models", "1"], "--reference_models must be 0 (off) or at least 2"),
+    (["--reference_models", "0", "--attacks", "lira"], "--attacks lira needs reference models"),
+    (["--reference_models", "0", "--ray_address", "127.0.0.1:1"], "--ray_address is only used"),
+    (["--attack_set_size", "400"], "make --test_set_size larger than --attack_set_size"),
+])
+def test_reference_flags_bad_input_is_one_line(argv, message, tmp_path, capsys):
+    code = main("digits", argv + ["--results_dir", str(tmp_path), "--pretrained_dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+@pytest.mark.slow
+def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path):
+    config = config_from_preset(
+        "digits", epochs=2, train_set_size=60, test_set_size=60, attack_set_size=30, batch_size=32,
+        sets=("original", "noise", "sample_photos"), reference_models=2, progress=False, figures=False,
+        results_dir=str(tmp_path / "results"), pretrained_dir=str(tmp_path / "checkpoints"))
+    assert "lira" in config.attacks and "modified_entropy" in config.attacks
+    first = run_experiment(config)
+    manifest = json.loads(first.files["manifest"].read_text())
+    pool = manifest["notes"]["reference_pool"]
+    assert pool["trained"] == 2 and pool["loaded"] == 0
+    assert set(manifest["notes"]["reference_forward_samples_per_row"].values()) == {1.0}   # one forward each
+    membership = np.load(pool["membership"])
+    assert membership.shape == (2, pool["population_rows"]) and (membership.sum(axis=0) == 1).all()
+    table = first.attack_table
+    for name in ("LiRA", "LiRA Offline", "RMIA", "RMIA Online", "LOSS", "Modified Entropy"):
+        assert table[f"{name} Attack AUROC"].notna().all(), name
+    held_out = pd.read_csv(first.files["held_out_fpr_results"], index_col=0)
+    assert list(held_out.index[:2]) == ["Members", "Held-out"]
+    assert held_out.loc["Noise", "Label source"] == "predicted" and held_out.loc["Original", "Label source"] == "label"
+    assert held_out.loc["Held-out", "LiRA FPR@1%HeldOutFPR"] <= 0.01
+
+    second = run_experiment(config)                                # everything reused: no Ray, no forward
+    notes = json.loads(second.files["manifest"].read_text())["notes"]
+    assert notes["reference_pool"]["loaded"] == 2 and notes["reference_pool"]["ray"] is None
+    assert set(notes["reference_forward_samples_per_row"].values()) == {0.0}
+    pd.testing.assert_frame_equal(second.attack_table, table)
+
+    Path(pool["membership"]).with_name("small_cnn_digits_reference_1.pt").unlink()   # interrupted pool
+    third = json.loads(run_experiment(config).files["manifest"].read_text())["notes"]["reference_pool"]
+    assert third["loaded"] == 1 and third["trained"] == 1
