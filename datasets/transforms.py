@@ -47,8 +47,8 @@ def domain_transform(domain: Domain, resize: str | None = None) -> T.Compose:
 
 
 def request_transform(request) -> T.Compose:
-    """:func:`domain_transform` for a :class:`DataRequest` (honours ``options["resize"]``)."""
-    return domain_transform(request.domain, request.options.get("resize"))
+    """:func:`domain_transform` for a :class:`DataRequest` (honours its ``resize``)."""
+    return domain_transform(request.domain, request.resize)
 
 
 class TransformedSet(Dataset):

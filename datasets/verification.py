@@ -2,7 +2,7 @@
 error by default, a warning with ``--no_verify``.
 
 A builder that finds a file or folder whose checksum differs from the published one calls
-:func:`checksum_mismatch`. With verification on (``DataRequest.options["verify_checksums"]``,
+:func:`checksum_mismatch`. With verification on (``DataRequest.verify_checksums``,
 default True) that raises a one-line :class:`ChecksumError`; with ``--no_verify`` it logs a warning
 and the message is kept for the run's manifest (see :func:`recording_accepted_mismatches`).
 """
@@ -22,11 +22,6 @@ from utils.files import md5_file, write_json
 log = logging.getLogger(__name__)
 NO_VERIFY_FLAG = "--no_verify"
 _SINKS: list[list[str]] = []  # open recordings (innermost last)
-
-
-def verification_requested(request) -> bool:
-    """Whether ``request`` (a DataRequest) asks for checksums to be enforced (default True)."""
-    return bool(request.options.get("verify_checksums", True))
 
 
 def checksum_mismatch(message: str, verify: bool, fix: str) -> None:

@@ -8,6 +8,7 @@ from attacks import ATTACKS, attack_options
 from attacks.reference import REFERENCE_ATTACKS
 from calibration import CalibrationSpec, calibration_spec, spec_modifier
 from calibration.factory import calibration_options, check_spec
+from datasets.registry import GeneratedSizes
 from utils import naming
 from utils.options import check_value, field_options, option
 
@@ -159,7 +160,7 @@ class ExperimentConfig:
     progress: bool = option(True, "no progress bars", flag="--quiet", action="store_false")
     attack_params: dict = field(default_factory=lambda: {o.name: o.default for o in attack_options()})
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
-    options: dict = field(default_factory=dict)
+    sizes: GeneratedSizes = field(default_factory=GeneratedSizes)  # generated sets' sizes (tests: small)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -25,7 +25,7 @@ SMALL_DOGS = stanford_dogs_domain(("Breed_A", "Breed_B", "Breed_C"), image_size=
 
 
 def _request(root, domain=CIFAR10_DOMAIN, split="test", **options):
-    return DataRequest(domain=domain, data_root=root, split=split, options=options)
+    return DataRequest(domain=domain, data_root=root, split=split, **options)
 
 
 def _all(named):
@@ -248,7 +248,7 @@ def test_afhq_missing_corrupt_and_download(tmp_path, afhq_root, monkeypatch):
 
     monkeypatch.setattr(afhq_module, "download_and_extract_archive", fake_download)
     build_dataset("afhq_cats", DataRequest(CIFAR10_DOMAIN, data_root=tmp_path / "fresh", download=True,
-                                           options={"verify_checksums": False}))
+                                           verify_checksums=False))
     assert calls == [(sources.SOURCES["afhq"].url, "afhq.zip", "6909887208505a6e70d732fa20629995")]
     next((afhq_root / "afhq" / "val" / "cat").iterdir()).write_bytes(b"not an image")
     with pytest.raises(ChecksumError, match=r"AFHQ Cats: folder .*afhq has md5 .*afhq.zip"):

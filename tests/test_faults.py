@@ -580,7 +580,7 @@ def test_a_damaged_stanford_dogs_image_is_one_line_naming_it(tmp_path):
     data[:16] = b"\x00" * 16  # damaged JPEG header
     image.write_bytes(bytes(data))
     request = DataRequest(domain=stanford_dogs_domain(made["breeds"], 16), data_root=tmp_path, split="all",
-                          seed=0, options={"verify_checksums": False})
+                          seed=0, verify_checksums=False)
     named = build_dataset("stanford_dogs", request)
     with pytest.raises(DamagedFileError) as caught:
         materialize(named.dataset)

@@ -97,10 +97,10 @@ def test_amp_recorded_and_mismatched_loads_name_the_flag(tmp_path):
     with pytest.raises(ValueError, match=r"trained with --amp .*pass --amp to load it, or add --train"):
         run_experiment(tiny_config(tmp_path))  # an fp32 run must not load the bf16 model
     again = run_experiment(tiny_config(tmp_path, amp=True))  # the same flag loads it
-    assert not any(m.trained for m in again.context["prepared"].models.values())
+    assert not any(m.trained for m in again.prepared.models.values())
 
     fp32 = run_experiment(tiny_config(tmp_path, train=True))  # --train retrains in fp32
-    assert {m.precision for m in fp32.context["prepared"].models.values()} == {"fp32"}
+    assert {m.precision for m in fp32.prepared.models.values()} == {"fp32"}
     with pytest.raises(ValueError, match=r"trained in fp32 .*drop --amp to load it"):
         run_experiment(tiny_config(tmp_path, amp=True))
 
