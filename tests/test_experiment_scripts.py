@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from torchvision.datasets import CIFAR10, SVHN
 
 from datasets import sources
@@ -10,6 +11,8 @@ from pipeline.cli import main
 from pipeline.results import PAPER_PERFORMANCE_ROWS
 from tests.fixtures_data import (make_tiny_afhq, make_tiny_cifar10, make_tiny_stanford_dogs,
                                  make_tiny_svhn, use_tiny_checksums)
+
+pytestmark = pytest.mark.slow  # end-to-end runs (kept in the default run)
 
 FIGURES = ("max_score_distributions.png", "false_positives.png", "reliability_target.png",
            "reliability_shadow.png", "roc_Threshold_Attack.png", "roc_Threshold_Attack_loglog.png",

@@ -132,6 +132,7 @@ def inject_interrupt(monkeypatch, stage: str) -> None:
     monkeypatch.setattr(owner, name, interrupt)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_an_interrupt_at_any_stage_keeps_the_previous_set(full_run, tmp_path, monkeypatch, stage):
     results, checkpoints = copy_of(full_run, tmp_path)
@@ -542,6 +543,7 @@ sys.exit(main("digits", sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGKILL", -9)])
 def test_a_real_signal_during_figures(full_run, tmp_path, signal_name, code):
     """The issue's case: a run with another seed is stopped while drawing figures over a folder

@@ -248,6 +248,7 @@ def test_marglik_with_the_paper_llla_is_a_one_line_error(tmp_path, capsys):
     assert "--llla_prior 'marglik' is not available with --llla_impl paper" in err
 
 
+@pytest.mark.slow
 def test_both_implementations_write_their_own_files(tmp_path):
     from pipeline.config import config_from_preset
     from pipeline.run import run_experiment

@@ -105,6 +105,7 @@ def test_amp_recorded_and_mismatched_loads_name_the_flag(tmp_path):
         run_experiment(tiny_config(tmp_path, amp=True))
 
 
+@pytest.mark.slow
 def test_amp_refuses_a_checkpoint_without_metadata(tmp_path, capsys):
     """The authors' released files have no JSON: they are fp32, so --amp must not load them."""
     run_experiment(tiny_config(tmp_path))

@@ -4,6 +4,7 @@ import hashlib
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 from torchvision.datasets import CIFAR10
 
@@ -11,6 +12,8 @@ from datasets import sources, stylegan_fakes
 from pipeline import paper_splits
 from tests.fixtures_data import make_tiny_afhq, make_tiny_cifar10, make_tiny_stanford_dogs, use_tiny_checksums
 from tests.test_experiment_scripts import run_script
+
+pytestmark = pytest.mark.slow  # end-to-end runs (kept in the default run)
 
 
 def read_indices(results, stem):

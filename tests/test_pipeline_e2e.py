@@ -13,6 +13,8 @@ from pipeline.results import EXTRA_PERFORMANCE_ROWS, PAPER_PERFORMANCE_ROWS
 from pipeline.run import run_experiment
 from pipeline.scores import ForwardCounter
 
+pytestmark = pytest.mark.slow  # end-to-end runs (kept in the default run)
+
 TINY = dict(epochs=3, train_set_size=120, test_set_size=120, attack_set_size=60, batch_size=32,
             progress=False)
 
