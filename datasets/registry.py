@@ -135,9 +135,9 @@ def build_dataset(name: str, request: DataRequest) -> NamedSet:
     from datasets.perturbations import PERTURBATIONS, perturb
 
     _load_builtin_builders()
-    match = _WRAPPED.match(name.strip())
-    if match:
-        outer, inner = match["outer"], match["inner"]
+    wrapped = unwrap(name)
+    if wrapped:
+        outer, inner = wrapped
         if outer not in PERTURBATIONS:
             raise ValueError(f"unknown perturbation {outer!r} in {name!r}; "
                              f"choose from {', '.join(sorted(PERTURBATIONS))}")
@@ -146,6 +146,12 @@ def build_dataset(name: str, request: DataRequest) -> NamedSet:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(dataset_names())} "
                          f"or wrap one in {', '.join(sorted(PERTURBATIONS))}(...)")
     return _BUILDERS[name](request)
+
+
+def unwrap(name: str) -> tuple[str, str] | None:
+    """``"permuted(cifar10)"`` -> ``("permuted", "cifar10")``; ``None`` for a name that wraps nothing."""
+    match = _WRAPPED.match(name.strip())
+    return (match["outer"], match["inner"]) if match else None
 
 
 def _load_builtin_builders() -> None:

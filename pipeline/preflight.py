@@ -40,12 +40,12 @@ def check_before_work(config: ExperimentConfig) -> None:
 def check_set_names(sets) -> None:
     """Every ``--sets`` name is a derived set or a registered data set (perturbation wrappers too)."""
     from datasets.perturbations import PERTURBATIONS
-    from datasets.registry import _WRAPPED, dataset_names
+    from datasets.registry import dataset_names, unwrap
 
     known = set(DERIVED_SETS) | set(dataset_names())
     for name in sets:
-        match = _WRAPPED.match(name.strip())
-        inner_ok = match and match["outer"] in PERTURBATIONS and match["inner"] in known
+        wrapped = unwrap(name)
+        inner_ok = wrapped and wrapped[0] in PERTURBATIONS and wrapped[1] in known
         if name not in known and not inner_ok:
             raise ValueError(f"--sets: unknown data set {name!r}; choose from {', '.join(sorted(known))} "
                              f"or wrap one in {', '.join(sorted(PERTURBATIONS))}(...)")

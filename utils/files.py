@@ -54,7 +54,12 @@ def write_json(path: str | Path, data: dict) -> None:
 
 def md5_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Hex MD5 of a file's bytes."""
-    digest = hashlib.md5()
+    return file_digest(path, "md5", chunk_size)
+
+
+def file_digest(path: str | Path, algorithm: str, chunk_size: int = 1 << 20) -> str:
+    """Hex digest (``hashlib`` ``algorithm``) of a file's bytes, read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
@@ -115,8 +120,4 @@ def remove_tree(path: str | Path) -> None:
 
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_digest(path, "sha256", chunk_size)
