@@ -1,6 +1,8 @@
 """The experiment scripts' shared flag parser: flags -> config -> pipeline -> printed table.
 
-Scripts differ only in which preset they start from (``pipeline.config.PRESETS``).
+The flags are generated from the declarations (:class:`pipeline.config.ExperimentConfig` fields,
+the attacks' and the calibration methods' options); scripts differ only in which preset they start
+from (``pipeline.config.PRESETS``).
 """
 from __future__ import annotations
 
@@ -9,13 +11,12 @@ import logging
 import sys
 from typing import Sequence
 
-from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
 from attacks import ATTACKS, attack_options
 from attacks.reference import REFERENCE_ATTACKS
 from calibration.factory import calibration_options
+from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
 from pipeline.config import PRESETS, WITH_REFERENCE_MODELS, ExperimentConfig, config_from_preset
 from utils.options import add_options, field_options, parsed_values
-
 
 SPLIT_PROTOCOLS = {"package": "seeded stratified splits", "paper_cifar10": "the paper's CIFAR-10 splits",
                    "paper_stanford_dogs": "the paper's Stanford Dogs splits"}
