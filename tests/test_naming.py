@@ -6,51 +6,51 @@ import math
 import pytest
 
 from reporting.paper_comparison import PAPER_RESULTS_DIR as PAPER_RESULTS
-from utils.naming import (attack_names_of, column_name, manifest_name, result_modifier, result_stem,
-                          split_column, split_stem, training_modifier)
+from utils.naming import (attack_names_of, column_name, llla_modifier, manifest_name, result_stem, split_column,
+                          split_stem, temperature_modifier, training_modifier)
 
 
-@pytest.mark.parametrize("options, expected", [
-    ({}, ""),
-    ({"label_smoothing_factor": 0.0083}, "LS_0.0083_"),
-    ({"label_smoothing_factor": 0.1}, "LS_0.1_"),
-    ({"weight_decay": 3e-4}, "L2_0.0003_"),
-    ({"weight_decay": 1e-3}, "L2_0.001_"),
-    ({"llla": True}, "LLLA_"),
-    ({"temperature": 10}, "temp_10.0_calib_"),
-    ({"temperature": "fit"}, "temp_fit_calib_"),
-    ({"temp_scaling": True}, "temp_calib_"),
-    ({"weight_decay": 3e-4, "temp_scaling": True}, "L2_0.0003_temp_calib_"),
-    ({"label_smoothing_factor": 0.0, "weight_decay": 0.0}, ""),
-    ({"label_smoothing_factor": 0.1, "weight_decay": 1e-3, "llla": True, "temperature": 10.0},
-     "LS_0.1_L2_0.001_LLLA_temp_10.0_calib_"),
+@pytest.mark.parametrize("parts, expected", [
+    ((None, 0.0, ""), ""),
+    ((0.0083, 0.0, ""), "LS_0.0083_"),
+    ((0.1, 0.0, ""), "LS_0.1_"),
+    ((None, 3e-4, ""), "L2_0.0003_"),
+    ((None, 1e-3, ""), "L2_0.001_"),
+    ((None, 0.0, llla_modifier()), "LLLA_"),
+    ((None, 0.0, temperature_modifier(10)), "temp_10.0_calib_"),
+    ((None, 0.0, temperature_modifier("fit")), "temp_fit_calib_"),
+    ((None, 0.0, temperature_modifier(None)), "temp_calib_"),
+    ((None, 3e-4, temperature_modifier(None)), "L2_0.0003_temp_calib_"),
+    ((0.0, 0.0, ""), ""),
+    ((0.1, 1e-3, temperature_modifier(10.0)), "LS_0.1_L2_0.001_temp_10.0_calib_"),
 ])
-def test_result_modifier(options, expected):
-    assert result_modifier(**options) == expected
+def test_modifiers(parts, expected):
+    smoothing, decay, calibration = parts
+    assert training_modifier(smoothing, decay) + calibration == expected
 
 
-@pytest.mark.parametrize("options", [{"weight_decay": -1.0}, {"label_smoothing_factor": math.nan},
-                                     {"temperature": 0.0}])
-def test_result_modifier_rejects_bad_values(options):
+@pytest.mark.parametrize("make", [lambda: training_modifier(weight_decay=-1.0),
+                                  lambda: training_modifier(label_smoothing_factor=math.nan),
+                                  lambda: temperature_modifier(0.0)])
+def test_modifiers_reject_bad_values(make):
     with pytest.raises(ValueError):
-        result_modifier(**options)
+        make()
 
 
-def test_result_modifiers_match_the_paper_file_names():
+def test_modifiers_match_the_paper_file_names():
     names = {path.name for path in PAPER_RESULTS.glob("*_attack_results.csv")}
-    runs = {"cifar10": ({"label_smoothing_factor": 0.0083}, {"weight_decay": 3e-4}),
-            "stanford_dogs": ({"label_smoothing_factor": 0.1}, {"weight_decay": 1e-3})}
+    runs = {"cifar10": (training_modifier(0.0083), training_modifier(weight_decay=3e-4)),
+            "stanford_dogs": (training_modifier(0.1), training_modifier(weight_decay=1e-3))}
     arch = {"cifar10": "resnet18", "stanford_dogs": "resnet50"}
     for dataset, (smoothing, decay) in runs.items():
-        for options in ({}, smoothing, decay, {"llla": True}, {"temperature": 10}):
-            assert f"{arch[dataset]}_{dataset}_{result_modifier(**options)}attack_results.csv" in names
+        for modifier in ("", smoothing, decay, llla_modifier(), temperature_modifier(10)):
+            assert f"{arch[dataset]}_{dataset}_{modifier}attack_results.csv" in names
 
 
-def test_result_modifier_of_each_implementation():
-    assert result_modifier(llla=True) == "LLLA_"
-    assert result_modifier(llla=True, llla_impl="laplace") == "LLLA_laplace_"
+def test_llla_modifier_of_each_implementation():
+    assert llla_modifier() == "LLLA_" and llla_modifier("laplace") == "LLLA_laplace_"
     with pytest.raises(ValueError, match="llla_impl"):
-        result_modifier(llla=True, llla_impl="other")
+        llla_modifier("other")
 
 
 @pytest.mark.parametrize("stem, expected", [

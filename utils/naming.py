@@ -2,9 +2,9 @@
 
 >>> result_stem("resnet18", "cifar10", training_modifier(label_smoothing_factor=0.0083))
 'resnet18_cifar10_LS_0.0083_'
->>> result_modifier(weight_decay=3e-4, temperature=10)
+>>> training_modifier(weight_decay=3e-4) + temperature_modifier(10)
 'L2_0.0003_temp_10.0_calib_'
->>> result_modifier(temp_scaling=True)
+>>> temperature_modifier(None)
 'temp_calib_'
 >>> column_name("Salem", "AUROC")
 'Salem Attack AUROC'
@@ -68,7 +68,14 @@ def held_out_csv_name(stem: str) -> str:
 
 
 def training_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0) -> str:
-    """Modifier of the training variant (names checkpoints): ``LS_{f}_``, ``L2_{wd}_``, or ``""``."""
+    """Modifier of the training variant (names checkpoints): ``LS_{f}_``, ``L2_{wd}_``, or ``""``.
+
+    A run's file modifier is this, then its calibration's (``LLLA_``, ``temp_{T}_calib_``; see
+    :class:`calibration.spec.CalibrationMethod`). A single part is named exactly as the paper's
+    scripts name it (numbers as ``str`` of the float); the paper keeps only the first part of an
+    ``if/elif`` chain (so its LS + temperature run overwrites its LS run's files), here every set
+    part is kept, in the order LS, L2, calibration: ``LS_0.1_L2_0.001_temp_calib_``.
+    """
     parts = []
     if label_smoothing_factor:
         parts.append(f"LS_{format_number(_non_negative('label_smoothing_factor', label_smoothing_factor))}_")
@@ -96,25 +103,6 @@ def llla_modifier(implementation: str = "paper") -> str:
         raise ValueError(f"unknown llla_impl {implementation!r}; valid: {', '.join(LLLA_MODIFIERS)}")
     return LLLA_MODIFIERS[implementation]
 
-
-def result_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0,
-                    llla: bool = False, temperature: float | str | None = None,
-                    temp_scaling: bool = False, llla_impl: str = "paper") -> str:
-    """The paper's file-name modifier: ``LS_{f}_``, ``L2_{wd}_``, ``LLLA_``, ``temp_{T}_calib_``.
-
-    A single modifier is named exactly as the paper's scripts name it (numbers as ``str`` of the
-    float; a fitted temperature, ``temp_scaling=True`` without ``temperature``, is ``temp_calib_``).
-    The paper's scripts keep only the first of these in that order (an ``if/elif`` chain, so e.g.
-    its LS + temperature run overwrites its LS run's files); here every set part is kept, in that
-    fixed order, and they concatenate: ``LS_0.1_L2_0.001_temp_calib_``. Unset parts (None, 0,
-    False) are left out, so a plain run gives ``""``. A string ``temperature`` is written verbatim.
-    """
-    modifier = training_modifier(label_smoothing_factor, weight_decay)
-    if llla:
-        modifier += llla_modifier(llla_impl)
-    if temperature is not None or temp_scaling:
-        modifier += temperature_modifier(temperature)
-    return modifier
 
 
 def split_stem(stem: str) -> tuple[str, str]:
