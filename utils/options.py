@@ -70,10 +70,11 @@ def field_options(cls) -> list[Option]:
     return options
 
 
-def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, options: Iterable[Option],
-                defaults: Mapping[str, Any] | None = None, context: Mapping[str, Any] | None = None) -> None:
-    """Add one argument per option; ``defaults`` replace declared defaults (presets), ``context``
-    fills the help texts' ``{placeholders}`` besides ``{default}``."""
+def add_options(parser: Any, options: Iterable[Option], defaults: Mapping[str, Any] | None = None,
+                context: Mapping[str, Any] | None = None) -> None:
+    """Add one argument per option to ``parser`` (an ``ArgumentParser`` or one of its argument
+    groups); ``defaults`` replace declared defaults (presets), ``context`` fills the help texts'
+    ``{placeholders}`` besides ``{default}``."""
     defaults, context = dict(defaults or {}), dict(context or {})
     for declared in options:
         default = defaults.get(declared.name, declared.default)
