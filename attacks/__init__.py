@@ -9,10 +9,10 @@ from attacks.evaluation import (
     FPR_LEVELS,
     PAPER_METRICS,
     AttackResult,
-    column_name,
     evaluate_attack,
 )
-from attacks.factory import ATTACK_NAMES, ATTACKS, build_attack
+from attacks.base import AttackSpec
+from attacks.factory import ATTACK_NAMES, ATTACKS, attack_options, build_attack
 from attacks.loss import LossAttack
 from attacks.modified_entropy import ModifiedEntropyAttack
 from attacks.salem import SalemAttack
@@ -26,6 +26,7 @@ __all__ = [
     "FPR_LEVELS",
     "PAPER_METRICS",
     "AttackResult",
+    "AttackSpec",
     "EntropyAttack",
     "LossAttack",
     "ModifiedEntropyAttack",
@@ -34,7 +35,7 @@ __all__ = [
     "SalemAttack",
     "ShokriAttack",
     "ThresholdAttack",
+    "attack_options",
     "build_attack",
-    "column_name",
     "evaluate_attack",
 ]

@@ -8,11 +8,13 @@ conversion, the checks, the decisions and the "not fitted" error.
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
 from attacks.validation import as_labels, as_probs, check_same_classes
+from utils.options import Option
 
 
 class NotFittedError(RuntimeError):
@@ -127,3 +129,27 @@ class MembershipAttack:
         params = inspect.signature(type(self).__init__).parameters
         args = ", ".join(f"{p}={getattr(self, p)!r}" for p in params if p != "self" and hasattr(self, p))
         return f"{type(self).__name__}({args})"
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """How a run builds an attack: its ``--attacks`` name, its class and the user options it takes.
+
+    Each declared option becomes a command-line flag (``Option.name``) and its value goes to the
+    constructor keyword ``Option.keyword``; ``seeded`` attacks also get the run's attack seed.
+    A new score attack is a module with its class and spec, plus one entry in
+    :data:`attacks.factory.ATTACKS`.
+    """
+
+    name: str
+    attack_class: type
+    params: tuple[Option, ...] = ()
+    seeded: bool = False
+    paper: bool = True   # one of the paper's attacks (False: an extra, e.g. LOSS)
+
+    def build(self, values: Mapping[str, Any], seed: int) -> MembershipAttack:
+        """A new attack with the declared options' ``values`` (name -> value; missing: default)."""
+        kwargs = {p.keyword or p.name: values.get(p.name, p.default) for p in self.params}
+        if self.seeded:
+            kwargs["seed"] = seed
+        return self.attack_class(**kwargs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from attacks.base import MembershipAttack
+from attacks.base import AttackSpec, MembershipAttack
 
 GRID_POINTS = 10_000  # candidate thresholds between the smallest and largest shadow entropy
 
@@ -92,3 +92,6 @@ class EntropyAttack(MembershipAttack):
 
     def _decision_threshold(self) -> float:
         return -self.threshold_  # score = -H: -H > -theta exactly when H < theta
+
+
+ENTROPY = AttackSpec("entropy", EntropyAttack)

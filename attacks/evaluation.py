@@ -8,6 +8,7 @@ import numpy as np
 
 from attacks.roc import roc_curve_points
 from attacks.validation import as_labels, as_probs, check_same_classes
+from utils.naming import column_name
 
 # Metric suffixes of the CSV columns "{name} Attack {metric}": the paper's, in the paper's order,
 # then the ones this project adds. Writers put every attack's paper columns before any extras.
@@ -18,11 +19,6 @@ PAPER_METRICS = (
 EXTRA_METRICS = ("Accuracy", "TPR@0.1%FPR", "TPR@1%FPR", "AP")
 FPR_LEVELS = (0.001, 0.01)  # false-positive rates at which the TPR is reported
 TPR_LEVEL = 0.95            # true-positive rate at which the FPR is reported
-
-
-def column_name(attack_name: str, metric: str) -> str:
-    """CSV column of one metric, e.g. ``column_name("Salem", "AUROC") == "Salem Attack AUROC"``."""
-    return f"{attack_name} Attack {metric}"
 
 
 @dataclass(frozen=True)

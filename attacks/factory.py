@@ -1,27 +1,28 @@
-"""Build an attack by its lowercase name (the names experiment flags and configs use)."""
+"""The score attacks a run can name (``--attacks``), and how to build one."""
 from __future__ import annotations
 
 from typing import Any
 
-from attacks.base import MembershipAttack
-from attacks.entropy import EntropyAttack
-from attacks.loss import LossAttack
-from attacks.modified_entropy import ModifiedEntropyAttack
-from attacks.salem import SalemAttack
-from attacks.shokri import ShokriAttack
-from attacks.threshold import ThresholdAttack
+from attacks.base import AttackSpec, MembershipAttack
+from attacks.entropy import ENTROPY
+from attacks.loss import LOSS
+from attacks.modified_entropy import MODIFIED_ENTROPY
+from attacks.salem import SALEM
+from attacks.shokri import SHOKRI
+from attacks.threshold import THRESHOLD
+from utils.options import Option
 
-ATTACKS: dict[str, type[MembershipAttack]] = {  # in the paper's column order
-    "threshold": ThresholdAttack,
-    "salem": SalemAttack,
-    "entropy": EntropyAttack,
-    "shokri": ShokriAttack,
-}
-ATTACK_NAMES = tuple(ATTACKS)
-EXTRA_ATTACKS: dict[str, type[MembershipAttack]] = {  # score attacks the paper did not run
-    "loss": LossAttack,                          # Yeom et al., CSF 2018
-    "modified_entropy": ModifiedEntropyAttack,   # Song & Mittal, USENIX Security 2021
-}
+# The score attacks: the paper's four in its column order, then LOSS (Yeom et al., CSF 2018) and
+# modified entropy (Song & Mittal, USENIX Security 2021). Reference-model attacks (LiRA, RMIA) need
+# reference models and live in :mod:`attacks.reference`.
+ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in (THRESHOLD, SALEM, ENTROPY, SHOKRI, LOSS,
+                                                               MODIFIED_ENTROPY)}
+ATTACK_NAMES = tuple(name for name, spec in ATTACKS.items() if spec.paper)  # the paper's attacks
+
+
+def attack_options() -> list[Option]:
+    """Every option the attacks declare (one flag each), in attack order."""
+    return [option for spec in ATTACKS.values() for option in spec.params]
 
 
 def build_attack(name: str, **kwargs: Any) -> MembershipAttack:
@@ -30,7 +31,6 @@ def build_attack(name: str, **kwargs: Any) -> MembershipAttack:
     ``name`` is case-insensitive; ``kwargs`` go to the attack's constructor.
     """
     key = name.lower() if isinstance(name, str) else name
-    known = {**ATTACKS, **EXTRA_ATTACKS}
-    if key not in known:
-        raise ValueError(f"unknown attack {name!r}; valid choices: {', '.join(known)}")
-    return known[key](**kwargs)
+    if key not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; valid choices: {', '.join(ATTACKS)}")
+    return ATTACKS[key].attack_class(**kwargs)

@@ -11,6 +11,7 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+from utils.naming import held_out_column, held_out_top_column
 
 HELD_OUT_LEVELS = (0.01, 0.001)
 
@@ -28,16 +29,6 @@ def held_out_threshold(held_out_scores: np.ndarray, level: float) -> float:
     return float(scores[len(scores) - allowed - 1])
 
 
-def column(attack_name: str, level: float) -> str:
-    """``"LiRA FPR@1%HeldOutFPR"``."""
-    return f"{attack_name} FPR@{level * 100:g}%HeldOutFPR"
-
-
-def top_column(attack_name: str) -> str:
-    """``"LiRA AtOrAboveHeldOutMax"``: the fraction scoring at least the top held-out score (ties count)."""
-    return f"{attack_name} AtOrAboveHeldOutMax"
-
-
 def held_out_fpr_table(scores: Mapping[str, Mapping[str, np.ndarray]], held_out: str = "Held-out",
                        members: str = "Members", levels=HELD_OUT_LEVELS) -> pd.DataFrame:
     """Rows: every scored set (members give the TPR; the held-out row its realised FPR); one column
@@ -53,10 +44,10 @@ def held_out_fpr_table(scores: Mapping[str, Mapping[str, np.ndarray]], held_out:
         for level in levels:
             cut = held_out_threshold(per_set[held_out], level)
             for set_name, values in per_set.items():
-                rows.setdefault(set_name, {})[column(attack, level)] = float(np.mean(np.asarray(values) > cut))
+                rows.setdefault(set_name, {})[held_out_column(attack, level)] = float(np.mean(np.asarray(values) > cut))
         top = np.max(per_set[held_out])
         for set_name, values in per_set.items():
-            rows[set_name][top_column(attack)] = float(np.mean(np.asarray(values) >= top))
+            rows[set_name][held_out_top_column(attack)] = float(np.mean(np.asarray(values) >= top))
     order = [members, held_out] + [name for name in rows if name not in (members, held_out)]
     table = pd.DataFrame.from_dict(rows, orient="index").reindex([name for name in order if name in rows])
     table.index.name = "set"
@@ -66,6 +57,6 @@ def held_out_fpr_table(scores: Mapping[str, Mapping[str, np.ndarray]], held_out:
 def fooled_sets(table: pd.DataFrame, attack: str, level: float = 0.01, factor: float = 5.0,
                 exclude=("Members", "Held-out", "Original")) -> dict[str, float]:
     """Sets on which ``attack``'s FPR at the held-out ``level`` threshold is at least ``factor * level``."""
-    name = column(attack, level)
+    name = held_out_column(attack, level)
     values = table[name].drop([e for e in exclude if e in table.index])
     return {set_name: float(v) for set_name, v in values.items() if v >= factor * level}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.base import MembershipAttack
+from attacks.base import AttackSpec, MembershipAttack
 
 TINY = np.finfo(np.float64).tiny  # floor of a probability before its log (a float32 softmax can give 0)
 
@@ -49,3 +49,6 @@ class LossAttack(MembershipAttack):
 
     def _decision_threshold(self) -> float:
         return -self.threshold_  # score = -loss: -loss >= -t exactly when loss <= t
+
+
+LOSS = AttackSpec("loss", LossAttack, paper=False)

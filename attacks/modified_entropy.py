@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.base import MembershipAttack
+from attacks.base import AttackSpec, MembershipAttack
 from attacks.loss import TINY, label_or_predicted
 
 
@@ -69,3 +69,6 @@ class ModifiedEntropyAttack(MembershipAttack):
 
     def _decision_threshold(self) -> float:
         return 0.0
+
+
+MODIFIED_ENTROPY = AttackSpec("modified_entropy", ModifiedEntropyAttack, paper=False)

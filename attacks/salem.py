@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from attacks.base import MembershipAttack
+from attacks.base import AttackSpec, MembershipAttack
 from attacks.salem_training import SalemTraining, predict_salem, train_salem_model
+from utils.options import Option
 
 
 def top_k_scores(probs: np.ndarray, k: int) -> np.ndarray:
@@ -70,3 +71,9 @@ class SalemAttack(MembershipAttack):
 
     def _decision_threshold(self) -> float:
         return 0.5
+
+
+SALEM = AttackSpec("salem", SalemAttack,
+                   params=(Option("salem_k", "top-k scores used by the Salem attack (default {default})", default=3,
+                                  type=int, keyword="k", minimum=1,
+                                  at_most_classes=True),), seeded=True)

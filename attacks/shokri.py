@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from attacks.base import MembershipAttack
+from attacks.base import AttackSpec, MembershipAttack
 from attacks.mlp import mlp_config, train_binary_mlp
 
 
@@ -142,3 +142,6 @@ class ShokriAttack(MembershipAttack):
 
     def _decision_threshold(self) -> float:
         return 0.5
+
+
+SHOKRI = AttackSpec("shokri", ShokriAttack, seeded=True)

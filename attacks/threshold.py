@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_curve
 
-from attacks.base import MembershipAttack
+from attacks.base import AttackSpec, MembershipAttack
 
 
 def youden_threshold(member_scores: np.ndarray, non_member_scores: np.ndarray) -> float:
@@ -62,3 +62,6 @@ class ThresholdAttack(MembershipAttack):
 
     def _decision_threshold(self) -> float:
         return self.threshold_
+
+
+THRESHOLD = AttackSpec("threshold", ThresholdAttack)

@@ -75,7 +75,7 @@ def benchmark(arch: str, repeats: int, workdir: str, epochs: int, batch_size: in
 
     shadow_members, shadow_non_members = shadow_scores()
     fit = lambda: fit_attacks(config.attacks, shadow_members, shadow_non_members,  # noqa: E731
-                              salem_k=config.salem_k, seed=derive_seed(config.seed, "attacks"))
+                              params=config.attack_params, seed=derive_seed(config.seed, "attacks"))
     attacks = fit()
 
     def evaluation():

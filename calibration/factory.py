@@ -1,63 +1,74 @@
-"""Build a predictor by name, and the paper's result-file modifiers.
-
->>> result_modifier(label_smoothing_factor=0.0083)
-'LS_0.0083_'
->>> result_modifier(weight_decay=3e-4, temperature=10)
-'L2_0.0003_temp_10.0_calib_'
->>> result_modifier(temp_scaling=True)
-'temp_calib_'
-"""
+"""The calibration methods a run can choose (one registry), and building a predictor by name."""
 from __future__ import annotations
 
-import math
+from typing import Any, Mapping
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
-from calibration.laplace import PRIOR_METHODS, LaplacePredictor
-from calibration.llla_paper import PaperLaplacePredictor
-from calibration.predictor import Predictor, SoftmaxPredictor, format_number
-from calibration.temperature import TemperaturePredictor, fit_temperature, temperature_modifier
+from calibration.llla import LLLA
+from calibration.predictor import SOFTMAX, Predictor
+from calibration.spec import CalibrationMethod, CalibrationSpec
+from calibration.temperature import TEMPERATURE
+from utils.options import Option
 
-METHODS = ("softmax", "temperature", "llla")
-LLLA_IMPLEMENTATIONS = ("paper", "laplace")
-# --llla_prior choices per implementation; the first is the default
-LLLA_PRIORS = {"paper": ("ood_grid", "gridsearch"), "laplace": ("gridsearch", "marglik", "ood_grid")}
+CALIBRATIONS: dict[str, CalibrationMethod] = {method.name: method for method in (SOFTMAX, TEMPERATURE, LLLA)}
+METHODS = tuple(CALIBRATIONS)
 
 
-def llla_prior_choice(implementation: str, prior: str | None) -> str:
-    """The LLLA prior search to use: ``prior``, or the implementation's default when None.
+def calibration_options() -> list[Option]:
+    """Every calibration flag: each method's switch, then its options."""
+    return [option for method in CALIBRATIONS.values()
+            for option in ((method.switch,) if method.switch else ()) + method.params]
 
-    The paper's implementation knows ``"ood_grid"`` (its search: validation NLL + 0.25 x the
-    noise term) and ``"gridsearch"`` (the NLL term alone, on the same grid); laplace-torch's
-    also ``"marglik"``.
+
+def calibration_spec(values: Mapping[str, Any]) -> CalibrationSpec:
+    """The calibration that option ``values`` (name -> value, from flags or keywords) ask for.
+
+    A method is chosen by its switch (``--llla``) or by one of its ``selected_by`` options
+    (``--temp_value``); none chosen is the plain softmax; two are an error naming the flags.
     """
-    if implementation not in LLLA_IMPLEMENTATIONS:
-        raise ValueError(f"--llla_impl must be one of {', '.join(LLLA_IMPLEMENTATIONS)}; "
-                         f"got {implementation!r}")
-    choices = LLLA_PRIORS[implementation]
-    if prior is None:
-        return choices[0]
-    if prior not in choices:
-        raise ValueError(f"--llla_prior {prior!r} is not available with --llla_impl {implementation}; "
-                         f"choose from {', '.join(choices)}")
-    return prior
+    chosen = [method for method in CALIBRATIONS.values()
+              if (method.switch and values.get(method.switch.name))
+              or any(values.get(name) is not None for name in method.selected_by)]
+    if len(chosen) > 1:
+        flags = [_choosing_flag(method, values) for method in chosen]
+        raise ValueError(f"{' and '.join(flags)} choose different calibrations "
+                         f"({', '.join(method.name for method in chosen)}); pass only one of them")
+    method = chosen[0] if chosen else SOFTMAX
+    params = {option.name: values[option.name] if values.get(option.name) is not None else option.default
+              for option in method.params}
+    spec = CalibrationSpec(method.name, params)
+    check_spec(spec)
+    return spec
+
+
+def check_spec(spec: CalibrationSpec) -> None:
+    """Raise ValueError (naming the flag) for an unknown method or bad option values."""
+    if spec.method not in CALIBRATIONS:
+        raise ValueError(f"unknown calibration method {spec.method!r}; valid: {', '.join(CALIBRATIONS)}")
+    method = CALIBRATIONS[spec.method]
+    missing = {option.name for option in method.params} - set(spec.params)
+    if missing:
+        raise ValueError(f"calibration {spec.method} lacks option(s) {', '.join(sorted(missing))}")
+    if method.check:
+        method.check(spec.params)
+
+
+def spec_modifier(spec: CalibrationSpec) -> str:
+    """The paper's result-file modifier of ``spec`` (``""``, ``LLLA_``, ``temp_10.0_calib_``)."""
+    return CALIBRATIONS[spec.method].modifier(spec.params)
 
 
 def build_predictor(model: nn.Module, method: str = "softmax", *,
-                    fit_images: torch.Tensor | None = None, fit_labels: torch.Tensor | None = None,
-                    train_loader: DataLoader | None = None, temperature: float | None = None,
-                    llla_prior: str | None = None, ood_images: torch.Tensor | None = None,
-                    device: torch.device | str = "cpu", link_approx: str = "probit",
-                    llla_impl: str = "paper", seed: int = 0, temperature_fit: str = "lbfgs") -> Predictor:
+                    device: torch.device | str = "cpu", **options: Any) -> Predictor:
     """A predictor (images ``(N, C, H, W)`` -> probabilities ``(N, K)``) for ``model``.
 
     Parameters
     ----------
     model : nn.Module
         Trained classifier returning logits; moved to ``device`` and set to eval mode.
-    method : {"softmax", "temperature", "llla"}
+    method : a key of :data:`CALIBRATIONS` ("softmax", "temperature", "llla"); any case
     fit_images, fit_labels : Tensor ``(M, C, H, W)``, ``(M,)``
         Held-out in-distribution data (non-members): fits ``T`` when ``temperature`` is None;
         the NLL term of the ``"gridsearch"`` / ``"ood_grid"`` LLLA priors.
@@ -83,83 +94,12 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
         Seed of the paper's LLLA (sampled KFAC labels, Monte Carlo predictive).
     """
     key = method.lower() if isinstance(method, str) else method
-    if key not in METHODS:
-        raise ValueError(f"unknown calibration method {method!r}; valid: {', '.join(METHODS)}")
-    model = model.to(device).eval()
-    if key == "softmax":
-        return SoftmaxPredictor(model)
-    if key == "temperature":
-        if temperature is None:
-            if fit_images is None or fit_labels is None:
-                raise ValueError("temperature scaling needs either temperature=T or held-out "
-                                 "fit_images and fit_labels to fit T on")
-            temperature = fit_temperature(model, fit_images, fit_labels, device, method=temperature_fit)
-        return TemperaturePredictor(model, temperature)
-    if llla_impl not in LLLA_IMPLEMENTATIONS:
-        raise ValueError(f"unknown llla_impl {llla_impl!r}; valid: {', '.join(LLLA_IMPLEMENTATIONS)}")
-    if llla_prior is None:
-        llla_prior = "ood_grid" if llla_impl == "paper" else "marglik"
-    if llla_prior not in PRIOR_METHODS:
-        raise ValueError(f"unknown llla_prior {llla_prior!r}; valid: {', '.join(PRIOR_METHODS)}")
-    if llla_prior not in LLLA_PRIORS[llla_impl]:
-        raise ValueError(f"llla_prior={llla_prior!r} is not available with llla_impl={llla_impl!r}; "
-                         f"valid: {', '.join(LLLA_PRIORS[llla_impl])}")
-    if train_loader is None:
-        raise ValueError("llla needs train_loader, a DataLoader over the model's training set")
-    if llla_prior != "marglik" and (fit_images is None or fit_labels is None):
-        raise ValueError(f"llla_prior={llla_prior!r} needs held-out in-distribution fit_images and "
-                         "fit_labels for its NLL term")
-    if llla_prior == "ood_grid" and ood_images is None:
-        raise ValueError("llla_prior='ood_grid' needs ood_images, e.g. uniform noise in the model's "
-                         "input domain: domain.normalize(torch.rand(n, *domain.shape))")
-    if llla_impl == "paper":
-        predictor = PaperLaplacePredictor(model, seed=seed).fit(train_loader)
-        predictor.optimize_prior(fit_images, fit_labels,
-                                 ood_images=ood_images if llla_prior == "ood_grid" else None)
-        return predictor
-    predictor = LaplacePredictor(model, link_approx=link_approx).fit(train_loader)
-    predictor.optimize_prior(llla_prior, val_images=fit_images, val_labels=fit_labels,
-                             ood_images=ood_images)
-    return predictor
+    if key not in CALIBRATIONS:
+        raise ValueError(f"unknown calibration method {method!r}; valid: {', '.join(CALIBRATIONS)}")
+    return CALIBRATIONS[key].predictor(model.to(device).eval(), device=device, **options)
 
 
-def result_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0,
-                    llla: bool = False, temperature: float | str | None = None,
-                    temp_scaling: bool = False, llla_impl: str = "paper") -> str:
-    """The paper's file-name modifier: ``LS_{f}_``, ``L2_{wd}_``, ``LLLA_``, ``temp_{T}_calib_``.
-
-    A single modifier is named exactly as the paper's scripts name it (numbers as ``str`` of the
-    float; a fitted temperature, ``temp_scaling=True`` without ``temperature``, is ``temp_calib_``).
-    The paper's scripts keep only the first of these in that order (an ``if/elif`` chain, so e.g.
-    its LS + temperature run overwrites its LS run's files); here every set part is kept, in that
-    fixed order, and they concatenate: ``LS_0.1_L2_0.001_temp_calib_``. Unset parts (None, 0,
-    False) are left out, so a plain run gives ``""``. A string ``temperature`` is written verbatim.
-    LLLA through laplace-torch (``llla_impl="laplace"``) writes ``LLLA_laplace_`` so its files
-    never overwrite the paper implementation's ``LLLA_``.
-    """
-    parts = []
-    if label_smoothing_factor:
-        parts.append(f"LS_{format_number(_non_negative('label_smoothing_factor', label_smoothing_factor))}_")
-    if weight_decay:
-        parts.append(f"L2_{format_number(_non_negative('weight_decay', weight_decay))}_")
-    if llla:
-        if llla_impl not in LLLA_MODIFIERS:
-            raise ValueError(f"unknown llla_impl {llla_impl!r}; valid: {', '.join(LLLA_MODIFIERS)}")
-        parts.append(LLLA_MODIFIERS[llla_impl])
-    if temperature is not None or temp_scaling:
-        if temperature is not None and not isinstance(temperature, str):
-            temperature = _non_negative("temperature", temperature)
-            if temperature == 0:
-                raise ValueError("temperature must be positive, got 0")
-        parts.append(temperature_modifier(temperature))
-    return "".join(parts)
-
-
-LLLA_MODIFIERS = {"paper": "LLLA_", "laplace": "LLLA_laplace_"}
-
-
-def _non_negative(name: str, value: float) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a non-negative finite number, got {value}")
-    return value
+def _choosing_flag(method: CalibrationMethod, values: Mapping[str, Any]) -> str:
+    if method.switch and values.get(method.switch.name):
+        return method.switch.cli_flag
+    return next(f"--{name}" for name in method.selected_by if values.get(name) is not None)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from calibration.predictor import Predictor
 
@@ -51,11 +51,6 @@ def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
     return value
-
-
-def tensor_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> DataLoader:
-    """A DataLoader over images ``(N, C, H, W)`` and labels ``(N,)`` in order (for :meth:`fit`)."""
-    return DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=False)
 
 
 class LaplacePredictor(Predictor):
@@ -222,10 +217,6 @@ class LaplacePredictor(Predictor):
         if self._la is not None:
             description["prior_precision"] = self.prior_precision
         return description
-
-    @property
-    def modifier(self) -> str:
-        return "LLLA_"
 
     def extra_repr(self) -> str:
         prior = f", prior_precision={self.prior_precision:.4g}" if self._la is not None else ""

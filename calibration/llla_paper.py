@@ -408,10 +408,6 @@ class PaperLaplacePredictor(Predictor):
                                prior_precision=1.0 / self.prior_variance)
         return description
 
-    @property
-    def modifier(self) -> str:
-        return "LLLA_"
-
     def extra_repr(self) -> str:
         prior = f", prior_variance={self.prior_variance:.4g}" if self.posterior is not None else ""
         return f"paper, n_samples={self.n_samples}{prior}"

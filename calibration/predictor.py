@@ -6,8 +6,12 @@ know which method made its probabilities.
 """
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import torch
 from torch import nn
+
+from calibration.spec import CalibrationData, CalibrationMethod
 
 
 class Predictor(nn.Module):
@@ -29,19 +33,6 @@ class Predictor(nn.Module):
         """Parameters that identify this predictor (used in cache keys and manifests)."""
         return {"method": self.method}
 
-    @property
-    def modifier(self) -> str:
-        """The paper's result-file modifier of this calibration (``""`` for none)."""
-        return ""
-
-
-def format_number(value: float) -> str:
-    """How a number appears in result-file names: ``10 -> "10.0"``, ``3e-4 -> "0.0003"``.
-
-    Python's ``str`` of the float, exactly as the paper's scripts format their command-line floats
-    (``f"{args.weight_decay}"``): ``LS_0.0083_``, ``temp_10.0_calib_``, ``L2_1e-05_``.
-    """
-    return str(float(value))
 
 
 class SoftmaxPredictor(Predictor):
@@ -52,3 +43,16 @@ class SoftmaxPredictor(Predictor):
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.model(images).float(), dim=1)
+
+
+def softmax_predictor(model: nn.Module, **_other_methods_options: Any) -> SoftmaxPredictor:
+    """Plain softmax (no calibration)."""
+    return SoftmaxPredictor(model)
+
+
+def fit_softmax(model: nn.Module, data: CalibrationData, values: Mapping[str, Any]) -> SoftmaxPredictor:
+    return SoftmaxPredictor(model)
+
+
+SOFTMAX = CalibrationMethod(name="softmax", switch=None, params=(), modifier=lambda values: "",
+                            predictor=softmax_predictor, fit=fit_softmax)

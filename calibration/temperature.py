@@ -14,16 +14,21 @@ sharpens them; the predicted class never changes. ``T`` is either given (the pap
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calibration.predictor import Predictor, format_number
+from calibration.predictor import Predictor
+from calibration.spec import CalibrationData, CalibrationMethod
+from utils.naming import temperature_modifier
+from utils.options import Option
 
 TEMPERATURE_BOUNDS = (1e-2, 1e2)  # search interval of the "bounded" fit
 FIT_METHODS = ("lbfgs", "bounded")
+TEMP_FITS = {"paper": "lbfgs", "held_out": "bounded"}  # --temp_fit -> the fit (and its rows)
 # The paper's TemperatureScaling.calibrate: start value and LBFGS settings.
 PAPER_LBFGS = {"start": 1.0, "lr": 0.001, "max_iter": 10000, "line_search_fn": "strong_wolfe"}
 
@@ -56,22 +61,9 @@ class TemperaturePredictor(Predictor):
     def describe(self) -> dict:
         return {"method": self.method, "temperature": self.temperature}
 
-    @property
-    def modifier(self) -> str:
-        """``"temp_{T}_calib_"``, e.g. ``"temp_10.0_calib_"``."""
-        return temperature_modifier(self.temperature)
-
     def extra_repr(self) -> str:
         return f"temperature={self.temperature:g}"
 
-
-def temperature_modifier(temperature: float | str | None) -> str:
-    """The paper's result-file modifier of a temperature run: ``temp_{T}_calib_`` for a given
-    ``T`` (``--temp_value``; a string verbatim), ``temp_calib_`` when ``T`` is fitted (``None``)."""
-    if temperature is None:
-        return "temp_calib_"
-    value = temperature if isinstance(temperature, str) else format_number(temperature)
-    return f"temp_{value}_calib_"
 
 
 @torch.no_grad()
@@ -186,3 +178,51 @@ def fit_temperature(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
     if method == "lbfgs":
         return fit_temperature_lbfgs(logits, labels)
     return fit_temperature_to_logits(logits, labels)
+
+
+def temperature_predictor(model: nn.Module, *, fit_images: torch.Tensor | None = None,
+                          fit_labels: torch.Tensor | None = None, temperature: float | None = None,
+                          device: torch.device | str = "cpu", temperature_fit: str = "lbfgs",
+                          **_other_methods_options: Any) -> TemperaturePredictor:
+    """``temperature``, or ``T`` fitted on ``fit_images`` by ``temperature_fit`` (see
+    :func:`calibration.build_predictor`)."""
+    if temperature is None:
+        if fit_images is None or fit_labels is None:
+            raise ValueError("temperature scaling needs either temperature=T or held-out "
+                             "fit_images and fit_labels to fit T on")
+        temperature = fit_temperature(model, fit_images, fit_labels, device, method=temperature_fit)
+    return TemperaturePredictor(model, temperature)
+
+
+def fit_temperature_scaling(model: nn.Module, data: CalibrationData, values: Mapping[str, Any]) -> Predictor:
+    """One model's temperature as a run fits it: ``--temp_value``, or fitted as the paper does
+    (``--temp_fit paper``: LBFGS from ``T = 1`` on the model's own attack non-members) or on the
+    held-out rows by a bounded search (``--temp_fit held_out``)."""
+    paper = values["temp_fit"] == "paper"
+    images, labels = data.attack_non_members if paper else data.held_out
+    return temperature_predictor(model.to(data.device).eval(), fit_images=images, fit_labels=labels,
+                                 temperature=values["temp_value"], device=data.device,
+                                 temperature_fit=TEMP_FITS[values["temp_fit"]])
+
+
+def _check(values: Mapping[str, Any]) -> None:
+    value = values["temp_value"]
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ValueError(f"--temp_value must be a positive number, got {value}")
+    if values["temp_fit"] not in TEMP_FITS:
+        raise ValueError(f"--temp_fit must be one of {', '.join(TEMP_FITS)}, got {values['temp_fit']!r}")
+
+
+TEMPERATURE = CalibrationMethod(
+    name="temperature",
+    switch=Option("temp_scaling", "calibrate with temperature scaling", default=False, action="store_true"),
+    params=(
+        Option("temp_value", "fixed temperature (the paper's run: {preset.temp_value}); omitted: fitted by "
+                             "NLL (result files temp_calib_)", default=None, type=float),
+        Option("temp_fit", "how a temperature without --temp_value is fitted: paper (default: LBFGS from T=1 "
+                           "on each model's attack non-members, as the paper) or held_out (bounded NLL search "
+                           "on the test rows that are not attack rows)", default="paper", type=str,
+               choices=tuple(TEMP_FITS)),
+    ),
+    modifier=lambda values: temperature_modifier(values["temp_value"]),
+    predictor=temperature_predictor, fit=fit_temperature_scaling, selected_by=("temp_value",), check=_check)

@@ -4,7 +4,7 @@ Files: ``afhq.zip`` extracted into ``<data_root>``, giving ``<data_root>/afhq/{t
 {cat,dog,wild}/*.jpg|png`` (``<data_root>/afhq/afhq/...``, the paper's CIFAR-10 layout, also works).
 Splits: ``train`` (the paper's rows), ``test`` (the ``val`` folder) and ``all``. Labels are ``-1``:
 no target of the paper has these classes. The ``afhq`` folder is checked against the paper's
-folder MD5 (:mod:`datasets.sources`); ``--no_verify`` (``options["verify_checksums"] = False``)
+folder MD5 (:mod:`datasets.sources`); ``--no_verify`` (``verify_checksums=False``)
 accepts another copy with a warning.
 """
 from __future__ import annotations
@@ -14,11 +14,12 @@ from pathlib import Path
 from torchvision.datasets.utils import download_and_extract_archive
 
 from datasets.errors import DataNotFoundError
-from datasets.image_folder import (PathSet, TransformedSet, check_split, fetch_archive, first_existing,
-                                   list_images, no_labels, request_transform, verify_folder)
+from datasets.image_folder import PathSet, check_split, first_existing, list_images, no_labels
+from datasets.torchvision_sets import fetch_archive
+from datasets.transforms import TransformedSet, request_transform
+from datasets.verification import verify_folder
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 from datasets.sources import FOLDER_MD5, SOURCES
-from datasets.verification import verification_requested
 
 SPLIT_FOLDERS = {"train": ("train",), "test": ("val",), "all": ("train", "val")}
 SUBSETS = {  # registry key -> (display name, class folders)
@@ -44,7 +45,7 @@ def _ensure_files(request: DataRequest, display: str) -> Path:
         raise DataNotFoundError(f"{display}: missing afhq/train/ in {data_root}; get "
                                 f"{source.url} (md5 {source.md5}) and unzip it there, or pass --download")
     verify_folder(folder, FOLDER_MD5["afhq"], folder.parent / ".afhq.md5.json", display,
-                  f"unzip {source.filename} again", verification_requested(request))
+                  f"unzip {source.filename} again", request.verify_checksums)
     return folder
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from datasets.image_folder import (TransformedSet, check_split, first_existing, no_labels,
-                                   open_torchvision, request_transform)
-from datasets.verification import verification_requested
+from datasets.image_folder import check_split, first_existing, no_labels
+from datasets.torchvision_sets import open_torchvision
+from datasets.transforms import TransformedSet, request_transform
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 
 SPLITS = ("train", "test")
@@ -30,7 +30,7 @@ def load_cifar(cls: type[CIFAR10], key: str, display: str, request: DataRequest)
     base = open_torchvision(
         lambda: cls(str(root), train=split == "train", download=request.download),
         display, root / cls.base_folder, cifar_files(cls), cls.url, request.download,
-        verification_requested(request))
+        request.verify_checksums)
     in_space = tuple(base.classes) == tuple(request.domain.class_names)
     labels = base.targets if in_space else no_labels(len(base))
     return NamedSet(display, TransformedSet(base, request_transform(request), labels), in_space,

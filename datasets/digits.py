@@ -49,7 +49,7 @@ def photo_patches(tile: int = 32) -> torch.Tensor:
 @register_dataset("sample_photos")
 def build_sample_photos(request: DataRequest) -> NamedSet:
     """Natural-image OOD set: patches of scikit-learn's sample photographs, in the target domain."""
-    tile = int(request.options.get("photo_tile", max(32, request.domain.image_size)))
+    tile = request.sizes.photo_tile or max(32, request.domain.image_size)
     images = _to_domain(photo_patches(tile), request.domain)
     labels = torch.full((len(images),), NO_LABEL, dtype=torch.int64)
     return NamedSet("Photo Patches", TensorDataset(images, labels), False,

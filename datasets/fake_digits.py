@@ -268,24 +268,24 @@ FAKE_DIGITS_IMAGES = 1000  # generated once per seed and shadow split, then subs
 def build_fake_digits(request: DataRequest) -> NamedSet:
     """The **Fake** row of the embedded default: GAN images trained on the attacker's shadow split.
 
-    Needs ``request.options``: ``attacker_images`` (the shadow split in [0, 1]), ``attacker_labels``,
-    ``cache_dir``; optional ``reference_model`` (the shadow model, for the agreement rate and
-    ``filter_fakes``), ``figure_dir`` (where the sample grid goes), ``fake_images``, ``gan_steps``.
+    Needs ``request.attacker`` (:class:`datasets.registry.AttackerData`: the shadow split and model,
+    the cache and figure folders); sizes from ``request.sizes`` (``fake_images``, ``gan_steps``,
+    ``filter_fakes``).
     """
-    options = request.options
-    if "attacker_images" not in options:
+    attacker, sizes = request.attacker, request.sizes
+    if attacker is None:
         raise DataNotFoundError("fake_digits is generated from the attacker's shadow split; build it "
                                 "through the experiment pipeline (experiments/digits_experiments.py)")
     fake = make_fake_digits(
-        options["attacker_images"], options["attacker_labels"],
-        num_images=int(options.get("fake_images", FAKE_DIGITS_IMAGES)), seed=request.seed,
-        cache_dir=options["cache_dir"], reference_classifier=options.get("reference_model"),
-        filter_misclassified=bool(options.get("filter_fakes", False)), domain=request.domain,
-        num_classes=request.domain.num_classes, progress=bool(options.get("progress", False)),
-        gan_config=GANConfig(steps=int(options["gan_steps"])) if "gan_steps" in options else None)
+        attacker.images, attacker.labels,
+        num_images=sizes.fake_images or FAKE_DIGITS_IMAGES, seed=request.seed,
+        cache_dir=str(attacker.cache_dir), reference_classifier=attacker.shadow_model,
+        filter_misclassified=sizes.filter_fakes, domain=request.domain,
+        num_classes=request.domain.num_classes, progress=attacker.progress,
+        gan_config=GANConfig(steps=sizes.gan_steps) if sizes.gan_steps is not None else None)
     named = fake_digits_named_set(fake, request.domain)
-    if options.get("figure_dir"):
-        grid = save_sample_grid(fake.images, fake.labels, Path(options["figure_dir"]) / "fake_digits_samples.png")
+    if attacker.figure_dir:
+        grid = save_sample_grid(fake.images, fake.labels, Path(attacker.figure_dir) / "fake_digits_samples.png")
         named.artifacts["fake_digits_samples"] = str(grid)
     named.source = f"conditional GAN on the shadow split (sha256 {fake.checksum[:12]}, agreement {fake.agreement})"
     return named

@@ -7,10 +7,12 @@ name: ``"permuted(cifar10)"``, ``"scaled(svhn)"``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import torch
+from torch import nn
 from torch.utils.data import Dataset
 
 from datasets.domain import Domain
@@ -34,8 +36,19 @@ class DataRequest:
         Fetch missing files from the published source (needs the network).
     allow_pickle : bool
         Opt-in to unpickling generator files, which runs code from the file.
-    options : dict
-        Builder-specific extras (e.g. a generator path), passed through untouched.
+    verify_checksums : bool
+        Data whose checksum differs from the published one is an error (False: ``--no_verify``,
+        a recorded warning; :func:`datasets.verification.checksum_mismatch`).
+    generator_pkl, stylegan_repo : str, optional
+        StyleGAN2-ADA generator pickle of the Fake sets and the checkout that unpickles it.
+    augment : bool
+        The set's random training transform (the paper's Stanford Dogs training) instead of its test one.
+    resize : {"squash", "crop"}, optional
+        How images reach the domain's size (None: the domain's own; :mod:`datasets.transforms`).
+    sizes : GeneratedSizes
+        Sizes of generated and tiled sets (tests make them small).
+    attacker : AttackerData, optional
+        What attacker-side generators (``fake_digits``) may use; None outside a run.
     """
 
     domain: Domain
@@ -44,7 +57,36 @@ class DataRequest:
     seed: int = 42
     download: bool = False
     allow_pickle: bool = False
-    options: dict = field(default_factory=dict)
+    verify_checksums: bool = True
+    generator_pkl: str | None = None
+    stylegan_repo: str | None = None
+    augment: bool = False
+    resize: str | None = None
+    sizes: GeneratedSizes = field(default_factory=lambda: GeneratedSizes())
+    attacker: AttackerData | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedSizes:
+    """Sizes of generated or tiled sets; None: the builder's default (the paper's)."""
+
+    num_images: int | None = None      # StyleGAN Fake sets: images generated
+    fake_images: int | None = None     # fake_digits: images generated
+    gan_steps: int | None = None       # fake_digits: GAN training steps
+    filter_fakes: bool = False         # fake_digits: drop fakes the shadow model misclassifies
+    photo_tile: int | None = None      # sample_photos: patch size in pixels
+
+
+@dataclass(frozen=True)
+class AttackerData:
+    """What attacker-side generators may use: the shadow split and model, never the target's."""
+
+    images: torch.Tensor               # the shadow training split in [0, 1], (N, C, H, W)
+    labels: torch.Tensor               # (N,)
+    shadow_model: nn.Module | None     # for the agreement rate and ``filter_fakes``
+    cache_dir: Path                    # where generated sets are cached
+    figure_dir: Path | None = None     # where sample grids go
+    progress: bool = False
 
 
 @dataclass
@@ -93,9 +135,9 @@ def build_dataset(name: str, request: DataRequest) -> NamedSet:
     from datasets.perturbations import PERTURBATIONS, perturb
 
     _load_builtin_builders()
-    match = _WRAPPED.match(name.strip())
-    if match:
-        outer, inner = match["outer"], match["inner"]
+    wrapped = unwrap(name)
+    if wrapped:
+        outer, inner = wrapped
         if outer not in PERTURBATIONS:
             raise ValueError(f"unknown perturbation {outer!r} in {name!r}; "
                              f"choose from {', '.join(sorted(PERTURBATIONS))}")
@@ -106,9 +148,10 @@ def build_dataset(name: str, request: DataRequest) -> NamedSet:
     return _BUILDERS[name](request)
 
 
-def with_split(request: DataRequest, split: str) -> DataRequest:
-    """Copy of ``request`` asking for another published split."""
-    return replace(request, split=split)
+def unwrap(name: str) -> tuple[str, str] | None:
+    """``"permuted(cifar10)"`` -> ``("permuted", "cifar10")``; ``None`` for a name that wraps nothing."""
+    match = _WRAPPED.match(name.strip())
+    return (match["outer"], match["inner"]) if match else None
 
 
 def _load_builtin_builders() -> None:

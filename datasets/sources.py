@@ -6,7 +6,7 @@ Provenance of the MD5s:
   users in ``docs/data_sources.md``);
 - extracted folders and the Stanford Dogs split files: the class attributes of the paper's code
   (``datasets/{afhq,stanford_dogs,fake_cifar10,fake_dogs}.py``). Folder MD5s use the paper's folder
-  definition, :func:`datasets.image_folder.paper_folder_md5`.
+  definition, :func:`datasets.verification.paper_folder_md5`.
 
 CIFAR-10/100, SVHN and STL-10 are read with torchvision, whose classes carry their own file lists
 and MD5s (``CIFAR10.train_list``, ``SVHN.split_list``, ``STL10.train_list``, ...); they are not

@@ -8,7 +8,7 @@ Files under ``<data_root>/stanford_dogs/`` (``images.tar`` and ``lists.tar`` ext
 Splits: ``train`` (12,000) and ``test`` (8,580) from the published lists, and ``all`` (every image,
 the pool the paper split itself). Samples are in ImageFolder order (breed folder, then file name).
 Checksums: the split files' MD5s and the Images folder's paper-definition MD5
-(:mod:`datasets.sources`); pass ``--no_verify`` (``options["verify_checksums"] = False``) to use another copy.
+(:mod:`datasets.sources`); pass ``--no_verify`` (``verify_checksums=False``) to use another copy.
 """
 from __future__ import annotations
 
@@ -21,12 +21,13 @@ from torchvision.datasets.utils import download_and_extract_archive
 
 from datasets.domain import Domain, stanford_dogs_domain
 from datasets.errors import DataNotFoundError
-from datasets.image_folder import (ConvertMode, PathSet, TransformedSet, check_split, class_folders,
-                                   fetch_archive, first_existing, list_images, no_labels, request_transform,
-                                   verify_files, verify_folder)
+from datasets.image_folder import (PathSet, check_split, class_folders, first_existing, list_images,
+                                   no_labels)
+from datasets.torchvision_sets import fetch_archive
+from datasets.transforms import ConvertMode, TransformedSet, request_transform
+from datasets.verification import verify_files, verify_folder
 from datasets.registry import DataRequest, NamedSet, register_dataset
 from datasets.sources import FILE_MD5, FOLDER_MD5, SOURCES
-from datasets.verification import verification_requested
 
 SPLITS = ("train", "test", "all")
 NAME = "Stanford Dogs"
@@ -80,7 +81,7 @@ def _ensure_files(root: Path, split: str, request: DataRequest) -> None:
             if not (root / marker).exists():
                 fetch_archive(download_and_extract_archive, NAME, SOURCES[key], root)
     breed_folders(root)  # raises when Images/ is missing
-    verify = verification_requested(request)
+    verify = request.verify_checksums
     if split != "all":
         verify_files(NAME, root, [(split_file, FILE_MD5[f"stanford_dogs/{split_file}"])],
                      _how_to_get("stanford_dogs_lists"), verify)
@@ -119,7 +120,7 @@ def train_augmentation(domain: Domain) -> T.Compose:
 
 @register_dataset("stanford_dogs")
 def build_stanford_dogs(request: DataRequest) -> NamedSet:
-    """Stanford Dogs; ``options["augment"] = True`` applies the paper's random training transform."""
+    """Stanford Dogs; ``request.augment`` applies the paper's random training transform."""
     split = check_split(request.split, SPLITS, "stanford_dogs")
     root = dogs_root(request.data_root)
     _ensure_files(root, split, request)
@@ -131,7 +132,7 @@ def build_stanford_dogs(request: DataRequest) -> NamedSet:
         raise ValueError(f"the target's {domain.num_classes} class names differ from the "
                          f"{len(breeds)} breed folders in {root / 'Images'}; build the domain with "
                          f"stanford_dogs_domain_from_root")
-    augment = request.options.get("augment")
+    augment = request.augment
     transform = train_augmentation(domain) if augment else request_transform(request)
     labels = labels if in_space else no_labels(len(paths))
     return NamedSet(NAME, TransformedSet(PathSet(paths), transform, labels), in_space, str(root))

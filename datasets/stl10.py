@@ -12,9 +12,9 @@ from torchvision.datasets import STL10
 from torchvision.datasets.utils import check_integrity
 
 from datasets.domain import CIFAR10_CLASSES
-from datasets.image_folder import (TransformedSet, check_split, first_existing, no_labels,
-                                   open_torchvision, request_transform)
-from datasets.verification import verification_requested
+from datasets.image_folder import check_split, first_existing, no_labels
+from datasets.torchvision_sets import open_torchvision
+from datasets.transforms import TransformedSet, request_transform
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 
 SPLITS = ("train", "test")
@@ -55,7 +55,7 @@ def build_stl10(request: DataRequest) -> NamedSet:
     files = STL10.test_list if split == "test" else STL10.train_list[:2]
     base = open_torchvision(lambda: STL10Split(str(root), split=split, download=request.download),
                             "STL-10", folder, [tuple(entry) for entry in files], STL10.url,
-                            request.download, verification_requested(request))
+                            request.download, request.verify_checksums)
     cifar_space = tuple(request.domain.class_names) == CIFAR10_CLASSES
     kept, labels = stl10_kept_and_labels(base.labels, cifar_space)
     return NamedSet("STL-10", TransformedSet(base, request_transform(request), labels, kept),

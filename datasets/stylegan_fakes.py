@@ -35,10 +35,10 @@ from PIL import Image
 from torchvision.datasets.utils import download_url
 
 from datasets.errors import ChecksumError, DataNotFoundError
-from datasets.image_folder import (PathSet, TransformedSet, check_split, class_folders, folder_md5,
-                                   folder_signature, list_images, no_labels, paper_folder_md5,
-                                   read_json, request_transform)
-from datasets.verification import checksum_mismatch, verification_requested
+from datasets.image_folder import PathSet, check_split, class_folders, list_images, no_labels
+from datasets.transforms import TransformedSet, request_transform
+from datasets.verification import (checksum_mismatch, folder_md5, folder_signature, paper_folder_md5,
+                                   read_json)
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 from datasets.sources import FOLDER_MD5, SOURCES
 from utils.devices import resolve_device
@@ -259,7 +259,7 @@ def check_generated(out_dir: Path, images_dirname: str, num_images: int,
 def _generator_file(spec: FakeSpec, request: DataRequest, root: Path, what: str, missing: bool) -> Path:
     """The generator pickle to regenerate from (downloaded if asked); one-line errors otherwise."""
     source = SOURCES[spec.generator]
-    given = request.options.get("generator_pkl")
+    given = request.generator_pkl
     path = Path(given).expanduser() if given else root / source.filename
     error, again = (DataNotFoundError, "") if missing else (ChecksumError, "re")
     if not path.is_file() and not (request.download and not given):
@@ -283,14 +283,14 @@ def _regenerate(spec: FakeSpec, request: DataRequest, root: Path, dirname: str, 
     pkl = _generator_file(spec, request, root, what, missing)
     if not missing:
         log.warning("%s; regenerating", what)
-    expected, verify = SOURCES[spec.generator].md5, verification_requested(request)
+    expected, verify = SOURCES[spec.generator].md5, request.verify_checksums
     if expected and not verify and (actual := md5_file(pkl)) != expected:
         checksum_mismatch(f"generator {pkl} has md5 {actual}, expected {expected}", False, "")
     record = generate_fake_images(pkl, root, num_images, spec.class_names, seed=request.seed,
                                   truncation_psi=spec.truncation_psi, allow_pickle=True,
-                                  device=request.options.get("device"), images_dirname=dirname,
+                                  images_dirname=dirname,
                                   generator_md5=expected if verify else None,
-                                  stylegan_repo=request.options.get("stylegan_repo"))
+                                  stylegan_repo=request.stylegan_repo)
     _compare_with_paper(root / dirname, record["paper_folder_md5"], _paper_md5(spec, dirname))
 
 
@@ -309,7 +309,7 @@ def _compare_with_paper(folder: Path, actual: str, paper: str | None) -> None:
 def build_fake(spec: FakeSpec, request: DataRequest) -> NamedSet:
     """One half (``train``/``test``) of the stratified 50/50 split of a generated set.
 
-    Options: ``num_images`` (default the paper's), ``generator_pkl``, ``stylegan_repo``, ``device``,
+    Uses ``request.sizes.num_images`` (default the paper's), ``generator_pkl``, ``stylegan_repo``,
     ``verify_checksums``. Sets other than the paper's (seed 42, default size) live in
     ``Images_seed<seed>_n<num_images>`` so they never overwrite it.
     """
@@ -317,7 +317,7 @@ def build_fake(spec: FakeSpec, request: DataRequest) -> NamedSet:
 
     split = check_split(request.split, ("train", "test"), spec.key)
     root = as_path(request.data_root) / spec.folder
-    num_images = int(request.options.get("num_images", spec.num_images))
+    num_images = request.sizes.num_images or spec.num_images
     default = (request.seed, num_images) == (PAPER_SEED, spec.num_images)
     dirname = "Images" if default else f"Images_seed{request.seed}_n{num_images}"
     problem = check_generated(root, dirname, num_images, _paper_md5(spec, dirname))

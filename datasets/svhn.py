@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from torchvision.datasets import SVHN
 
-from datasets.image_folder import (TransformedSet, check_split, first_existing, no_labels,
-                                   open_torchvision, request_transform)
-from datasets.verification import verification_requested
+from datasets.image_folder import check_split, first_existing, no_labels
+from datasets.torchvision_sets import open_torchvision
+from datasets.transforms import TransformedSet, request_transform
 from datasets.registry import DataRequest, NamedSet, as_path, register_dataset
 
 SPLITS = ("train", "test")
@@ -26,7 +26,7 @@ def build_svhn(request: DataRequest) -> NamedSet:
     root = first_existing([data_root / "svhn", data_root], filename)
     base = open_torchvision(lambda: SVHN(str(root), split=split, download=request.download),
                             "SVHN", root, [(filename, md5)], url, request.download,
-                            verification_requested(request))
+                            request.verify_checksums)
     in_space = tuple(request.domain.class_names) == DIGIT_CLASSES
     labels = base.labels if in_space else no_labels(len(base))
     return NamedSet("SVHN", TransformedSet(base, request_transform(request), labels), in_space,

@@ -68,13 +68,8 @@ class TrainConfig:
                                  "0 <= label_smoothing < 1)")
 
     @classmethod
-    def for_arch(cls, arch: str, **overrides) -> "TrainConfig":
-        """The config with the paper's learning rate for ``arch`` (:data:`DEFAULT_LR`), then ``overrides``."""
-        return cls(**{"lr": DEFAULT_LR.get(arch, cls.lr), **overrides})
-
-    @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        """Inverse of :meth:`to_dict` (reference models travel as dicts); unknown keys raise ``ValueError``."""
         unknown = set(data) - {field.name for field in fields(cls)}
         if unknown:
             raise ValueError(f"unknown TrainConfig keys {sorted(unknown)}; valid: "

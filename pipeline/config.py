@@ -2,7 +2,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
+
+from attacks import ATTACKS, attack_options
+from attacks.reference import REFERENCE_ATTACKS
+from calibration import CalibrationSpec, calibration_spec, spec_modifier
+from calibration.factory import calibration_options, check_spec
+from datasets.registry import GeneratedSizes
+from utils import naming
+from utils.options import check_value, field_options, option
 
 # Attacks of a run: the paper's four; with --reference_models also these (unless --attacks names them)
 DEFAULT_ATTACKS = ("threshold", "salem", "entropy", "shokri")
@@ -10,7 +18,6 @@ WITH_REFERENCE_MODELS = ("loss", "modified_entropy", "lira", "lira_offline", "rm
 # Non-member rows that perturb the Original non-members rather than load another set.
 DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
 MAX_SEED = 2**32 - 1  # largest seed NumPy's legacy RandomState and scikit-learn accept
-TEMP_FITS = ("paper", "held_out")  # --temp_fit choices
 
 # Row name of each non-member set in the result tables: the paper's CIFAR-10 script's labels
 # (``write_results_to_csv(..., row_label=...)``); presets override them (``DatasetPreset.row_names``).
@@ -91,77 +98,120 @@ def row_name(dataset: str, key: str, built_name: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """Everything that defines a run; saved in its manifest."""
+    """Everything that defines a run; saved in its manifest.
+
+    Each user option is declared here once (:func:`utils.options.option`: default and help text) and
+    the scripts' flags are generated from these declarations (:mod:`pipeline.cli`); ``preset=True``
+    options take their default from the data set's :class:`DatasetPreset`. The attacks' options live
+    in ``attack_params`` and the calibration in ``calibration``, both declared by their packages.
+    """
 
     dataset: str = "digits"
-    model_arch: str = PRESETS["digits"].model_arch
-    epochs: int = PRESETS["digits"].epochs
-    lr: float | None = None               # None: the architecture's default learning rate
-    batch_size: int = PRESETS["digits"].batch_size
-    train_set_size: int = PRESETS["digits"].train_set_size
-    test_set_size: int = PRESETS["digits"].test_set_size
-    attack_set_size: int = PRESETS["digits"].attack_set_size
-    salem_k: int = 3
-    attacks: tuple[str, ...] = DEFAULT_ATTACKS
-    label_smoothing: bool = False
-    label_smoothing_factor: float = PRESETS["digits"].label_smoothing_factor
-    weight_decay: float = 0.0
-    llla: bool = False
-    llla_impl: str = "paper"              # "paper" (its own KFAC LLLA) or "laplace" (laplace-torch)
-    llla_prior: str | None = None         # None: the implementation's default ("ood_grid" / "gridsearch")
-    temp_scaling: bool = False
-    temp_value: float | None = None       # None with --temp_scaling: fit T by NLL
-    temp_fit: str = "paper"               # "paper": LBFGS on attack non-members; "held_out": bounded search
-    amp: bool = False                     # --amp: train with bf16 autocast (default fp32, as the paper)
-    verify_checksums: bool = True         # False (--no_verify): accept data whose checksums differ
-    pretrained: bool = False              # ImageNet initialisation (resnet50)
-    seed: int = 42
-    sets: tuple[str, ...] = PRESETS["digits"].sets
-    results_dir: str = "experiments/results"
-    pretrained_dir: str = "pretrained_models"
-    data_root: str = "data"
-    device: str = "auto"
-    train: bool = False                   # retrain even when a matching checkpoint exists
-    strict: bool = False                  # missing non-member data is an error, not a skip
-    download: bool = False
-    allow_pickle: bool = False
-    generator_pkl: str | None = None
-    stylegan_repo: str | None = None      # checkout providing dnnlib/torch_utils for the pickles
-    cache_scores: bool = True
-    progress: bool = True
-    figures: bool = True
-    options: dict = field(default_factory=dict)
-    reference_models: int = 0             # K reference models for LiRA / RMIA (0 = off; Ray trains them)
-    ray_address: str | None = None        # existing Ray cluster (host:port); None: a local one
+    train: bool = option(False, "train target and shadow and replace their checkpoints (without it, existing "
+                                "checkpoints are loaded and must have been trained with the same flags)",
+                         action="store_true")
+    pretrained: bool = option(False, "initialise from ImageNet weights (resnet50)", action="store_true")
+    seed: int = option(42, "fixes the splits ({splits}; indices written to {{stem}}splits.npz), training and "
+                           "generated data (default {default})")
+    model_arch: str = option(PRESETS["digits"].model_arch, "architecture (default {default})", preset=True)
+    epochs: int = option(PRESETS["digits"].epochs, "training epochs (default {default})", preset=True)
+    lr: float | None = option(None, "Adam learning rate (default: the architecture's)", type=float)
+    train_set_size: int = option(PRESETS["digits"].train_set_size,
+                                 "training samples per model (default {default}){fixed}", preset=True)
+    test_set_size: int = option(PRESETS["digits"].test_set_size, "test samples per model (default {default}){fixed}",
+                                preset=True)
+    batch_size: int = option(PRESETS["digits"].batch_size, "batch size (default {default})", preset=True)
+    model_input_image_size: int | None = option(None, "input image size of the model (default: the data set's)",
+                                                type=int)
+    attack_set_size: int = option(PRESETS["digits"].attack_set_size,
+                                  "members and non-members per attack set (default {default}){fixed}", preset=True)
+    label_smoothing: bool = option(False, "train with label smoothing", action="store_true")
+    label_smoothing_factor: float = option(PRESETS["digits"].label_smoothing_factor,
+                                           "label smoothing factor (default {default})", preset=True)
+    weight_decay: float = option(0.0, "L2 weight decay (default 0; the paper's L2 runs use {preset.weight_decay})")
+    amp: bool = option(False, "train with bf16 autocast (CUDA and CPU; scoring stays fp32); default fp32 like the "
+                              "paper. Recorded in the manifest and the checkpoint's JSON; loading a checkpoint "
+                              "needs the same choice", action="store_true")
+    attacks: tuple[str, ...] = option(DEFAULT_ATTACKS, "attacks to run: {attack_names} (default: {default}; "
+                                      "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
+    reference_models: int = option(0, "K reference models for LiRA and RMIA, trained through Ray on random halves "
+                                      "of the population (default {default}; 0 = off)", preset="cli")
+    ray_address: str | None = option(None, "train the reference models on this running Ray cluster (host:port) "
+                                           "instead of a local one", type=str)
+    sets: tuple[str, ...] = option(PRESETS["digits"].sets, "non-member rows to run (default: {default})",
+                                   nargs="+", type=str, preset=True)
+    data_root: str = option("data", "folder holding the data sets (default data/)")
+    results_dir: str = option("experiments/results", "where CSVs, figures and report go")
+    pretrained_dir: str = option("pretrained_models", "checkpoint folder")
+    device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
+    strict: bool = option(False, "fail instead of skipping non-member sets with missing data", action="store_true")
+    download: bool = option(False, "download missing data sets (needs the network)", action="store_true")
+    verify_checksums: bool = option(True, "accept data files or folders whose checksums differ from the published "
+                                          "ones (a warning names each; the manifest lists them); default: such data "
+                                          "is an error", flag="--no_verify", action="store_false")
+    generator_pkl: str | None = option(None, "StyleGAN2-ADA generator pickle for the Fake sets", type=str)
+    stylegan_repo: str | None = option(None, "stylegan2-ada-pytorch checkout (dnnlib, torch_utils) needed to "
+                                             "unpickle its generators", type=str)
+    allow_pickle: bool = option(False, "allow unpickling --generator_pkl (unpickling runs code from the file: "
+                                       "trust it first)", action="store_true")
+    cache_scores: bool = option(True, "recompute scores instead of reading the score cache", flag="--no_cache",
+                                action="store_false")
+    figures: bool = option(True, "write tables only", flag="--no_figures", action="store_false")
+    progress: bool = option(True, "no progress bars", flag="--quiet", action="store_false")
+    attack_params: dict = field(default_factory=lambda: {o.name: o.default for o in attack_options()})
+    calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
+    sizes: GeneratedSizes = field(default_factory=GeneratedSizes)  # generated sets' sizes (tests: small)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, **overrides) -> "ExperimentConfig":
-        return replace(self, **overrides)
+    def training_modifier(self) -> str:
+        """File-name modifier of the training variant (names checkpoints; calibration is post-hoc)."""
+        return naming.training_modifier(self.label_smoothing_factor if self.label_smoothing else None,
+                                        self.weight_decay)
+
+    def run_modifier(self) -> str:
+        """The paper's result-file modifier of the run: training variant, then calibration
+        (``LLLA_``, ``temp_calib_`` for a fitted temperature, ``temp_{T}_calib_`` for ``--temp_value T``)."""
+        return self.training_modifier() + spec_modifier(self.calibration)
+
+    def run_stem(self) -> str:
+        """The result-file stem of the run, e.g. ``resnet18_cifar10_LS_0.0083_``."""
+        return naming.result_stem(self.model_arch, self.dataset, self.run_modifier())
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether a calibration other than the plain softmax is applied."""
+        return self.calibration.method != "softmax"
 
 
-def config_from_preset(dataset: str, **overrides) -> ExperimentConfig:
-    """A config with ``dataset``'s preset defaults, then ``overrides`` (``None`` values ignored)."""
+def config_from_preset(dataset: str, **values) -> ExperimentConfig:
+    """A config with ``dataset``'s preset defaults, then option ``values`` (``None`` values ignored).
+
+    ``values`` are keyed by option name, as the flags are: config fields (``epochs``), attack
+    options (``salem_k``) and calibration options (``llla``, ``temp_value``).
+    """
     if dataset not in PRESETS:
         raise ValueError(f"unknown experiment data set {dataset!r}; choose from {', '.join(PRESETS)}")
     preset = PRESETS[dataset]
-    base = {name: getattr(preset, name) for name in (
-        "model_arch", "epochs", "batch_size", "train_set_size", "test_set_size", "attack_set_size",
-        "label_smoothing_factor", "sets")}
-    if overrides.get("attacks") is None and overrides.get("reference_models"):
-        base["attacks"] = DEFAULT_ATTACKS + WITH_REFERENCE_MODELS
-    names = {f.name for f in fields(ExperimentConfig)}
-    unknown = set(overrides) - names
+    fields_ = {f.name for f in fields(ExperimentConfig)} - {"dataset", "attack_params", "calibration"}
+    attack = {o.name: o for o in attack_options()}
+    unknown = set(values) - fields_ - set(attack) - {o.name for o in calibration_options()}
+    if values.get("attacks") is None and values.get("reference_models"):
+        values = {**values, "attacks": DEFAULT_ATTACKS + WITH_REFERENCE_MODELS}
     if unknown:
         raise ValueError(f"unknown config option(s) {', '.join(sorted(unknown))}")
-    base.update({key: value for key, value in overrides.items() if value is not None})
-    return ExperimentConfig(dataset=dataset, **base)
+    given = {key: value for key, value in values.items() if value is not None}
+    base = {o.name: getattr(preset, o.name) for o in field_options(ExperimentConfig) if o.preset is True}
+    base.update({key: value for key, value in given.items() if key in fields_})
+    return ExperimentConfig(dataset=dataset, **base,
+                            attack_params={name: given.get(name, o.default) for name, o in attack.items()},
+                            calibration=calibration_spec(given))
 
 
 def validate_config(config: ExperimentConfig) -> None:
     """Check user-facing values; raise ValueError naming the flag and what to do."""
-    positive = ("epochs", "batch_size", "train_set_size", "test_set_size", "attack_set_size", "salem_k")
+    positive = ("epochs", "batch_size", "train_set_size", "test_set_size", "attack_set_size")
     for name in positive:
         if getattr(config, name) <= 0:
             raise ValueError(f"--{name} must be a positive integer, got {getattr(config, name)}")
@@ -177,32 +227,22 @@ def validate_config(config: ExperimentConfig) -> None:
             raise ValueError(f"--{name} must be a non-negative number, got {value}")
     if config.label_smoothing and not 0 < config.label_smoothing_factor < 1:
         raise ValueError(f"--label_smoothing_factor must be in (0, 1), got {config.label_smoothing_factor}")
-    if config.temp_value is not None and not (math.isfinite(config.temp_value) and config.temp_value > 0):
-        raise ValueError(f"--temp_value must be a positive number, got {config.temp_value}")
-    if config.temp_fit not in TEMP_FITS:
-        raise ValueError(f"--temp_fit must be one of {', '.join(TEMP_FITS)}, got {config.temp_fit!r}")
-    if config.llla and config.temp_scaling:
-        raise ValueError("--llla and --temp_scaling are alternative calibrations; pass only one")
-    from calibration.factory import llla_prior_choice
-
-    llla_prior_choice(config.llla_impl, config.llla_prior)
+    check_spec(config.calibration)
     if config.lr is not None and not (math.isfinite(config.lr) and config.lr > 0):
         raise ValueError(f"--lr must be a positive finite number, got {config.lr}")
     if not 0 <= config.seed <= MAX_SEED:
         raise ValueError(f"--seed must be in [0, 2**32 - 1] (NumPy and scikit-learn seeds), got {config.seed}")
-    image_size = config.options.get("model_input_image_size")
+    image_size = config.model_input_image_size
     if image_size is not None and not (isinstance(image_size, int) and image_size > 0):
         raise ValueError(f"--model_input_image_size must be a positive integer, got {image_size}")
     if not config.sets:
         raise ValueError("--sets is empty; name at least one non-member set")
-    from attacks import ATTACK_NAMES
-    from attacks.factory import EXTRA_ATTACKS
-    from attacks.reference import REFERENCE_ATTACKS
-
-    known = (*ATTACK_NAMES, *EXTRA_ATTACKS, *REFERENCE_ATTACKS)
+    known = (*ATTACKS, *REFERENCE_ATTACKS)
     for attack in config.attacks:
         if attack not in known:
             raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(known)}")
+        for declared in ATTACKS[attack].params if attack in ATTACKS else ():
+            check_value(declared, config.attack_params.get(declared.name, declared.default))
     _validate_reference_models(config)
 
 
@@ -211,8 +251,6 @@ def _validate_reference_models(config: ExperimentConfig) -> None:
     if not isinstance(k, int) or k < 0 or k == 1:
         raise ValueError(f"--reference_models must be 0 (off) or at least 2 (an IN and an OUT model per "
                          f"sample), got {k}")
-    from attacks.reference import REFERENCE_ATTACKS
-
     named = [attack for attack in config.attacks if attack in REFERENCE_ATTACKS]
     if named and not k:
         raise ValueError(f"--attacks {' '.join(named)} needs reference models; add --reference_models K "

@@ -6,7 +6,7 @@ from pipeline.results import format_console
 
 def print_run(outputs) -> None:
     print(f"\n== {outputs.stem.rstrip('_')} ==")
-    for check in outputs.context.get("membership", []):
+    for check in outputs.membership:
         print(check.line() + ("" if check.clearly_better else "  <- members not clearly better: see warning"))
     print(outputs.performance_table.to_string(float_format=lambda v: f"{v:.4f}"))
     print()

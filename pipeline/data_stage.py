@@ -7,15 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from datasets import DataRequest, Domain, NamedSet, build_dataset
+from datasets import AttackerData, DataRequest, Domain, NamedSet, build_dataset
 from datasets.errors import ChecksumError, DataNotFoundError
 from datasets.sources import PAPER_SEEDS, PAPER_SPLITS
 from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig, row_name
 from pipeline.manifest import tensor_digest
 from pipeline import paper_splits
-from pipeline.scores import materialize
 from pipeline.splits import Splits, attack_subset, make_splits, package_attack_positions
 from utils.seeding import derive_seed
 
@@ -52,14 +51,12 @@ class ExperimentData:
 
 
 def data_request(config: ExperimentConfig, domain: Domain, split: str = "test") -> DataRequest:
-    options = dict(config.options)
-    options.setdefault("verify_checksums", config.verify_checksums)  # --no_verify
-    if config.generator_pkl:
-        options["generator_pkl"] = config.generator_pkl
-    if config.stylegan_repo:
-        options["stylegan_repo"] = config.stylegan_repo
+    """The request every builder of the run gets: the run's data options, the test sizes of
+    generated sets (``config.sizes``), no attacker data (see :func:`build_non_member_sets`)."""
     return DataRequest(domain=domain, data_root=Path(config.data_root), split=split, seed=config.seed,
-                       download=config.download, allow_pickle=config.allow_pickle, options=options)
+                       download=config.download, allow_pickle=config.allow_pickle,
+                       verify_checksums=config.verify_checksums, generator_pkl=config.generator_pkl,
+                       stylegan_repo=config.stylegan_repo, sizes=config.sizes)
 
 
 def load_experiment_data(config: ExperimentConfig, domain: Domain) -> ExperimentData:
@@ -81,8 +78,7 @@ def load_experiment_data(config: ExperimentConfig, domain: Domain) -> Experiment
         tensors[name] = SplitTensors(images, labels)
     augmented = None
     if preset.augment_train:
-        request = data_request(config, domain, preset.train_pool)
-        request.options["augment"] = True
+        request = replace(data_request(config, domain, preset.train_pool), augment=True)
         pool = build_dataset(preset.dataset, request).dataset
         augmented = {role: Subset(pool, getattr(indices, f"{role}_train").tolist())
                      for role in ("target", "shadow")}
@@ -159,13 +155,14 @@ class SetIndices:
 
 
 def build_non_member_sets(config: ExperimentConfig, data: ExperimentData,
-                          original: SplitTensors, extra_options: dict | None = None) -> NonMemberSets:
-    """Materialise every requested non-member row; missing data is skipped unless ``config.strict``."""
+                          original: SplitTensors, attacker: AttackerData | None = None) -> NonMemberSets:
+    """Materialise every requested non-member row; missing data is skipped unless ``config.strict``.
+
+    ``attacker`` is what attacker-side generators (the digits Fake row) may use.
+    """
     rows = NonMemberSets({}, {}, {}, {})
     original_set = original.as_named_set("Original")
-    request = data_request(config, data.domain)
-    if extra_options:
-        request.options.update(extra_options)
+    request = replace(data_request(config, data.domain), attacker=attacker)
     for key in config.sets:
         try:
             named = _build_row(key, original_set, request)
@@ -222,3 +219,14 @@ def _build_row(key: str, original: NamedSet, request: DataRequest) -> NamedSet:
         return perturb(key, original, request.domain, request.seed)
     return build_dataset(key, replace(request, split=PAPER_SPLITS.get(key, request.split),
                                       seed=PAPER_SEEDS.get(key, request.seed)))
+
+
+def materialize(dataset: Dataset, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ``(images, labels)`` of a set as two tensors (fast path for tensor-backed sets)."""
+    if isinstance(dataset, TensorDataset):
+        images, labels = dataset.tensors[:2]
+        return images, labels.long()
+    batches = list(DataLoader(dataset, batch_size=batch_size, shuffle=False))
+    if not batches:
+        return torch.empty(0), torch.empty(0, dtype=torch.long)
+    return torch.cat([b[0] for b in batches]), torch.cat([torch.as_tensor(b[1]) for b in batches]).long()

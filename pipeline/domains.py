@@ -14,6 +14,6 @@ def domain_for(config: ExperimentConfig) -> Domain:
     if config.dataset == "stanford_dogs":
         from datasets.stanford_dogs import stanford_dogs_domain_from_root
 
-        image_size = int(config.options.get("model_input_image_size", 224))
+        image_size = config.model_input_image_size or 224
         return stanford_dogs_domain_from_root(config.data_root, image_size)
     raise ValueError(f"no domain known for data set {config.dataset!r}")

@@ -3,11 +3,12 @@ model's scores and applied to the target's."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from attacks import AttackResult, build_attack
+from attacks import ATTACKS, AttackResult
 from attacks.evaluation import AttackOutputs, attack_outputs, result_from_outputs
 from pipeline.data_stage import SplitTensors
 from pipeline.scores import ScoreCache, Scores, compute_probs
@@ -46,19 +47,17 @@ def merge_rows(n_rows: int, parts: list[tuple[np.ndarray, Scores]]) -> Scores:
     return Scores(probs, labels, parts[0][1].in_label_space)
 
 
-def complement(positions: np.ndarray, n_rows: int) -> np.ndarray:
-    mask = np.ones(n_rows, dtype=bool)
-    mask[positions] = False
-    return np.flatnonzero(mask)
 
+def fit_attacks(names: tuple[str, ...], members: Scores, non_members: Scores, *,
+                params: Mapping[str, Any], seed: int) -> list:
+    """Fit every named attack on shadow members vs shadow non-members (Original).
 
-def fit_attacks(names: tuple[str, ...], members: Scores, non_members: Scores, *, salem_k: int,
-                seed: int) -> list:
-    """Fit every named attack on shadow members vs shadow non-members (Original)."""
-    options = {"salem": {"k": salem_k, "seed": seed}, "shokri": {"seed": seed}}
+    ``params`` holds the values of the options the attacks declare (``{"salem_k": 3}``); seeded
+    attacks get ``seed``.
+    """
     attacks = []
     for name in names:
-        attack = build_attack(name, **options.get(name, {}))
+        attack = ATTACKS[name].build(params, seed)
         attack.fit(members.probs, non_members.probs, members.attack_labels, non_members.attack_labels)
         attacks.append(attack)
     return attacks

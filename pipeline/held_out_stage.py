@@ -18,12 +18,12 @@ from attacks.evaluation import attack_outputs, result_from_outputs
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_threshold
 from attacks.reference import REFERENCE_ATTACKS
 from attacks.roc import roc_curve_points
-from pipeline.evaluation_stage import complement
 from pipeline.reference_stage import HELD_OUT, run_reference_attacks
 from pipeline.results import write_table
+from pipeline.splits import complement
+from utils.naming import held_out_csv_name
 from utils.seeding import derive_seed
 
-HELD_OUT_SUFFIX = "held_out_fpr_results.csv"
 LABEL_SOURCE = "Label source"
 LABEL_USING = ("Shokri", "LOSS", "Modified Entropy")   # score attacks whose output depends on the label
 
@@ -80,7 +80,7 @@ def held_out_results(prepared, split_scores, target_scores, evaluation, score_at
                for name in table.index}
     table.insert(0, LABEL_SOURCE, [sources[name] for name in table.index])
     effect_set, effect = _label_effect(prepared, target_scores, evaluation, score_attacks, reference, scores)
-    files = {"held_out_fpr_results": write_table(table, Path(results_dir) / f"{stem}{HELD_OUT_SUFFIX}")}
+    files = {"held_out_fpr_results": write_table(table, Path(results_dir) / held_out_csv_name(stem))}
     return HeldOutResults(table, effect, effect_set, files)
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from calibration.factory import result_modifier
 from models import build_model
 from models.checkpoints import (WEIGHTS_KEY, CheckpointMismatchError, checkpoint_path, config_differences,
                                 config_path, fingerprint, load_or_train, read_metadata, recorded_config)
@@ -31,13 +30,6 @@ class TrainedModel:
     trained: bool          # False when loaded from an existing checkpoint
     fingerprint: str
     precision: str = "fp32"  # how it was trained: "fp32", "amp-bf16" or "amp-fp16" (--amp)
-
-
-def training_modifier(config: ExperimentConfig) -> str:
-    """File-name modifier of the training variant (calibration is post-hoc, not part of it)."""
-    return result_modifier(
-        label_smoothing_factor=config.label_smoothing_factor if config.label_smoothing else None,
-        weight_decay=config.weight_decay)
 
 
 def train_config(config: ExperimentConfig, role: str) -> TrainConfig:
@@ -74,7 +66,7 @@ def checkpoint_identity(config: ExperimentConfig, role: str, train_split_sha256:
 def checkpoint_paths(config: ExperimentConfig) -> dict[str, Path]:
     """Role -> checkpoint file of this configuration."""
     return {role: checkpoint_path(config.pretrained_dir, config.model_arch, config.dataset,
-                                  training_modifier(config), role) for role in ROLES}
+                                  config.training_modifier(), role) for role in ROLES}
 
 
 def mismatch_message(error: CheckpointMismatchError) -> str:

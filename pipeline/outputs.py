@@ -29,6 +29,7 @@ try:
 except ImportError:  # not POSIX: commits of concurrent runs are not serialised
     fcntl = None
 
+from utils.naming import manifest_name
 from utils.files import (TEMP_SUFFIX, process_alive, remove_stale_temporaries, remove_tree, sha256_file,
                          write_json)
 
@@ -37,15 +38,9 @@ log = logging.getLogger(__name__)
 STAGING_PREFIX = ".staging-"
 COMMIT_MARKER = "COMMIT.json"
 LOCK_NAME = ".outputs.lock"
-MANIFEST_SUFFIX = "manifest.json"
 SHARED_FILES = ("tradeoff.png",)   # summaries of the whole folder: never deleted as another set's leftover
 _move = os.replace  # one rename of a commit (tests interrupt it)
 _STAGING = re.compile(r"^\.staging-(?P<stem>.*)-(?P<pid>\d+)$")
-
-
-def manifest_name(stem: str) -> str:
-    """``{stem}manifest.json``."""
-    return f"{stem}{MANIFEST_SUFFIX}"
 
 
 @contextmanager

@@ -10,7 +10,9 @@ import os
 import tempfile
 from pathlib import Path
 
+from attacks import ATTACKS
 from pipeline.config import DERIVED_SETS, ExperimentConfig, validate_config
+from utils.options import check_value
 from utils.devices import resolve_device
 
 
@@ -38,27 +40,28 @@ def check_before_work(config: ExperimentConfig) -> None:
 def check_set_names(sets) -> None:
     """Every ``--sets`` name is a derived set or a registered data set (perturbation wrappers too)."""
     from datasets.perturbations import PERTURBATIONS
-    from datasets.registry import _WRAPPED, dataset_names
+    from datasets.registry import dataset_names, unwrap
 
     known = set(DERIVED_SETS) | set(dataset_names())
     for name in sets:
-        match = _WRAPPED.match(name.strip())
-        inner_ok = match and match["outer"] in PERTURBATIONS and match["inner"] in known
+        wrapped = unwrap(name)
+        inner_ok = wrapped and wrapped[0] in PERTURBATIONS and wrapped[1] in known
         if name not in known and not inner_ok:
             raise ValueError(f"--sets: unknown data set {name!r}; choose from {', '.join(sorted(known))} "
                              f"or wrap one in {', '.join(sorted(PERTURBATIONS))}(...)")
 
 
 def check_attack_parameters(config: ExperimentConfig) -> None:
-    """``--salem_k`` at most the target's number of classes (read from the domain, no images)."""
-    if "salem" not in config.attacks:
-        return
+    """The options of the chosen attacks, as each declares them: ``--salem_k`` at most the target's
+    number of classes (read from the domain, no images)."""
     from pipeline.domains import domain_for
 
+    declared = [o for name in config.attacks if name in ATTACKS for o in ATTACKS[name].params]
+    if not declared:
+        return
     classes = domain_for(config).num_classes
-    if config.salem_k > classes:
-        raise ValueError(f"--salem_k {config.salem_k} is larger than the {classes} classes of "
-                         f"{config.dataset}; choose 1..{classes}")
+    for option in declared:
+        check_value(option, config.attack_params.get(option.name, option.default), classes)
 
 
 def check_folder(folder: str | Path, flag: str) -> None:

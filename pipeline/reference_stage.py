@@ -23,8 +23,8 @@ from attacks.reference import ReferenceSignals, build_reference_attack
 from models.checkpoints import fingerprint
 from models.reference_pool import (ReferenceModelSpec, ReferencePool, balanced_membership,
                                    check_same_architecture, digest_rows)
-from pipeline.evaluation_stage import complement
-from pipeline.model_stage import train_config, training_modifier
+from pipeline.model_stage import train_config
+from pipeline.splits import complement
 from pipeline.scores import ForwardCounter, ScoreCache
 from utils.files import atomic_path
 from utils.seeding import derive_seed
@@ -103,7 +103,7 @@ def load_or_train_pool(config, prepared, population: Population, manifest) -> tu
 
     membership = balanced_membership(config.reference_models, population.size,
                                      derive_seed(config.seed, "reference", "membership"))
-    pool = ReferencePool(config.pretrained_dir, config.model_arch, config.dataset, training_modifier(config))
+    pool = ReferencePool(config.pretrained_dir, config.model_arch, config.dataset, config.training_modifier())
     pool.save_membership(membership)
     specs = reference_specs(config, prepared, population, membership)
     target_model = prepared.models["target"].model

@@ -27,7 +27,7 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
     non_members = {name: s for name, s in scores.items() if name != "Members"}
     files: dict[str, Path] = {}
 
-    attack_outputs = outputs.context["attack_outputs"]  # attack -> "Members" / set -> AttackOutputs
+    attack_outputs = outputs.attack_outputs  # attack -> "Members" / set -> AttackOutputs
     attack_scores = {f"{attack} Attack": {name: (per_set["Members"].scores, per_set[name].scores)
                                           for name in non_members}
                      for attack, per_set in attack_outputs.items()}
@@ -48,7 +48,7 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
             candidates, results_dir / f"{stem}false_positives.png")
 
     for role in ("target", "shadow"):
-        test = outputs.context["split_scores"][role]["test"]
+        test = outputs.split_scores[role]["test"]
         files[f"reliability_{role}"] = plot_reliability_diagram(
             test.probs, test.labels, results_dir / f"{stem}reliability_{role}.png",
             title=f"{role} model, test split")
@@ -62,7 +62,7 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
     sections = _held_out_section(outputs, results_dir, files)
     paper = paper_table(stem)
     comparison = compare_with_paper(outputs.attack_table, paper) if paper is not None else None
-    notes = [f"Shokri attack class source per set: {outputs.context['class_source']}"]
+    notes = [f"Shokri attack class source per set: {outputs.class_source}"]
     if comparison is None:
         notes.append("No published table matches this configuration; no paper comparison.")
     files["report"] = write_report(
@@ -79,12 +79,12 @@ def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str
     """The OOD/fake FPR figure (added to ``files``) and its report section, when the run has one."""
     from reporting.held_out_fpr import plot_held_out_fpr, report_section
 
-    held_out = outputs.context.get("held_out")
+    held_out = outputs.held_out
     if held_out is None:
         return []
     files["held_out_fpr"] = plot_held_out_fpr(held_out.table, results_dir / f"{outputs.stem}held_out_fpr.png")
     note = None
-    pool = outputs.context.get("reference") is not None
+    pool = outputs.reference is not None
     if pool:
         note = ("LiRA and RMIA score the target's logits before any calibration (as their reference models "
                 "are scored). Each reference model trained on a random half of the target's and shadow's "

@@ -11,20 +11,12 @@ import pandas as pd
 
 from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS, AttackResult
 from utils.files import atomic_open
-
-ATTACK_SUFFIX = "attack_results.csv"
-PERFORMANCE_SUFFIX = "performance_results.csv"
-
-
-def result_stem(arch: str, dataset: str, modifiers: str) -> str:
-    """The paper's file-name stem, e.g. ``resnet18_cifar10_LS_0.0083_``."""
-    return f"{arch}_{dataset}_{modifiers}"
-
+from utils.naming import attack_names_of, column_name, split_column
 
 def attack_columns(attack_names: Sequence[str]) -> list[str]:
     """Paper columns of every attack first (paper order), then the extra metrics."""
-    paper = [f"{name} Attack {metric}" for name in attack_names for metric in PAPER_METRICS]
-    extra = [f"{name} Attack {metric}" for name in attack_names for metric in EXTRA_METRICS]
+    paper = [column_name(name, metric) for name in attack_names for metric in PAPER_METRICS]
+    extra = [column_name(name, metric) for name in attack_names for metric in EXTRA_METRICS]
     return paper + extra
 
 
@@ -122,10 +114,8 @@ def format_console(table: pd.DataFrame, metrics: Sequence[str] = ("Precision", "
                                                                     "TPR@1%FPR")) -> str:
     """A readable view: one block per attack with the headline metrics."""
     blocks = []
-    attack_names = list(dict.fromkeys(column.split(" Attack ")[0] for column in table.columns
-                                      if " Attack " in column))
-    for name in attack_names:
-        columns = [f"{name} Attack {metric}" for metric in metrics if f"{name} Attack {metric}" in table]
-        block = table[columns].dropna(how="all").rename(columns=lambda column: column.split(" Attack ")[1])
+    for name in attack_names_of(table.columns):
+        columns = [column_name(name, metric) for metric in metrics if column_name(name, metric) in table]
+        block = table[columns].dropna(how="all").rename(columns=lambda column: split_column(column)[1])
         blocks.append(f"{name} attack\n{block.to_string(float_format=lambda value: f'{value:.4f}')}")
     return "\n\n".join(blocks)

@@ -11,24 +11,27 @@ import pandas as pd
 
 from attacks import AttackResult
 from calibration.metrics import model_metrics
+from datasets import AttackerData
 from datasets.verification import recording_accepted_mismatches
 from pipeline import calibration_stage
 from pipeline.config import ExperimentConfig, row_name, validate_config
 from pipeline.data_stage import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.domains import domain_for
-from pipeline.evaluation_stage import (Scorer, complement, evaluate_sets, fit_attacks, merge_rows)
-from pipeline.held_out_stage import add_reference_attacks, held_out_results, score_attack_names
+from pipeline.evaluation_stage import Scorer, evaluate_sets, fit_attacks, merge_rows
+from pipeline.held_out_stage import HeldOutResults, add_reference_attacks, held_out_results, score_attack_names
 from pipeline.manifest import Manifest, tensor_digest
-from pipeline.outputs import OutputSet, manifest_name
+from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
+from pipeline.reference_stage import ReferenceOutcome
 from pipeline.model_stage import ROLES, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
-from pipeline.results import (ATTACK_SUFFIX, PERFORMANCE_SUFFIX, attack_table, model_metric_rows,
-                              performance_table, result_stem, write_table)
+from pipeline.results import attack_table, model_metric_rows, performance_table, write_table
 from pipeline.scores import ScoreCache, Scores
 from pipeline.membership_check import check_loaded_models
-from pipeline.split_file import SPLITS_SUFFIX, split_arrays, write_split_file
+from pipeline.split_file import split_arrays, write_split_file
+from pipeline.splits import complement
 from utils.devices import resolve_device
+from utils.naming import attack_csv_name, manifest_name, performance_csv_name, splits_name
 from utils.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -47,7 +50,13 @@ class RunOutputs:
     skipped: dict[str, str]
     files: dict[str, Path] = field(default_factory=dict)
     attacks: list = field(default_factory=list)
-    context: dict = field(default_factory=dict)  # data, models, predictors for figures
+    prepared: PreparedRun | None = None        # data, models, predictors, manifest
+    split_scores: dict = field(default_factory=dict)    # role -> "members" / "non_members" / "train" / "test"
+    membership: list = field(default_factory=list)      # MembershipCheck of each loaded model
+    class_source: dict[str, str] = field(default_factory=dict)  # set -> "label" / "predicted" (Shokri)
+    attack_outputs: dict = field(default_factory=dict)  # attack -> "Members" / set -> AttackOutputs
+    held_out: HeldOutResults | None = None     # the held-out FPR table (reference runs)
+    reference: ReferenceOutcome | None = None  # the reference-model attacks' outcome
 
 
 @dataclass
@@ -113,8 +122,8 @@ def _prepare(config: ExperimentConfig, manifest: Manifest, device,
         original = data.splits["target_test"].subset(positions["target_non_members"])
         rows = build_non_member_sets(
             config, data, original,
-            extra_options=_attacker_options(config, data, models, Path(config.results_dir),
-                                            Path(output_dir or config.results_dir)))
+            attacker=_attacker_data(config, data, models, Path(config.results_dir),
+                                    Path(output_dir or config.results_dir)))
         manifest.checksums.update({f"set:{name}": tensor_digest(t.images) for name, t in rows.sets.items()})
     return PreparedRun(config, device, data, positions, models, predictors, rows.sets, rows.in_label_space,
                        rows.skipped, original, manifest, rows.artifacts, rows.indices)
@@ -130,11 +139,6 @@ def score_target_sets(prepared: PreparedRun, scorer: Scorer, members: Scores,
     return scores
 
 
-def run_stem(config: ExperimentConfig) -> str:
-    """The result-file stem of ``config``'s run, e.g. ``resnet18_cifar10_LS_0.0083_``."""
-    return result_stem(config.model_arch, config.dataset, calibration_stage.run_modifier(config))
-
-
 def run_experiment(config: ExperimentConfig) -> RunOutputs:
     """Run one configured experiment and write its files to ``config.results_dir`` as one set.
 
@@ -144,9 +148,9 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     """
     check_before_work(config)
     results_dir = Path(config.results_dir)
-    with OutputSet(results_dir, run_stem(config)) as output_set:
+    with OutputSet(results_dir, config.run_stem()) as output_set:
         outputs = _run_into(config, output_set.directory)
-        manifest = outputs.context["prepared"].manifest
+        manifest = outputs.prepared.manifest
         manifest.outputs = {name: str(results_dir / path.name) if path.parent == output_set.directory
                             else str(path) for name, path in outputs.files.items()}
         manifest.outputs["manifest"] = str(results_dir / manifest_name(outputs.stem))
@@ -174,7 +178,7 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
 
     with manifest.timed("attacks_fit"):
         attacks = fit_attacks(score_attack_names(config.attacks), shadow_scores["Members"], shadow_scores["Original"],
-                              salem_k=config.salem_k, seed=derive_seed(config.seed, "attacks"))
+                              params=config.attack_params, seed=derive_seed(config.seed, "attacks"))
 
     with manifest.timed("attacks_evaluate"):
         non_member_scores = {name: s for name, s in target_scores.items() if name != "Members"}
@@ -182,16 +186,16 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
     reference = add_reference_attacks(config, prepared, target_scores, evaluation, cache, manifest)
     results = evaluation.results
 
-    stem = run_stem(config)
+    stem = config.run_stem()
     order, skipped_rows = table_row_order(config, list(results), prepared.skipped)
     attacks_df = attack_table(results, skipped=skipped_rows, order=order)
     uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data,
                                                           prepared.device)
     performance_df = performance_table(_performance_rows(split_scores, uncalibrated))
     files = {
-        "attack_results": write_table(attacks_df, out_dir / f"{stem}{ATTACK_SUFFIX}"),
-        "performance_results": write_table(performance_df, out_dir / f"{stem}{PERFORMANCE_SUFFIX}"),
-        "splits": out_dir / f"{stem}{SPLITS_SUFFIX}",
+        "attack_results": write_table(attacks_df, out_dir / attack_csv_name(stem)),
+        "performance_results": write_table(performance_df, out_dir / performance_csv_name(stem)),
+        "splits": out_dir / splits_name(stem),
     }
     manifest.splits = {"file": str(results_dir / files["splits"].name), "protocol": prepared.data.indices.protocol,
                        "sha256": write_split_file(files["splits"], split_arrays(
@@ -207,10 +211,9 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
                                            "repaired": cache.repaired},
                            "membership_check": {c.role: c.as_dict() for c in membership}})
     outputs = RunOutputs(stem, attacks_df, performance_df, results, target_scores, shadow_scores,
-                         prepared.skipped, files, attacks,
-                         context={"prepared": prepared, "split_scores": split_scores, "membership": membership,
-                                  "class_source": class_source, "attack_outputs": evaluation.outputs,
-                                  "held_out": held_out, "reference": reference})
+                         prepared.skipped, files, attacks, prepared=prepared, split_scores=split_scores,
+                         membership=membership, class_source=class_source, attack_outputs=evaluation.outputs,
+                         held_out=held_out, reference=reference)
     if config.figures:
         with manifest.timed("figures_and_report"):
             files.update(write_figures_and_report(outputs, prepared, out_dir, results_dir))
@@ -261,10 +264,10 @@ def _performance_rows(split_scores: dict, uncalibrated: dict | None) -> dict[str
     return columns
 
 
-def _attacker_options(config: ExperimentConfig, data: ExperimentData, models: dict,
-                      results_dir: Path, figure_dir: Path) -> dict:
+def _attacker_data(config: ExperimentConfig, data: ExperimentData, models: dict,
+                   results_dir: Path, figure_dir: Path) -> AttackerData:
     """What attacker-side generators may use: the shadow split and model, never the target's."""
     shadow = data.splits["shadow_train"]
-    return {"attacker_images": data.domain.denormalize(shadow.images), "attacker_labels": shadow.labels,
-            "reference_model": models["shadow"].model, "cache_dir": str(results_dir / "cache"),
-            "figure_dir": str(figure_dir), "progress": config.progress}
+    return AttackerData(images=data.domain.denormalize(shadow.images), labels=shadow.labels,
+                        shadow_model=models["shadow"].model, cache_dir=results_dir / "cache",
+                        figure_dir=figure_dir, progress=config.progress)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from pipeline.manifest import tensor_digest
 from utils.files import atomic_path
@@ -65,16 +64,6 @@ class ForwardCounter:
     def remove(self) -> None:
         self._handle.remove()
 
-
-def materialize(dataset: Dataset, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
-    """All ``(images, labels)`` of a set as two tensors (fast path for tensor-backed sets)."""
-    if isinstance(dataset, TensorDataset):
-        images, labels = dataset.tensors[:2]
-        return images, labels.long()
-    batches = list(DataLoader(dataset, batch_size=batch_size, shuffle=False))
-    if not batches:
-        return torch.empty(0), torch.empty(0, dtype=torch.long)
-    return torch.cat([b[0] for b in batches]), torch.cat([torch.as_tensor(b[1]) for b in batches]).long()
 
 
 @torch.no_grad()

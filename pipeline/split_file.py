@@ -28,7 +28,6 @@ import numpy as np
 
 from utils.files import atomic_path
 
-SPLITS_SUFFIX = "splits.npz"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 

@@ -116,3 +116,10 @@ def package_attack_positions(splits: Splits, attack_set_size: int, seed: int) ->
                 attack_set_size, len(getattr(splits, f"{role}_{split}")), derive_seed(seed, role, kind),
                 f"the {role} {split} split")
     return splits.with_attack(attack)
+
+
+def complement(positions: np.ndarray, n_rows: int) -> np.ndarray:
+    """Positions ``0 .. n_rows - 1`` not in ``positions`` (ascending)."""
+    mask = np.ones(n_rows, dtype=bool)
+    mask[positions] = False
+    return np.flatnonzero(mask)

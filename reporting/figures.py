@@ -3,12 +3,10 @@
 Figures are built as :class:`matplotlib.figure.Figure` objects on an Agg canvas, never through
 ``pyplot``: no global backend switch, no figure registry to leak, safe in worker processes.
 The plotting functions themselves live in :mod:`reporting.roc`, :mod:`reporting.distributions`,
-:mod:`reporting.false_positives` and :mod:`reporting.tradeoff`; they are also importable from
-here (``from reporting.figures import plot_roc_curves``).
+:mod:`reporting.false_positives` and :mod:`reporting.tradeoff` (and :mod:`reporting`).
 """
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 
@@ -20,13 +18,6 @@ from utils.files import atomic_path
 DPI = 150
 
 
-_PLOTS = {
-    "plot_roc_curves": "reporting.roc",
-    "plot_max_score_distributions": "reporting.distributions",
-    "FalsePositiveCandidates": "reporting.false_positives",
-    "plot_false_positive_grid": "reporting.false_positives",
-    "plot_tradeoff": "reporting.tradeoff",
-}
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -58,14 +49,3 @@ def safe_name(name: str) -> str:
     """``name`` reduced to letters, digits, ``.``, ``-`` and ``_`` for use in a file name."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("_")
     return cleaned or "unnamed"
-
-
-def __getattr__(name: str):
-    """Lazy re-export of the plotting functions (the modules import this one, so not eagerly)."""
-    if name in _PLOTS:
-        return getattr(importlib.import_module(_PLOTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_PLOTS])

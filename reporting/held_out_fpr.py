@@ -6,14 +6,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attacks.held_out_fpr import HELD_OUT_LEVELS, column, fooled_sets, top_column
+from attacks.held_out_fpr import HELD_OUT_LEVELS, fooled_sets
+from utils.naming import held_out_column, held_out_top_column
 from reporting.figures import new_figure, save_figure
 
 FOOLED_FACTOR = 5.0   # "fooled": FPR on a set at least 5x the held-out level
 
 
 def attack_names(table: pd.DataFrame) -> list[str]:
-    suffix = column("", HELD_OUT_LEVELS[0])
+    suffix = held_out_column("", HELD_OUT_LEVELS[0])
     return [c[: -len(suffix)] for c in table.columns if c.endswith(suffix)]
 
 
@@ -28,8 +29,8 @@ def plot_held_out_fpr(table: pd.DataFrame, path: str | Path, exclude=("Members",
     x = np.arange(len(sets))
     for i, name in enumerate(names):
         color = f"C{i % 10}"
-        axes.bar(x + i * width, table.loc[sets, column(name, 0.01)], width, color=color, label=name)
-        axes.bar(x + i * width, table.loc[sets, column(name, 0.001)], width, color="none",
+        axes.bar(x + i * width, table.loc[sets, held_out_column(name, 0.01)], width, color=color, label=name)
+        axes.bar(x + i * width, table.loc[sets, held_out_column(name, 0.001)], width, color="none",
                  edgecolor="black", hatch="//", linewidth=0.3)
     axes.axhline(0.01, color="black", linestyle="--", linewidth=0.8)
     axes.set_xticks(x + 0.4 - width / 2, sets, rotation=30, ha="right")
@@ -44,15 +45,15 @@ def verdicts(table: pd.DataFrame) -> list[str]:
     sentences = []
     for name in attack_names(table):
         fooled = fooled_sets(table, name, 0.01, FOOLED_FACTOR)
-        level_column = column(name, 0.01)
+        level_column = held_out_column(name, 0.01)
         if not fooled and all(table.loc[row, level_column] == 0 for row in ("Members", "Held-out") if row in table.index):
-            tied = table[top_column(name)].drop([s for s in ("Members", "Held-out") if s in table.index])
+            tied = table[held_out_top_column(name)].drop([s for s in ("Members", "Held-out") if s in table.index])
             listed = ", ".join(f"{s} {v:.0%}" for s, v in tied.items())
-            sentences.append(f"**{name}** cannot be judged at 1%: {table.loc['Held-out', top_column(name)]:.0%} of "
+            sentences.append(f"**{name}** cannot be judged at 1%: {table.loc['Held-out', held_out_top_column(name)]:.0%} of "
                              f"held-out in-distribution non-members share its top score (saturated), so the only "
                              f"cut at <= 1% FPR flags nobody; at that top score sit {listed}.")
             continue
-        others = table[column(name, 0.01)].drop([s for s in ("Members", "Held-out", "Original") if s in table.index])
+        others = table[held_out_column(name, 0.01)].drop([s for s in ("Members", "Held-out", "Original") if s in table.index])
         if fooled:
             listed = ", ".join(f"{s} {v:.1%}" for s, v in sorted(fooled.items(), key=lambda kv: -kv[1]))
             sentences.append(f"**{name}** is fooled: at the threshold that flags 1% of held-out "
@@ -71,7 +72,7 @@ def report_section(table: pd.DataFrame, label_effect: pd.DataFrame | None, label
     from reporting.report import markdown_table
 
     names = attack_names(table)
-    wide = table[[column(n, 0.01) for n in names]].rename(columns=lambda c: c[: -len(column("", 0.01))])
+    wide = table[[held_out_column(n, 0.01) for n in names]].rename(columns=lambda c: c[: -len(held_out_column("", 0.01))])
     wide.insert(0, "label source", table["Label source"])
     wide.index.name = "set (FPR at the held-out 1% threshold; Members: TPR)"
     parts = ["For every attack, the threshold at which it calls 1% of held-out in-distribution non-members "

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utils.naming import ATTACK_SUFFIX, PERFORMANCE_SUFFIX
+
 PAPER_RESULTS_DIR = Path(__file__).resolve().parent / "paper_results"
-ATTACK_SUFFIX = "attack_results.csv"
-PERFORMANCE_SUFFIX = "performance_results.csv"
 COMPARISON_COLUMNS = ("set", "column", "ours", "paper", "difference", "status")
 BOTH, OURS_ONLY, PAPER_ONLY = "both", "only ours", "only paper"
 _STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -17,9 +17,9 @@ import pandas as pd
 
 from reporting.paper_comparison import BOTH, COMPARISON_COLUMNS, difference_table
 from utils.files import atomic_path
+from utils.naming import attack_names_of, column_name, split_column
 
 HEADLINE_METRICS = ("Precision", "Recall", "FPR", "AUROC", "FPR@95%TPR", "TPR@1%FPR", "FP_MMPS")
-ATTACK_SEPARATOR = " Attack "
 
 
 def write_report(path: str | Path, *, title: str, config: Mapping, performance: pd.DataFrame,
@@ -124,21 +124,15 @@ def _flatten(config: Mapping, prefix: str = "") -> dict:
     return flat
 
 
-def _attack_names(columns) -> list[str]:
-    return list(dict.fromkeys(str(c).split(ATTACK_SEPARATOR)[0] for c in columns
-                              if ATTACK_SEPARATOR in str(c)))
-
-
 def _attack_blocks(attacks: pd.DataFrame) -> str:
     """Per attack, the headline metrics of every non-member set."""
-    names = _attack_names(attacks.columns)
+    names = attack_names_of(attacks.columns)
     if not names:
         return markdown_table(attacks)
     blocks = []
     for name in names:
-        columns = [f"{name}{ATTACK_SEPARATOR}{m}" for m in HEADLINE_METRICS
-                   if f"{name}{ATTACK_SEPARATOR}{m}" in attacks.columns]
-        block = attacks[columns].rename(columns=lambda c: c.split(ATTACK_SEPARATOR, 1)[1])
+        columns = [column_name(name, m) for m in HEADLINE_METRICS if column_name(name, m) in attacks.columns]
+        block = attacks[columns].rename(columns=lambda c: split_column(c)[1])
         block.index.name = "non-member set"
         blocks.append(f"### {name} attack\n\n{markdown_table(block)}")
     return "\n\n".join(blocks)
@@ -174,9 +168,9 @@ def _comparison_block(comparison: pd.DataFrame | None) -> str:
         mean_abs = both["difference"].abs().mean()
         parts.append(f"Mean absolute difference over all shared cells: {_cell(mean_abs)}.")
         wide = difference_table(comparison)
-        for name in _attack_names(wide.columns) or [None]:
-            columns = [c for c in wide.columns if name is None or str(c).startswith(name + ATTACK_SEPARATOR)]
-            block = wide[columns].rename(columns=lambda c: str(c).split(ATTACK_SEPARATOR, 1)[-1])
+        for name in attack_names_of(wide.columns) or [None]:
+            columns = [c for c in wide.columns if name is None or (split_column(c) or ("",))[0] == name]
+            block = wide[columns].rename(columns=lambda c: (split_column(c) or ("", str(c)))[1])
             block.index.name = "non-member set"
             heading = f"### {name} attack: ours - paper" if name else "### ours - paper"
             parts.append(f"{heading}\n\n{markdown_table(block, float_format='{:+.4f}')}")

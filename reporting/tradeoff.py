@@ -8,7 +8,6 @@ the ECE, the lower that FPR, i.e. the more the model leaks about its training me
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,17 +16,13 @@ import numpy as np
 import pandas as pd
 
 from reporting.figures import new_figure, save_figure
+from utils.naming import ATTACK_SUFFIX, column_name, performance_csv_name, split_stem
 
 logger = logging.getLogger(__name__)
 
-ATTACK_SUFFIX = "attack_results.csv"
-PERFORMANCE_SUFFIX = "performance_results.csv"
 ECE_ROW = "ECE Target"
 VALUE_COLUMN = "Value"
 IN_DISTRIBUTION_ROW = "Original"
-# Modifiers the paper's and this project's runs put in the stem: LS_0.0083, L2_0.0003, LLLA,
-# temp_10.0_calib. Whatever precedes the first one is "{arch}_{dataset}".
-_MODIFIER = re.compile(r"_(?=(?:LS_|L2_|LLLA|temp_))")
 
 
 @dataclass(frozen=True)
@@ -96,7 +91,7 @@ def tradeoff_points(results_dir: str | Path, ood_sets: Sequence[str] | None = No
     points = []
     for attack_csv in (latest[name] for name in sorted(latest)):
         stem = attack_csv.name[: -len(ATTACK_SUFFIX)]
-        performance_csv = attack_csv.with_name(stem + PERFORMANCE_SUFFIX)
+        performance_csv = attack_csv.with_name(performance_csv_name(stem))
         if not performance_csv.exists():
             logger.info("tradeoff: %s has no %s; skipped", stem, performance_csv.name)
             continue
@@ -109,14 +104,6 @@ def tradeoff_points(results_dir: str | Path, ood_sets: Sequence[str] | None = No
         points.append(TradeoffPoint(stem, group, label, ece, fpr, n_sets))
     return points
 
-
-def split_stem(stem: str) -> tuple[str, str]:
-    """``"resnet18_cifar10_LS_0.0083_"`` -> ``("resnet18_cifar10", "LS_0.0083")``; no modifier: ``"baseline"``."""
-    stem = stem.rstrip("_")
-    parts = _MODIFIER.split(stem, maxsplit=1)
-    if len(parts) == 2 and parts[0]:
-        return parts[0], parts[1]
-    return stem, "baseline"
 
 
 def _ece(performance_csv: Path) -> float | None:
@@ -134,7 +121,7 @@ def _ece(performance_csv: Path) -> float | None:
 
 def _mean_fpr(attack_csv: Path, ood_sets: Sequence[str] | None, attack: str) -> tuple[float | None, int]:
     table = _read(attack_csv)
-    column = f"{attack} Attack FPR"
+    column = column_name(attack, "FPR")
     if table is None or column not in table.columns:
         return None, 0
     rows = [row for row in table.index if row != IN_DISTRIBUTION_ROW] if ood_sets is None \

@@ -121,7 +121,7 @@ def make_tiny_stanford_dogs(root: str | Path, breeds: int = 3, per_breed: int = 
     """``root/stanford_dogs/Images/<synset>-<breed>/*.jpg`` of mixed sizes, plus
     ``train_list.mat``/``test_list.mat`` in the published fields; returns the breed names and
     the MD5s to patch into :mod:`datasets.sources`."""
-    from datasets.image_folder import paper_folder_md5
+    from datasets.verification import paper_folder_md5
 
     base = Path(root) / "stanford_dogs"
     names = [f"Breed_{chr(ord('A') + index)}" for index in range(breeds)]
@@ -151,7 +151,7 @@ def make_tiny_stanford_dogs(root: str | Path, breeds: int = 3, per_breed: int = 
 def make_tiny_afhq(root: str | Path, per_class: int = 3, val_per_class: int = 2,
                    suffix: str = ".jpg") -> dict:
     """``root/afhq/{train,val}/{cat,dog,wild}/`` images; returns the folder MD5 to patch."""
-    from datasets.image_folder import paper_folder_md5
+    from datasets.verification import paper_folder_md5
 
     base = Path(root) / "afhq"
     for split, count in (("train", per_class), ("val", val_per_class)):

@@ -14,9 +14,9 @@ from attacks import (
     AttackResult,
     EntropyAttack,
     ThresholdAttack,
-    column_name,
     evaluate_attack,
 )
+from utils.naming import column_name
 
 
 class CutAttack:

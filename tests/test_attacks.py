@@ -169,8 +169,12 @@ def test_row_sum_error_counts_other_bad_rows():
 
 
 def test_sums_within_tolerance_are_accepted():
-    almost = with_max([0.9, 0.6]) + 2e-5
-    ThresholdAttack().fit(almost, with_max([0.5, 0.4]))
+    almost = with_max([0.9, 0.6]) + 2e-5          # rows sum to 1 + 8e-5, inside SUM_ATOL = 1e-4
+    attack = ThresholdAttack().fit(almost, with_max([0.5, 0.4]))
+    assert attack.decision_threshold() == pytest.approx(0.6 + 2e-5)  # the rows were used as given
+    assert attack.predict(with_max([0.95, 0.3])).tolist() == [True, False]
+    with pytest.raises(ValueError, match="sums to"):  # 1 + 1.6e-4: outside it
+        ThresholdAttack().fit(almost + 2e-5, with_max([0.5, 0.4]))
 
 
 def test_fit_rejects_members_and_non_members_with_different_classes():

@@ -1,4 +1,4 @@
-"""Predictors (softmax, temperature, LLLA), the factory and the paper's result-file modifiers.
+"""Predictors (softmax, temperature, LLLA), and the factory.
 
 The digits model is trained long on few samples, so it is clearly overconfident (test ECE ~0.15);
 calibration must then lower the ECE, and LLLA must lower the scores of far-away inputs.
@@ -12,10 +12,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from calibration import (LaplacePredictor, PaperLaplacePredictor, SoftmaxPredictor, TemperaturePredictor, build_predictor,
-                         fit_temperature, result_modifier)
-from calibration.laplace import tensor_loader
+                         fit_temperature)
 from calibration.metrics import expected_calibration_error
 from calibration.temperature import PAPER_LBFGS, fit_temperature_lbfgs, fit_temperature_to_logits
 from datasets.digits import load_digits_tensors
@@ -24,9 +24,12 @@ from models.small_cnn import SmallCNN
 from models.training import TrainConfig, train_model
 from utils.seeding import seeded
 
-from reporting.paper_comparison import PAPER_RESULTS_DIR as PAPER_RESULTS
 SMALL_GRID = np.logspace(-3, 0, 13)  # prior variances; a short grid keeps the tests fast
 
+
+def tensor_loader(images: torch.Tensor, labels: torch.Tensor, batch_size: int = 256) -> DataLoader:
+    """An unshuffled loader over ``(images, labels)`` for the predictors' ``fit``."""
+    return DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=False)
 
 
 
@@ -143,11 +146,10 @@ def test_temperature_above_one_lowers_confidence():
     assert torch.equal(hot.argmax(1), plain.argmax(1))
 
 
-def test_temperature_describe_and_modifier():
+def test_temperature_describe():
     predictor = TemperaturePredictor(torch.nn.Identity(), 10)
     assert predictor.describe() == {"method": "temperature", "temperature": 10.0}
-    assert predictor.modifier == "temp_10.0_calib_"
-    assert SoftmaxPredictor(torch.nn.Identity()).modifier == ""
+    assert SoftmaxPredictor(torch.nn.Identity()).describe() == {"method": "softmax"}
 
 
 def test_predictors_return_probability_rows(digits, llla, paper_llla):
@@ -205,7 +207,7 @@ def test_paper_llla_lowers_mmps_on_noise_and_keeps_accuracy(digits, paper_llla):
 def test_llla_marglik_through_the_factory(digits):
     predictor = build_predictor(digits.model, "llla", train_loader=tensor_loader(*digits.train),
                                 llla_impl="laplace")
-    assert isinstance(predictor, LaplacePredictor) and predictor.modifier == "LLLA_"
+    assert isinstance(predictor, LaplacePredictor)
     description = predictor.describe()
     assert description["prior_method"] == "marglik"
     assert description["prior_precision"] == predictor.prior_precision > 0
@@ -265,41 +267,4 @@ def test_build_predictor_checks_its_options(digits):
                         fit_images=digits.val[0], fit_labels=digits.val[1])
     assert isinstance(build_predictor(digits.model), SoftmaxPredictor)
     fixed = build_predictor(digits.model, "Temperature", temperature=10)
-    assert fixed.temperature == 10.0 and fixed.modifier == "temp_10.0_calib_"
-
-
-@pytest.mark.parametrize("options, expected", [
-    ({}, ""),
-    ({"label_smoothing_factor": 0.0083}, "LS_0.0083_"),
-    ({"label_smoothing_factor": 0.1}, "LS_0.1_"),
-    ({"weight_decay": 3e-4}, "L2_0.0003_"),
-    ({"weight_decay": 1e-3}, "L2_0.001_"),
-    ({"llla": True}, "LLLA_"),
-    ({"temperature": 10}, "temp_10.0_calib_"),
-    ({"temperature": "fit"}, "temp_fit_calib_"),
-    ({"temp_scaling": True}, "temp_calib_"),
-    ({"weight_decay": 3e-4, "temp_scaling": True}, "L2_0.0003_temp_calib_"),
-    ({"label_smoothing_factor": 0.0, "weight_decay": 0.0}, ""),
-    ({"label_smoothing_factor": 0.1, "weight_decay": 1e-3, "llla": True, "temperature": 10.0},
-     "LS_0.1_L2_0.001_LLLA_temp_10.0_calib_"),
-])
-def test_result_modifier(options, expected):
-    assert result_modifier(**options) == expected
-
-
-@pytest.mark.parametrize("options", [{"weight_decay": -1.0}, {"label_smoothing_factor": math.nan},
-                                     {"temperature": 0.0}])
-def test_result_modifier_rejects_bad_values(options):
-    with pytest.raises(ValueError):
-        result_modifier(**options)
-
-
-@pytest.mark.skipif(not PAPER_RESULTS.is_dir(), reason="the paper's result tables are not here")
-def test_result_modifiers_match_the_paper_file_names():
-    names = {path.name for path in PAPER_RESULTS.glob("*_attack_results.csv")}
-    runs = {"cifar10": ({"label_smoothing_factor": 0.0083}, {"weight_decay": 3e-4}),
-            "stanford_dogs": ({"label_smoothing_factor": 0.1}, {"weight_decay": 1e-3})}
-    arch = {"cifar10": "resnet18", "stanford_dogs": "resnet50"}
-    for dataset, (smoothing, decay) in runs.items():
-        for options in ({}, smoothing, decay, {"llla": True}, {"temperature": 10}):
-            assert f"{arch[dataset]}_{dataset}_{result_modifier(**options)}attack_results.csv" in names
+    assert fixed.temperature == 10.0

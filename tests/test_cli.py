@@ -40,6 +40,7 @@ def test_bad_input_is_one_line(argv, message, tmp_path, capsys):
     assert err.startswith("error: ") and len(err.splitlines()) == 1 and message in err, err
 
 
+@pytest.mark.slow
 def test_script_help_runs_from_repo_root():
     completed = subprocess.run([sys.executable, "experiments/digits_experiments.py", "--help"], cwd=ROOT,
                                capture_output=True, text=True, timeout=120)

@@ -14,7 +14,8 @@ import datasets.sources as sources
 from datasets import CIFAR10 as CIFAR10_DOMAIN
 from datasets import DIGITS, ChecksumError, DataNotFoundError, DataRequest, build_dataset, dataset_names
 from datasets.domain import stanford_dogs_domain
-from datasets.image_folder import domain_transform, folder_md5, paper_folder_md5
+from datasets.transforms import domain_transform
+from datasets.verification import folder_md5, paper_folder_md5
 from datasets.stanford_dogs import stanford_dogs_class_names, stanford_dogs_domain_from_root
 from tests.fixtures_data import (make_tiny_afhq, make_tiny_cifar10, make_tiny_cifar100,
                                  make_tiny_stanford_dogs, make_tiny_stl10, make_tiny_svhn,
@@ -24,7 +25,7 @@ SMALL_DOGS = stanford_dogs_domain(("Breed_A", "Breed_B", "Breed_C"), image_size=
 
 
 def _request(root, domain=CIFAR10_DOMAIN, split="test", **options):
-    return DataRequest(domain=domain, data_root=root, split=split, options=options)
+    return DataRequest(domain=domain, data_root=root, split=split, **options)
 
 
 def _all(named):
@@ -213,7 +214,7 @@ def test_stanford_dogs_missing_and_corrupt(tmp_path, dogs_root):
 def test_folder_verification_is_remembered(dogs_root, monkeypatch):
     build_dataset("stanford_dogs", _request(dogs_root, split="all"))
     assert (dogs_root / "stanford_dogs" / ".Images.md5.json").is_file()
-    monkeypatch.setattr("datasets.image_folder.paper_folder_md5", lambda folder: pytest.fail("re-hashed"))
+    monkeypatch.setattr("datasets.verification.paper_folder_md5", lambda folder: pytest.fail("re-hashed"))
     build_dataset("stanford_dogs", _request(dogs_root, split="all"))
 
 
@@ -247,7 +248,7 @@ def test_afhq_missing_corrupt_and_download(tmp_path, afhq_root, monkeypatch):
 
     monkeypatch.setattr(afhq_module, "download_and_extract_archive", fake_download)
     build_dataset("afhq_cats", DataRequest(CIFAR10_DOMAIN, data_root=tmp_path / "fresh", download=True,
-                                           options={"verify_checksums": False}))
+                                           verify_checksums=False))
     assert calls == [(sources.SOURCES["afhq"].url, "afhq.zip", "6909887208505a6e70d732fa20629995")]
     next((afhq_root / "afhq" / "val" / "cat").iterdir()).write_bytes(b"not an image")
     with pytest.raises(ChecksumError, match=r"AFHQ Cats: folder .*afhq has md5 .*afhq.zip"):

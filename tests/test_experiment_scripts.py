@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from torchvision.datasets import CIFAR10, SVHN
 
 from datasets import sources
@@ -10,6 +11,18 @@ from pipeline.cli import main
 from pipeline.results import PAPER_PERFORMANCE_ROWS
 from tests.fixtures_data import (make_tiny_afhq, make_tiny_cifar10, make_tiny_stanford_dogs,
                                  make_tiny_svhn, use_tiny_checksums)
+
+pytestmark = pytest.mark.slow  # end-to-end runs (kept in the default run)
+
+def use_tiny_dogs_and_afhq(tmp_path, monkeypatch) -> dict:
+    """Tiny Stanford Dogs and AFHQ folders under ``tmp_path`` whose checksums the sources accept."""
+    made = make_tiny_stanford_dogs(tmp_path, breeds=4, per_breed=20, test_per_breed=5)
+    for key, value in {**made["file_md5"], **made["folder_md5"]}.items():
+        table = sources.FILE_MD5 if key.endswith(".mat") else sources.FOLDER_MD5
+        monkeypatch.setitem(table, key, value)
+    monkeypatch.setitem(sources.FOLDER_MD5, "afhq", make_tiny_afhq(tmp_path, per_class=12)["folder_md5"]["afhq"])
+    return made
+
 
 FIGURES = ("max_score_distributions.png", "false_positives.png", "reliability_target.png",
            "reliability_shadow.png", "roc_Threshold_Attack.png", "roc_Threshold_Attack_loglog.png",
@@ -92,11 +105,7 @@ def test_cifar10_without_checkpoints_says_how_to_get_them(tmp_path, monkeypatch,
 
 
 def test_stanford_dogs_script_on_a_tiny_dog_folder(tmp_path, monkeypatch):
-    made = make_tiny_stanford_dogs(tmp_path, breeds=4, per_breed=20, test_per_breed=5)
-    for key, value in {**made["file_md5"], **made["folder_md5"]}.items():
-        table = sources.FILE_MD5 if key.endswith(".mat") else sources.FOLDER_MD5
-        monkeypatch.setitem(table, key, value)
-    monkeypatch.setitem(sources.FOLDER_MD5, "afhq", make_tiny_afhq(tmp_path, per_class=12)["folder_md5"]["afhq"])
+    use_tiny_dogs_and_afhq(tmp_path, monkeypatch)
     results = run_script("stanford_dogs", tmp_path, "--train", "--model_input_image_size", "32",
                          "--train_set_size", "20", "--test_set_size", "10", "--attack_set_size", "10")
     check_outputs(results, "salem_cnn_relu_stanford_dogs_", DOGS_ROWS, {"fake_dogs": "Fake Dogs"})

@@ -49,6 +49,7 @@ def shadow_run(digits, tmp_path_factory):
             "shadow": (images[index], labels[index]), "rest": (images[rest], labels[rest])}
 
 
+@pytest.mark.slow
 def test_samples_agree_with_a_classifier_trained_on_the_same_shadow_data(shadow_run):
     classifier, fake = shadow_run["classifier"], shadow_run["fake"]
     rest_images, rest_labels = shadow_run["rest"]

@@ -24,7 +24,7 @@ from pipeline import outputs as outputs_module
 from pipeline.cli import INTERRUPTED, main
 from pipeline.config import config_from_preset
 from pipeline.outputs import STAGING_PREFIX, verify_set
-from pipeline.run import run_experiment, run_stem
+from pipeline.run import run_experiment
 from pipeline.scores import ScoreCache, array_checksum
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,6 +133,7 @@ def inject_interrupt(monkeypatch, stage: str) -> None:
     monkeypatch.setattr(owner, name, interrupt)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_an_interrupt_at_any_stage_keeps_the_previous_set(full_run, tmp_path, monkeypatch, stage):
     results, checkpoints = copy_of(full_run, tmp_path)
@@ -160,7 +161,7 @@ def test_an_interrupt_while_moving_the_set_is_finished(full_run, tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config)
     monkeypatch.undo()
-    stem = run_stem(config)
+    stem = config.run_stem()
     assert verify_set(results, stem) == [] and not leftovers(results)
     manifest = json.loads((results / f"{stem}manifest.json").read_text())
     assert manifest["seed"] == 7 and f"{stem}report.md" not in manifest["files"]
@@ -543,6 +544,7 @@ sys.exit(main("digits", sys.argv[2:]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGKILL", -9)])
 def test_a_real_signal_during_figures(full_run, tmp_path, signal_name, code):
     """The issue's case: a run with another seed is stopped while drawing figures over a folder
@@ -572,7 +574,7 @@ def test_a_damaged_stanford_dogs_image_is_one_line_naming_it(tmp_path):
     from datasets import DataRequest, build_dataset
     from datasets.domain import stanford_dogs_domain
     from datasets.errors import DamagedFileError
-    from pipeline.scores import materialize
+    from pipeline.data_stage import materialize
     from tests.fixtures_data import make_tiny_stanford_dogs
 
     made = make_tiny_stanford_dogs(tmp_path, breeds=2, per_breed=3, test_per_breed=1)
@@ -581,7 +583,7 @@ def test_a_damaged_stanford_dogs_image_is_one_line_naming_it(tmp_path):
     data[:16] = b"\x00" * 16  # damaged JPEG header
     image.write_bytes(bytes(data))
     request = DataRequest(domain=stanford_dogs_domain(made["breeds"], 16), data_root=tmp_path, split="all",
-                          seed=0, options={"verify_checksums": False})
+                          seed=0, verify_checksums=False)
     named = build_dataset("stanford_dogs", request)
     with pytest.raises(DamagedFileError) as caught:
         materialize(named.dataset)

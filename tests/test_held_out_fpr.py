@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from attacks.held_out_fpr import column, fooled_sets, held_out_fpr_table, held_out_threshold
+from attacks.held_out_fpr import fooled_sets, held_out_fpr_table, held_out_threshold
+from utils.naming import held_out_column, held_out_top_column
 from reporting.held_out_fpr import plot_held_out_fpr, report_section, verdicts
 
 
@@ -28,18 +29,17 @@ def test_table_verdicts_and_figure(tmp_path):
     }
     table = held_out_fpr_table(scores)
     assert list(table.index) == ["Members", "Held-out", "Original", "Noise"]
-    assert table.loc["Held-out", column("Fooled", 0.01)] == 0.01
-    assert table.loc["Noise", column("Fooled", 0.01)] > 0.5 and table.loc["Noise", column("Robust", 0.01)] == 0
-    assert fooled_sets(table, "Fooled") == {"Noise": table.loc["Noise", column("Fooled", 0.01)]}
+    assert table.loc["Held-out", held_out_column("Fooled", 0.01)] == 0.01
+    assert table.loc["Noise", held_out_column("Fooled", 0.01)] > 0.5 and table.loc["Noise", held_out_column("Robust", 0.01)] == 0
+    assert fooled_sets(table, "Fooled") == {"Noise": table.loc["Noise", held_out_column("Fooled", 0.01)]}
     assert fooled_sets(table, "Robust") == {}
     sentences = verdicts(table)
     assert sentences[0].startswith("**Fooled** is fooled") and "Noise" in sentences[0]
     assert sentences[1].startswith("**Robust** is not fooled")
     assert sentences[2].startswith("**Saturated** cannot be judged at 1%: 5% of held-out")
     assert "Noise 100%" in sentences[2]
-    from attacks.held_out_fpr import top_column
-    assert table.loc["Noise", top_column("Robust")] == 0.0
-    assert table.loc["Noise", column("Saturated", 0.01)] == 0.0
+    assert table.loc["Noise", held_out_top_column("Robust")] == 0.0
+    assert table.loc["Noise", held_out_column("Saturated", 0.01)] == 0.0
     table.insert(0, "Label source", ["label", "label", "label", "predicted"])
     assert plot_held_out_fpr(table, tmp_path / "fpr.png").stat().st_size > 0
     section = report_section(table, None, None)

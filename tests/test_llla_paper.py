@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from calibration import PaperLaplacePredictor, build_predictor, result_modifier
+from calibration import PaperLaplacePredictor, build_predictor
 from calibration.llla_paper import (PAPER_PRIOR_VARIANCES, kfac_hessian, last_linear_layer,
                                     mc_predictive, posterior, search_losses, search_objective)
 from calibration.ood_noise import fake_data_noise, fake_data_pixels
@@ -221,28 +221,20 @@ def test_factory_builds_the_paper_llla_by_default():
     loader = DataLoader(TensorDataset(x, y), batch_size=4)
     predictor = build_predictor(tiny_layer(tied=False), "llla", train_loader=loader, fit_images=x,
                                 fit_labels=y, ood_images=torch.rand(5, 3), seed=3)
-    assert isinstance(predictor, PaperLaplacePredictor) and predictor.modifier == "LLLA_"
+    assert isinstance(predictor, PaperLaplacePredictor)
     assert predictor.describe()["implementation"] == "paper" and predictor.describe()["seed"] == 3
     with pytest.raises(ValueError, match="not available with llla_impl='paper'"):
         build_predictor(tiny_layer(tied=False), "llla", train_loader=loader, llla_prior="marglik")
 
 
-def test_result_modifier_of_each_implementation():
-    assert result_modifier(llla=True) == "LLLA_"
-    assert result_modifier(llla=True, llla_impl="laplace") == "LLLA_laplace_"
-    with pytest.raises(ValueError, match="llla_impl"):
-        result_modifier(llla=True, llla_impl="other")
-
-
 def test_cli_plumbing_of_llla_impl():
-    from pipeline.calibration_stage import run_modifier
-    from pipeline.cli import build_parser, config_from_args
+    from pipeline.cli import build_parser, parse_config
 
     parser = build_parser("digits")
-    default = config_from_args("digits", parser.parse_args(["--llla"]))
-    laplace = config_from_args("digits", parser.parse_args(["--llla", "--llla_impl", "laplace"]))
-    assert (default.llla_impl, default.llla_prior) == ("paper", None)
-    assert run_modifier(default) == "LLLA_" and run_modifier(laplace) == "LLLA_laplace_"
+    default = parse_config("digits", ["--llla"])
+    laplace = parse_config("digits", ["--llla", "--llla_impl", "laplace"])
+    assert default.calibration.params == {"llla_impl": "paper", "llla_prior": None}
+    assert default.run_modifier() == "LLLA_" and laplace.run_modifier() == "LLLA_laplace_"
     assert "--llla_impl" in parser.format_help()
 
 
@@ -256,6 +248,7 @@ def test_marglik_with_the_paper_llla_is_a_one_line_error(tmp_path, capsys):
     assert "--llla_prior 'marglik' is not available with --llla_impl paper" in err
 
 
+@pytest.mark.slow
 def test_both_implementations_write_their_own_files(tmp_path):
     from pipeline.config import config_from_preset
     from pipeline.run import run_experiment

@@ -42,8 +42,8 @@ def test_a_checkpoint_trained_on_other_indices_is_flagged(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="pipeline.membership_check"):
         outputs = run_experiment(config(1))  # loaded with the splits it was trained on
     assert not caplog.records
-    assert all(check.clearly_better for check in outputs.context["membership"])
-    assert [check.role for check in outputs.context["membership"]] == ["target", "shadow"]
+    assert all(check.clearly_better for check in outputs.membership)
+    assert [check.role for check in outputs.membership] == ["target", "shadow"]
 
     with caplog.at_level(logging.WARNING, logger="pipeline.membership_check"):
         outputs = run_experiment(config(2))  # other seed: other members than the checkpoint's

@@ -10,11 +10,9 @@ import pandas as pd
 import pytest
 
 from attacks.evaluation import AttackResult
-from pipeline.calibration_stage import run_modifier
-from pipeline.cli import build_parser, config_from_args
+from pipeline.cli import parse_config
 from pipeline.config import PRESETS, row_name
-from pipeline.results import (PAPER_PERFORMANCE_ROWS, SKIPPED_COLUMN, attack_table, performance_table,
-                              result_stem)
+from pipeline.results import PAPER_PERFORMANCE_ROWS, SKIPPED_COLUMN, attack_table, performance_table
 from pipeline.run import table_row_order
 from reporting.paper_comparison import PAPER_RESULTS_DIR
 
@@ -62,7 +60,7 @@ def result(name: str) -> AttackResult:
 
 
 def test_skipped_rows_keep_their_name_and_place():
-    config = config_from_args("stanford_dogs", build_parser("stanford_dogs").parse_args([]))
+    config = parse_config("stanford_dogs", [])
     evaluated = ["Original", "AFHQ-Dogs", "AFHQ-Cats", "AFHQ-Wilds", "AFHQ-NonDogs", "Permuted", "Scaled",
                  "No Normalization"]
     order, skipped = table_row_order(config, evaluated, {"fake_dogs": "Fake Dogs: no images in data/fake_afhq_dogs"})
@@ -77,8 +75,8 @@ def test_skipped_rows_keep_their_name_and_place():
 
 
 def stem_of(dataset: str, *flags: str) -> str:
-    config = config_from_args(dataset, build_parser(dataset).parse_args(list(flags)))
-    return result_stem(config.model_arch, config.dataset, run_modifier(config))
+    config = parse_config(dataset, list(flags))
+    return config.run_stem()
 
 
 @pytest.mark.parametrize("dataset, flags, modifier", [

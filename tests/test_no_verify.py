@@ -16,7 +16,7 @@ from tests.fixtures_data import make_tiny_afhq, make_tiny_cifar10
 
 
 def request(root, verify: bool) -> DataRequest:
-    return DataRequest(CIFAR10_DOMAIN, data_root=root, split="train", options={"verify_checksums": verify})
+    return DataRequest(CIFAR10_DOMAIN, data_root=root, split="train", verify_checksums=verify)
 
 
 def test_folder_checksum_mismatch_names_the_flag_or_is_recorded(tmp_path, monkeypatch, caplog):

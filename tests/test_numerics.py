@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import pipeline.calibration_stage as calibration_stage
+import calibration.temperature as temperature
 from calibration import SoftmaxPredictor
 from models.small_cnn import SmallCNN
 from models.training import TrainConfig, train_model
 from pipeline.cli import main
 from pipeline.config import config_from_preset
-from pipeline.evaluation_stage import complement
+from pipeline.splits import complement
 from pipeline.run import prepare_run, run_experiment
 
 TINY = dict(epochs=2, train_set_size=80, test_set_size=80, attack_set_size=40, batch_size=32,
@@ -31,11 +31,11 @@ def test_temperature_fitting_set(tmp_path, monkeypatch, temp_fit, rows, method):
     """The paper fits each model's T on its own attack non-members (target: Original)."""
     calls = []
 
-    def spy(model, kind, **options):
+    def spy(model, **options):
         calls.append(options)
         return SoftmaxPredictor(model)
 
-    monkeypatch.setattr(calibration_stage, "build_predictor", spy)
+    monkeypatch.setattr(temperature, "temperature_predictor", spy)
     prepared = prepare_run(tiny_config(tmp_path, temp_scaling=True, temp_fit=temp_fit))
     assert len(calls) == 2
     for role, options in zip(("target", "shadow"), calls):
@@ -97,14 +97,15 @@ def test_amp_recorded_and_mismatched_loads_name_the_flag(tmp_path):
     with pytest.raises(ValueError, match=r"trained with --amp .*pass --amp to load it, or add --train"):
         run_experiment(tiny_config(tmp_path))  # an fp32 run must not load the bf16 model
     again = run_experiment(tiny_config(tmp_path, amp=True))  # the same flag loads it
-    assert not any(m.trained for m in again.context["prepared"].models.values())
+    assert not any(m.trained for m in again.prepared.models.values())
 
     fp32 = run_experiment(tiny_config(tmp_path, train=True))  # --train retrains in fp32
-    assert {m.precision for m in fp32.context["prepared"].models.values()} == {"fp32"}
+    assert {m.precision for m in fp32.prepared.models.values()} == {"fp32"}
     with pytest.raises(ValueError, match=r"trained in fp32 .*drop --amp to load it"):
         run_experiment(tiny_config(tmp_path, amp=True))
 
 
+@pytest.mark.slow
 def test_amp_refuses_a_checkpoint_without_metadata(tmp_path, capsys):
     """The authors' released files have no JSON: they are fp32, so --amp must not load them."""
     run_experiment(tiny_config(tmp_path))

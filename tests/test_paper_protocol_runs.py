@@ -4,13 +4,16 @@ import hashlib
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 from torchvision.datasets import CIFAR10
 
 from datasets import sources, stylegan_fakes
 from pipeline import paper_splits
-from tests.fixtures_data import make_tiny_afhq, make_tiny_cifar10, make_tiny_stanford_dogs, use_tiny_checksums
-from tests.test_experiment_scripts import run_script
+from tests.fixtures_data import make_tiny_afhq, make_tiny_cifar10, use_tiny_checksums
+from tests.test_experiment_scripts import run_script, use_tiny_dogs_and_afhq
+
+pytestmark = pytest.mark.slow  # end-to-end runs (kept in the default run)
 
 
 def read_indices(results, stem):
@@ -61,11 +64,7 @@ def make_fake_dog_folder(root, per_folder=2):
 
 
 def test_stanford_dogs_uses_the_whole_afhq_and_fake_dogs_sets(tmp_path, monkeypatch):
-    made = make_tiny_stanford_dogs(tmp_path, breeds=4, per_breed=20, test_per_breed=5)
-    for key, value in {**made["file_md5"], **made["folder_md5"]}.items():
-        table = sources.FILE_MD5 if key.endswith(".mat") else sources.FOLDER_MD5
-        monkeypatch.setitem(table, key, value)
-    monkeypatch.setitem(sources.FOLDER_MD5, "afhq", make_tiny_afhq(tmp_path, per_class=12)["folder_md5"]["afhq"])
+    use_tiny_dogs_and_afhq(tmp_path, monkeypatch)
     fakes = make_fake_dog_folder(tmp_path)
     spec = stylegan_fakes.FAKE_SETS["fake_dogs"]
     monkeypatch.setitem(stylegan_fakes.FAKE_SETS, "fake_dogs", dataclasses.replace(spec, num_images=fakes))

@@ -5,6 +5,8 @@ do: ``torch.manual_seed`` + ``random_split`` on the global generator, scikit-lea
 ``train_test_split`` on ``list(range(n))``, ``Subset`` of ``Subset``. Items of :class:`IndexSet`
 are their own index, so reading a nested subset gives indices into the source data set.
 """
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -112,7 +114,7 @@ def test_cifar10_preset_draws_the_papers_index_sets(seed):
     assert stratified.tolist() == [2_500] * 10  # the model pool is stratified; its halves are not
     assert np.bincount(CIFAR_TRAIN_LABELS[ours["target_train"]]).tolist() != [1_250] * 10
     # --train or loading checkpoints: the same indices
-    again = package_sets(draw_splits(config.with_overrides(train=True), CIFAR_TRAIN_LABELS, CIFAR_TEST_LABELS))
+    again = package_sets(draw_splits(dataclasses.replace(config, train=True), CIFAR_TRAIN_LABELS, CIFAR_TEST_LABELS))
     assert again == ours
 
 
@@ -133,7 +135,7 @@ def test_stanford_dogs_preset_draws_the_papers_index_sets(seed):
     assert [len(reference[n]) for n in ("target_train", "shadow_train", "target_test", "target_non_members",
                                         "target_members")] == [8_232, 8_232, 4_116, 2_058, 2_058]
     assert splits.shared_test
-    assert package_sets(draw_splits(config.with_overrides(train=True), DOGS_LABELS, None)) == ours
+    assert package_sets(draw_splits(dataclasses.replace(config, train=True), DOGS_LABELS, None)) == ours
 
 
 def test_ood_subsets_as_the_paper():

@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS
+from datasets import GeneratedSizes
 from pipeline.config import config_from_preset
 from pipeline.results import EXTRA_PERFORMANCE_ROWS, PAPER_PERFORMANCE_ROWS
 from pipeline.run import run_experiment
 from pipeline.scores import ForwardCounter
+
+pytestmark = pytest.mark.slow  # end-to-end runs (kept in the default run)
 
 TINY = dict(epochs=3, train_set_size=120, test_set_size=120, attack_set_size=60, batch_size=32,
             progress=False)
@@ -70,7 +73,7 @@ def test_figures_and_report_written(tiny_run):
 
 def test_scores_once_per_sample_and_cached(tiny_run, monkeypatch):
     outputs, tmp_path = tiny_run
-    prepared = outputs.context["prepared"]
+    prepared = outputs.prepared
     assert len(outputs.target_scores["Members"]) == 60
     assert all(len(s) == 60 for s in outputs.target_scores.values())
     manifest = json.loads(outputs.files["manifest"].read_text())
@@ -90,7 +93,7 @@ def test_scores_once_per_sample_and_cached(tiny_run, monkeypatch):
     monkeypatch.setattr(model_stage, "build_model", counted_build)
     sets = ("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos")
     again = run_experiment(tiny_config(tmp_path, sets=sets, cache_scores=False, figures=False))
-    assert all(m.trained is False for m in again.context["prepared"].models.values())
+    assert all(m.trained is False for m in again.prepared.models.values())
     target, shadow = counters
     # every train and test row once, plus each non-member set that is not a split's own rows
     assert target.samples == 120 + 120 + 60 * (len(sets) - 1)
@@ -103,7 +106,7 @@ def test_same_seed_same_csv_and_reuse_of_checkpoints(tiny_run):
                                                        "no_normalization", "noise", "sample_photos"),
                                        figures=False))
     assert again.files["attack_results"].read_bytes() == outputs.files["attack_results"].read_bytes()
-    assert all(m.trained is False for m in again.context["prepared"].models.values())
+    assert all(m.trained is False for m in again.prepared.models.values())
     manifest = json.loads(again.files["manifest"].read_text())
     assert manifest["notes"]["score_cache"]["misses"] == 0
 
@@ -127,14 +130,14 @@ def test_fake_row_from_the_attackers_gan(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fake_digits, "make_fake_digits", spy)
     config = tiny_config(tmp_path, sets=("original", "fake_digits"), figures=True,
-                         options={"gan_steps": 60, "fake_images": 100})
+                         sizes=GeneratedSizes(gan_steps=60, fake_images=100))
     outputs = run_experiment(config)
     assert list(outputs.attack_table.index) == ["Original", "Fake"]
     assert outputs.target_scores["Fake"].in_label_space and len(outputs.target_scores["Fake"]) == 60
     assert outputs.files["fake_digits_samples"].stat().st_size > 0
     assert "fake_digits_samples" in outputs.files["report"].read_text()
     # the GAN is trained on the attacker's shadow split, never on the target's training data
-    data = outputs.context["prepared"].data
+    data = outputs.prepared.data
     assert torch.allclose(seen["images"], data.domain.denormalize(data.splits["shadow_train"].images))
     manifest = json.loads(outputs.files["manifest"].read_text())
     assert "set:Fake" in manifest["checksums"]

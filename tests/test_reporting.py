@@ -16,7 +16,7 @@ import torch
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table,
                        plot_false_positive_grid, plot_max_score_distributions, plot_roc_curves,
                        plot_tradeoff, write_report)
-from reporting.tradeoff import split_stem, tradeoff_points
+from reporting.tradeoff import tradeoff_points
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -160,16 +160,6 @@ def test_tradeoff_without_usable_runs(tmp_path):
     _write_run(tmp_path, "a_b_", 0.1, {"Original": 0.5}, value_column="Other")  # no OOD rows
     assert plot_tradeoff(tmp_path, tmp_path / "t.png") is None
     assert not (tmp_path / "t.png").exists()
-
-
-@pytest.mark.parametrize("stem, expected", [
-    ("resnet18_cifar10_", ("resnet18_cifar10", "baseline")),
-    ("salem_cnn_relu_cifar10_L2_0.0003_", ("salem_cnn_relu_cifar10", "L2_0.0003")),
-    ("resnet50_stanford_dogs_temp_10.0_calib_", ("resnet50_stanford_dogs", "temp_10.0_calib")),
-    ("efficient_net_cifar10_LLLA_", ("efficient_net_cifar10", "LLLA")),
-])
-def test_split_stem(stem, expected):
-    assert split_stem(stem) == expected
 
 
 # ------------------------------------------------------------------------------------- report

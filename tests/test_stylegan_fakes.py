@@ -8,8 +8,8 @@ from PIL import Image
 
 import datasets.sources as sources
 import datasets.stylegan_fakes as fakes
-from datasets import CIFAR10, ChecksumError, DataNotFoundError, DataRequest, build_dataset
-from datasets.image_folder import folder_md5
+from datasets import CIFAR10, ChecksumError, DataNotFoundError, DataRequest, GeneratedSizes, build_dataset
+from datasets.verification import folder_md5
 from datasets.sources import Source
 from datasets.stylegan_fakes import PickleNotAllowedError, generate_fake_images
 from utils.seeding import seeded
@@ -88,8 +88,9 @@ def test_generator_checksum_is_checked_before_unpickling(tmp_path, cifar_pkl):
                              generator_md5="0" * 32)
 
 
-def _request(root, split="train", allow_pickle=False, domain=CIFAR10, **options):
-    return DataRequest(domain=domain, data_root=root, split=split, allow_pickle=allow_pickle, options=options)
+def _request(root, split="train", allow_pickle=False, domain=CIFAR10, num_images=None, **options):
+    return DataRequest(domain=domain, data_root=root, split=split, allow_pickle=allow_pickle,
+                       sizes=GeneratedSizes(num_images=num_images), **options)
 
 
 @pytest.fixture
@@ -180,7 +181,7 @@ def test_download_fetches_the_published_generator(tmp_path, cifar_pkl, published
 
     monkeypatch.setattr(fakes, "download_url", fake_download)
     request = DataRequest(CIFAR10, data_root=tmp_path, split="train", download=True, allow_pickle=True,
-                          options={"num_images": 20})
+                          sizes=GeneratedSizes(num_images=20))
     assert len(build_dataset("fake_cifar10", request)) == 10
     source = sources.SOURCES["stylegan2_cifar10"]
     assert calls == [(source.url, "pretrained_net_cifar10.pkl", source.md5)]

@@ -138,8 +138,6 @@ def test_label_smoothing_changes_the_loss():
 
 def test_config_defaults_validation_and_round_trip():
     assert DEFAULT_LR["salem_cnn_relu"] == 0.001 and DEFAULT_LR["resnet18"] == 0.01
-    assert TrainConfig.for_arch("salem_cnn_relu", epochs=3).lr == 0.001
-    assert TrainConfig.for_arch("my_own_net").lr == TrainConfig().lr
     config = TrainConfig(epochs=3, label_smoothing=0.1)
     assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="batch_size=0"):
