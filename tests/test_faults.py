@@ -535,7 +535,7 @@ real_savefig = Figure.savefig
 def savefig(self, fname, *args, **kwargs):
     if "reliability_target" in str(fname):     # mid-figures, after the CSVs and ROC curves
         open(fname, "wb").close()               # the 0-byte temporary a killed save leaves
-        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        signal.raise_signal(getattr(signal, sys.argv[1]))  # to this thread, as a terminal's Ctrl-C reaches the main thread
     return real_savefig(self, fname, *args, **kwargs)
 
 Figure.savefig = savefig
