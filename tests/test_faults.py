@@ -530,6 +530,10 @@ SIGNAL_SCRIPT = """
 import os, signal, sys
 from matplotlib.figure import Figure
 
+# As under a terminal: a job started in the background (CI, `cmd &`) inherits an ignored SIGINT,
+# and Python then installs no KeyboardInterrupt handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 real_savefig = Figure.savefig
 
 def savefig(self, fname, *args, **kwargs):
