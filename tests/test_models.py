@@ -11,7 +11,7 @@ from models import build_model, model_names
 from models.efficient_net import Block
 from utils.seeding import seeded
 
-REFERENCE = Path(__file__).resolve().parent / "data"  # copies of shared/reference/*_state_dict.txt
+REFERENCE = Path(__file__).resolve().parent / "data"  # the published state-dict layouts (keys and shapes)
 PAPER_ARCHS = ["resnet18", "efficient_net", "salem_cnn_relu"]
 
 
