@@ -10,7 +10,8 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from datasets.domain import NO_LABEL
-from datasets.errors import DamagedFileError, DataNotFoundError
+from datasets.errors import DamagedFileError
+
 
 class PathSet(Dataset):
     """Image files read as RGB PIL images (like torchvision's ImageFolder loader); label 0."""

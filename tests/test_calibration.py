@@ -6,7 +6,6 @@ calibration must then lower the ECE, and LLLA must lower the scores of far-away 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
