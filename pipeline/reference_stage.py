@@ -26,7 +26,6 @@ from models.reference_pool import (ReferenceModelSpec, ReferencePool, balanced_m
 from pipeline.model_stage import train_config
 from pipeline.splits import complement
 from pipeline.scores import ForwardCounter, ScoreCache
-from utils.files import atomic_path
 from utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -143,27 +142,21 @@ def cached_logits(model: torch.nn.Module, model_fingerprint: str, images: torch.
     Returns the logits and the number of samples that went through the model (0 on a cache hit).
     """
     key = ScoreCache.key(model_fingerprint, {"method": "logits"}, images) if cache.enabled else None
-    path = cache.directory / f"logits_{key}.npz" if key else None
-    if path is not None and path.exists():
+    forwarded = []
+
+    def compute() -> np.ndarray:
+        model_on_device = model.to(device).eval()
+        counter = ForwardCounter(model_on_device)
         try:
-            with np.load(path) as stored:
-                cache.hits += 1
-                return stored["logits"], 0
-        except (OSError, ValueError, KeyError):
-            path.unlink(missing_ok=True)
-    cache.misses += 1
-    model = model.to(device).eval()
-    counter = ForwardCounter(model)
-    try:
-        chunks = [model(images[s:s + batch_size].to(device)).float().cpu()
-                  for s in range(0, len(images), batch_size)]
-    finally:
-        counter.remove()
-    logits = torch.cat(chunks).numpy()
-    if path is not None:
-        with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-            np.savez(handle, logits=logits)
-    return logits, counter.samples
+            chunks = [model_on_device(images[s:s + batch_size].to(device)).float().cpu()
+                      for s in range(0, len(images), batch_size)]
+        finally:
+            counter.remove()
+        forwarded.append(counter.samples)
+        return torch.cat(chunks).numpy()
+
+    logits, _ = cache.array("logits", key, len(images), compute, field="logits")
+    return logits, sum(forwarded)
 
 
 @dataclass

@@ -122,26 +122,37 @@ class ScoreCache:
 
         ``classes``: the number of columns a valid entry has (not checked when None).
         """
-        path = self.directory / f"scores_{key}.npz" if self.directory and key else None
         label_array = labels.numpy().astype(np.int64)
+        probs, _ = self.array("scores", key, len(label_array), compute, classes)
+        return Scores(probs, label_array, in_label_space)
+
+    def array(self, kind: str, key: str | None, rows: int, compute, classes: int | None = None,
+              field: str = "probs") -> tuple[np.ndarray, bool]:
+        """The ``(rows, classes)`` array cached as ``{kind}_{key}.npz`` (its ``field``), or
+        ``compute()``'s result, stored with its checksum; returns it and whether it was computed.
+
+        A damaged entry (unreadable, checksum mismatch, wrong shape, NaN) is recomputed with one
+        warning naming the file.
+        """
+        path = self.directory / f"{kind}_{key}.npz" if self.directory and key else None
         if path is not None and path.exists():
-            probs, problem = read_entry(path, len(label_array), classes)
-            if probs is not None:
+            values, problem = read_entry(path, rows, classes, field)
+            if values is not None:
                 self.hits += 1
-                return Scores(probs, label_array, in_label_space)
+                return values, False
             log.warning("score cache entry %s is damaged (%s); recomputing it", path, problem)
             self.repaired += 1
         self.misses += 1
-        probs = compute()
+        values = compute()
         if path is not None:
-            self._store(path, probs)
-        return Scores(probs, label_array, in_label_space)
+            self._store(path, values, field)
+        return values, True
 
-    def _store(self, path: Path, probs: np.ndarray) -> None:
+    def _store(self, path: Path, values: np.ndarray, field: str = "probs") -> None:
         try:
             with atomic_path(path) as temporary:
                 with open(temporary, "wb") as handle:
-                    np.savez(handle, probs=probs, sha256=np.array(array_checksum(probs)))
+                    np.savez(handle, **{field: values}, sha256=np.array(array_checksum(values)))
         except OSError as error:
             log.warning("cannot write score cache entry %s (%s); scores are not cached", path, error)
             self.directory = None
@@ -155,11 +166,13 @@ def array_checksum(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def read_entry(path: Path, rows: int, classes: int | None = None) -> tuple[np.ndarray | None, str]:
-    """``(probs, "")`` of a valid cache entry of shape ``(rows, classes)``, else ``(None, what is wrong)``."""
+def read_entry(path: Path, rows: int, classes: int | None = None,
+               field: str = "probs") -> tuple[np.ndarray | None, str]:
+    """``(array, "")`` of a valid cache entry (its ``field``) of shape ``(rows, classes)``, else
+    ``(None, what is wrong)``."""
     try:
         with np.load(path, allow_pickle=False) as stored:
-            probs, checksum = stored["probs"], str(stored["sha256"])
+            probs, checksum = stored[field], str(stored["sha256"])
     except KeyError as error:
         return None, f"no {error} array (written by an older version?)"
     except Exception as error:  # zipfile, zlib, EOF and format errors all mean "unreadable"
@@ -169,5 +182,5 @@ def read_entry(path: Path, rows: int, classes: int | None = None) -> tuple[np.nd
     if probs.ndim != 2 or len(probs) != rows or (classes is not None and probs.shape[1] != classes):
         return None, f"shape {probs.shape}, expected ({rows}, {classes if classes is not None else 'classes'})"
     if not np.isfinite(probs).all():
-        return None, "NaN or inf probabilities"
+        return None, f"NaN or inf {field}"
     return probs, ""

@@ -201,3 +201,22 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
     Path(pool["membership"]).with_name("small_cnn_digits_reference_1.pt").unlink()   # interrupted pool
     third = json.loads(run_experiment(config).files["manifest"].read_text())["notes"]["reference_pool"]
     assert third["loaded"] == 1 and third["trained"] == 1
+
+
+def test_cached_logits_heal_a_damaged_entry_with_one_warning(tmp_path, caplog):
+    from pipeline.reference_stage import cached_logits
+    from pipeline.scores import ScoreCache
+
+    model = tiny_specs(1)[0].build()
+    images, _ = tiny_population(12)
+    cache = ScoreCache(tmp_path / "cache")
+    first, forwarded = cached_logits(model, "m0", images, "cpu", cache)
+    assert forwarded == 12 and first.shape == (12, 10)
+    again, forwarded = cached_logits(model, "m0", images, "cpu", cache)
+    assert forwarded == 0 and np.array_equal(again, first)
+    (entry,) = (tmp_path / "cache").glob("logits_*.npz")
+    entry.write_bytes(entry.read_bytes()[:40])  # truncated
+    with caplog.at_level("WARNING"):
+        healed, forwarded = cached_logits(model, "m0", images, "cpu", cache)
+    assert forwarded == 12 and np.array_equal(healed, first) and cache.repaired == 1
+    assert [r.getMessage() for r in caplog.records if str(entry) in r.getMessage()]
