@@ -13,6 +13,26 @@
 #   PRETRAINED_DOWNLOADER  curl or wget (default: whichever is installed, curl first)
 set -euo pipefail
 
+usage() {
+    cat <<'USAGE'
+Usage: bash download_pretrained_models.sh [-h | --help]
+
+Downloads the authors' trained target and shadow checkpoints (pretrained_models.zip) and unpacks
+them into pretrained_models/ beside this script. It takes no other arguments; to train models
+instead, run an experiment script with its --train flag.
+
+Environment overrides:
+  PRETRAINED_URL         archive URL (file:// works too)
+  PRETRAINED_DIR         destination folder (default: pretrained_models/ beside this script)
+  PRETRAINED_DOWNLOADER  curl or wget (default: whichever is installed, curl first)
+USAGE
+}
+case "${1-}" in
+    "") ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "error: unknown argument '$1'; nothing was downloaded" >&2; usage >&2; exit 2 ;;
+esac
+
 DEFAULT_URL="https://hessenbox.tu-darmstadt.de/dl/fiBg5znMtAagRe58sCrrLtyg/pretrained_models.zip"
 MANUAL_URL="https://hessenbox.tu-darmstadt.de/getlink/fiBg5znMtAagRe58sCrrLtyg/pretrained_models"
 URL="${PRETRAINED_URL:-$DEFAULT_URL}"

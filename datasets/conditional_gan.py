@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from utils.progress import bar_disabled
 from utils.threads import single_thread
 from utils.seeding import derive_seed, seeded
 
@@ -168,7 +169,7 @@ def _train(images: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: i
     order_rng = torch.Generator().manual_seed(derive_seed(seed, "gan", "order"))
     latent_rng = torch.Generator().manual_seed(derive_seed(seed, "gan", "latent"))
 
-    bar = tqdm(range(epochs), desc="conditional GAN", disable=not progress, leave=False)
+    bar = tqdm(range(epochs), desc="conditional GAN", disable=bar_disabled(progress), leave=False)
     for _ in bar:
         order = torch.randperm(len(images), generator=order_rng).to(device)
         for start in range(0, len(order), config.batch_size):

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from utils.progress import bar_disabled
 from utils.seeding import derive_seed, seeded
 
 logger = logging.getLogger(__name__)
@@ -202,14 +203,14 @@ def _epochs(model: nn.Module, batches: Batches, num_batches: int, config: TrainC
     model.train()
     optimizer, loss_fn = make_optimizer(model, config), make_loss(config)
     history: list[EpochLog] = []
-    epochs_bar = tqdm(total=config.epochs, desc=desc, disable=not progress, leave=False)
+    epochs_bar = tqdm(total=config.epochs, desc=desc, disable=bar_disabled(progress), leave=False)
     with seeded(derive_seed(config.seed, "train")), epochs_bar:  # dropout, augmentation (workers=0)
         for epoch in range(1, config.epochs + 1):
             total_loss = torch.zeros((), device=device)
             correct = torch.zeros((), dtype=torch.long, device=device)
             seen = 0
             for x, y in tqdm(batches(), total=num_batches, desc=f"{desc} epoch {epoch}/{config.epochs}",
-                             disable=not progress, leave=False):
+                             disable=bar_disabled(progress), leave=False):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if channels_last and x.dim() == 4:
                     x = x.contiguous(memory_format=torch.channels_last)

@@ -55,7 +55,9 @@ INTERRUPTED = "interrupted; finished checkpoints kept; rerun to continue"
 def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     """Parse flags, run, print the attack table; user errors end in one line on stderr (exit 2),
     Ctrl-C in :data:`INTERRUPTED` (exit 130)."""
-    from pipeline.console import print_run
+    import time
+
+    from pipeline.console import StageLines, print_run
     from pipeline.run import run_experiment
 
     parser = build_parser(dataset)
@@ -63,12 +65,13 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         config = config_from_preset(dataset, **values)
-        outputs = run_experiment(config)
+        start = time.perf_counter()
+        outputs = run_experiment(config, on_stage=StageLines(config))
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
-    print_run(outputs)
+    print_run(outputs, time.perf_counter() - start, verbose=config.verbose)
     return 0

@@ -158,6 +158,8 @@ class ExperimentConfig:
                                 action="store_false")
     figures: bool = option(True, "write tables only", flag="--no_figures", action="store_false")
     progress: bool = option(True, "no progress bars", flag="--quiet", action="store_false")
+    verbose: bool = option(False, "also print the full tables at the end, and Ray's own messages about the local "
+                                  "cluster the run starts", action="store_true")
     attack_params: dict = field(default_factory=lambda: {o.name: o.default for o in attack_options()})
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
     sizes: GeneratedSizes = field(default_factory=GeneratedSizes)  # generated sets' sizes (tests: small)

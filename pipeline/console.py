@@ -1,18 +1,115 @@
-"""Console output of a run: the same tables as the CSVs, readably."""
+"""Console output of a run: numbered stage lines while it runs, a short summary at the end.
+
+``StageLines`` is the run's ``on_stage`` hook (:attr:`pipeline.manifest.Manifest.on_stage`): each
+timed stage prints ``[k/n] title ...`` as it starts and ``[k/n] title ... 3.1 s`` as it ends.
+``print_run`` prints the summary of :func:`summary_lines` (at most ~10 lines); ``--verbose`` adds the
+full tables the CSVs hold.
+"""
 from __future__ import annotations
 
+import sys
+from typing import TextIO
+
+from pipeline.held_out_stage import reference_attack_names
 from pipeline.results import format_console
+from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
+
+STAGE_TITLES = {
+    "data": "load data and splits",
+    "models": "target and shadow models (train or load)",
+    "calibration": "calibration",
+    "non_member_sets": "non-member sets",
+    "scores": "score every set once",
+    "attacks_fit": "fit attacks on the shadow model's scores",
+    "attacks_evaluate": "apply attacks to the target's scores",
+    "reference_pool": "reference pool: {k} models",
+    "reference_scores": "reference models' scores and LiRA / RMIA",
+    "intervals": "bootstrap 95% intervals",
+    "figures_and_report": "figures and report",
+}
 
 
-def print_run(outputs) -> None:
-    print(f"\n== {outputs.stem.rstrip('_')} ==")
-    for check in outputs.membership:
-        print(check.line() + ("" if check.clearly_better else "  <- members not clearly better: see warning"))
-    print(outputs.performance_table.to_string(float_format=lambda v: f"{v:.4f}"))
-    print()
-    print(format_console(outputs.attack_table))
-    for name, reason in outputs.skipped.items():
-        print(f"skipped {name}: {reason}")
-    print()
-    for name, path in outputs.files.items():
-        print(f"{name}: {path}")
+def planned_stages(config) -> list[str]:
+    """The timed stages a run of ``config`` goes through, in order."""
+    stages = ["data", "models", "calibration", "non_member_sets", "scores", "attacks_fit", "attacks_evaluate"]
+    if config.reference_models and reference_attack_names(config.attacks):
+        stages += ["reference_pool", "reference_scores"]
+    stages.append("intervals")
+    if config.figures:
+        stages.append("figures_and_report")
+    return stages
+
+
+class StageLines:
+    """Prints one numbered line as each stage starts and one with its time as it ends."""
+
+    def __init__(self, config, stream: TextIO | None = None):
+        self.stages = planned_stages(config)
+        self.k = config.reference_models
+        self.stream = stream
+        self.numbers: dict[str, int] = {}
+
+    def title(self, stage: str) -> str:
+        return STAGE_TITLES.get(stage, stage.replace("_", " ")).format(k=self.k)
+
+    def __call__(self, stage: str, seconds: float | None) -> None:
+        if stage not in self.numbers:
+            self.numbers[stage] = (self.stages.index(stage) + 1 if stage in self.stages
+                                   else len(self.stages) + 1 + len(set(self.numbers) - set(self.stages)))
+        total = max(len(self.stages), *self.numbers.values())
+        head = f"[{self.numbers[stage]}/{total}] {self.title(stage)} ..."
+        print(head if seconds is None else f"{head} {seconds:.1f} s", file=self.stream or sys.stdout, flush=True)
+
+
+def summary_lines(outputs, total_seconds: float | None = None) -> list[str]:
+    """At most ~10 lines: the headline finding, the strongest attack at 1% FPR, chance-level attacks,
+    the models, total time and where the report is."""
+    attacks, intervals = outputs.attack_table, outputs.intervals
+    lines = [f"== {outputs.stem.rstrip('_')}: done" + (f" in {total_seconds:.1f} s ==" if total_seconds else " ==")]
+    for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals),
+                 chance_sentence(attacks, intervals)):
+        if text:
+            lines.append(text)
+    lines.append(_models_line(outputs))
+    doubtful = [check.role for check in outputs.membership if not check.clearly_better]
+    if doubtful:
+        lines.append(f"Members not clearly better than non-members for the {' and '.join(doubtful)} model "
+                     "(see the warning above).")
+    if outputs.skipped:
+        lines.append(f"Skipped sets: {', '.join(outputs.skipped)} (reasons in the report).")
+    if "report" in outputs.files:
+        lines.append(f"Report: {outputs.files['report']}")
+    if "manifest" in outputs.files:
+        lines.append(f"Every file, with checksums: {outputs.files['manifest']}")
+    return lines
+
+
+def _models_line(outputs) -> str:
+    table = outputs.performance_table["Value"]
+    parts = []
+    for role in ("Target", "Shadow"):
+        rows = (f"Train Acc. {role}", f"Test Acc. {role}")
+        if all(r in table.index for r in rows):
+            parts.append(f"{role.lower()} train/test accuracy {table[rows[0]]:.3f}/{table[rows[1]]:.3f}")
+    prepared = outputs.prepared
+    if prepared is not None:
+        done = {role: ("trained now" if m.trained else "loaded") for role, m in prepared.models.items()}
+        parts.append(", ".join(f"{role} {how}" for role, how in done.items()))
+    return "Models: " + "; ".join(parts) + "."
+
+
+def print_run(outputs, total_seconds: float | None = None, verbose: bool = False) -> None:
+    """The summary; with ``verbose`` first the full performance and attack tables and every file."""
+    if verbose:
+        for check in outputs.membership:
+            print(check.line() + ("" if check.clearly_better else "  <- members not clearly better: see warning"))
+        print(outputs.performance_table.to_string(float_format=lambda v: f"{v:.4f}"))
+        print()
+        print(format_console(outputs.attack_table))
+        for name, reason in outputs.skipped.items():
+            print(f"skipped {name}: {reason}")
+        print()
+        for name, path in outputs.files.items():
+            print(f"{name}: {path}")
+        print()
+    print("\n".join(summary_lines(outputs, total_seconds)))

@@ -18,6 +18,7 @@ from attacks.evaluation import attack_outputs, result_from_outputs
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_threshold
 from attacks.reference import REFERENCE_ATTACKS
 from attacks.roc import roc_curve_points
+from pipeline.interval_stage import with_held_out_intervals
 from pipeline.reference_stage import HELD_OUT, run_reference_attacks
 from pipeline.results import write_table
 from pipeline.splits import complement
@@ -57,6 +58,7 @@ class HeldOutResults:
     label_effect: pd.DataFrame | None         # one set: predicted-class vs random-class labels
     label_effect_set: str | None
     files: dict = field(default_factory=dict)
+    scores: dict = field(default_factory=dict)   # attack -> set (with "Held-out") -> scores
 
 
 def held_out_results(prepared, split_scores, target_scores, evaluation, score_attacks, reference,
@@ -80,8 +82,9 @@ def held_out_results(prepared, split_scores, target_scores, evaluation, score_at
                for name in table.index}
     table.insert(0, LABEL_SOURCE, [sources[name] for name in table.index])
     effect_set, effect = _label_effect(prepared, target_scores, evaluation, score_attacks, reference, scores)
-    files = {"held_out_fpr_results": write_table(table, Path(results_dir) / held_out_csv_name(stem))}
-    return HeldOutResults(table, effect, effect_set, files)
+    csv_table = with_held_out_intervals(table, scores, prepared.config.seed)  # bootstrap 95% columns
+    files = {"held_out_fpr_results": write_table(csv_table, Path(results_dir) / held_out_csv_name(stem))}
+    return HeldOutResults(table, effect, effect_set, files, scores)
 
 
 def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -50,15 +50,22 @@ class Manifest:
     files: dict = field(default_factory=dict)   # file name -> sha256 of every file of the run's set
     notes: dict = field(default_factory=dict)
     splits: dict = field(default_factory=dict)  # the run's indices file: path, protocol, sha256
+    # called as on_stage(stage, None) when a timed stage starts, on_stage(stage, seconds) when it ends
+    on_stage: Callable[[str, float | None], None] | None = field(default=None, repr=False, compare=False)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         """Add the wall time of the block, in seconds, to ``timings[stage]``."""
         start = time.perf_counter()
+        if self.on_stage is not None:
+            self.on_stage(stage, None)
         try:
             yield
         finally:
-            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - start, 4)
+            seconds = time.perf_counter() - start
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + seconds, 4)
+        if self.on_stage is not None:
+            self.on_stage(stage, seconds)
 
     def write(self, path: str | Path) -> Path:
         write_json(path, {

@@ -19,6 +19,7 @@ from pipeline.data_stage import ExperimentData, build_non_member_sets, load_expe
 from pipeline.domains import domain_for
 from pipeline.evaluation_stage import Scorer, evaluate_sets, fit_attacks, merge_rows
 from pipeline.held_out_stage import HeldOutResults, add_reference_attacks, held_out_results, score_attack_names
+from pipeline.interval_stage import interval_table
 from pipeline.manifest import Manifest, tensor_digest
 from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
@@ -31,7 +32,7 @@ from pipeline.membership_check import check_loaded_models
 from pipeline.split_file import split_arrays, write_split_file
 from pipeline.splits import complement
 from utils.devices import resolve_device
-from utils.naming import attack_csv_name, manifest_name, performance_csv_name, splits_name
+from utils.naming import attack_csv_name, intervals_csv_name, manifest_name, performance_csv_name, splits_name
 from utils.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class RunOutputs:
     attack_outputs: dict = field(default_factory=dict)  # attack -> "Members" / set -> AttackOutputs
     held_out: HeldOutResults | None = None     # the held-out FPR table (reference runs)
     reference: ReferenceOutcome | None = None  # the reference-model attacks' outcome
+    intervals: pd.DataFrame | None = None      # bootstrap 95% intervals (pipeline.interval_stage)
 
 
 @dataclass
@@ -82,18 +84,20 @@ class PreparedRun:
                              classes=self.data.domain.num_classes) for role in ROLES}
 
 
-def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) -> PreparedRun:
+def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None,
+                on_stage=None) -> PreparedRun:
     """Check config, seed, load data, load or train models, calibrate, build non-member sets.
 
     Figures made while preparing (e.g. generated samples) go to ``output_dir`` (default
-    ``config.results_dir``; :func:`run_experiment` passes its staging folder).
+    ``config.results_dir``; :func:`run_experiment` passes its staging folder). ``on_stage``: see
+    :attr:`pipeline.manifest.Manifest.on_stage` (the console's stage lines).
     """
     validate_config(config)
     if config.reference_models and config.ray_address:
         from pipeline.ray_pool import check_address
 
         check_address(config.ray_address)  # fail before training anything
-    manifest = Manifest(config.to_dict())
+    manifest = Manifest(config.to_dict(), on_stage=on_stage)
     seed_everything(config.seed)
     device = resolve_device(config.device)
     with recording_accepted_mismatches() as accepted:
@@ -139,7 +143,7 @@ def score_target_sets(prepared: PreparedRun, scorer: Scorer, members: Scores,
     return scores
 
 
-def run_experiment(config: ExperimentConfig) -> RunOutputs:
+def run_experiment(config: ExperimentConfig, on_stage=None) -> RunOutputs:
     """Run one configured experiment and write its files to ``config.results_dir`` as one set.
 
     Everything is checked first (:func:`pipeline.preflight.check_before_work`); files are written
@@ -149,7 +153,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     check_before_work(config)
     results_dir = Path(config.results_dir)
     with OutputSet(results_dir, config.run_stem()) as output_set:
-        outputs = _run_into(config, output_set.directory)
+        outputs = _run_into(config, output_set.directory, on_stage)
         manifest = outputs.prepared.manifest
         manifest.outputs = {name: str(results_dir / path.name) if path.parent == output_set.directory
                             else str(path) for name, path in outputs.files.items()}
@@ -160,9 +164,9 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     return outputs
 
 
-def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
+def _run_into(config: ExperimentConfig, out_dir: Path, on_stage=None) -> RunOutputs:
     """Every stage of a run, writing its files into ``out_dir`` (the staging folder)."""
-    prepared = prepare_run(config, out_dir)
+    prepared = prepare_run(config, out_dir, on_stage)
     manifest, results_dir = prepared.manifest, Path(config.results_dir)
     cache = ScoreCache(results_dir / "cache" if config.cache_scores else None)
     scorers = prepared.scorers(cache)
@@ -204,6 +208,9 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
                                 out_dir, stem)
     if held_out is not None:
         files.update(held_out.files)
+    with manifest.timed("intervals"):
+        intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, config.seed)
+        files["intervals"] = write_table(intervals.set_index("set"), out_dir / intervals_csv_name(stem))
     class_source = {name: "label" if s.in_label_space else "predicted"
                     for name, s in non_member_scores.items()}
     manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,
@@ -213,7 +220,7 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
     outputs = RunOutputs(stem, attacks_df, performance_df, results, target_scores, shadow_scores,
                          prepared.skipped, files, attacks, prepared=prepared, split_scores=split_scores,
                          membership=membership, class_source=class_source, attack_outputs=evaluation.outputs,
-                         held_out=held_out, reference=reference)
+                         held_out=held_out, reference=reference, intervals=intervals)
     if config.figures:
         with manifest.timed("figures_and_report"):
             files.update(write_figures_and_report(outputs, prepared, out_dir, results_dir))

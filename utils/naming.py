@@ -19,6 +19,8 @@ PERFORMANCE_SUFFIX = "performance_results.csv"
 SPLITS_SUFFIX = "splits.npz"
 MANIFEST_SUFFIX = "manifest.json"
 HELD_OUT_SUFFIX = "held_out_fpr_results.csv"
+INTERVALS_SUFFIX = "intervals.csv"
+SEEDS_SUFFIX = "seeds_aggregate.csv"
 ATTACK_SEPARATOR = " Attack "  # CSV columns are "{attack}{ATTACK_SEPARATOR}{metric}"
 
 # Calibration modifiers of LLLA per implementation (laplace-torch's never overwrites the paper's files)
@@ -65,6 +67,16 @@ def manifest_name(stem: str) -> str:
 def held_out_csv_name(stem: str) -> str:
     """``{stem}held_out_fpr_results.csv``."""
     return f"{stem}{HELD_OUT_SUFFIX}"
+
+
+def intervals_csv_name(stem: str) -> str:
+    """``{stem}intervals.csv``: bootstrap 95% intervals of the headline metrics."""
+    return f"{stem}{INTERVALS_SUFFIX}"
+
+
+def seeds_csv_name(stem: str) -> str:
+    """``{stem}seeds_aggregate.csv``: mean and standard deviation of each cell across ``--seeds``."""
+    return f"{stem}{SEEDS_SUFFIX}"
 
 
 def training_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0) -> str:
