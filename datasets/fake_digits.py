@@ -185,7 +185,8 @@ def save_sample_grid(images: torch.Tensor, labels: torch.Tensor, path: str | Pat
     from matplotlib.figure import Figure  # no pyplot: no global figure state
 
     classes = sorted(set(torch.as_tensor(labels).tolist()))
-    fig = Figure(figsize=(0.6 * per_class, 0.6 * max(len(classes), 1)))
+    fig = Figure(figsize=(0.6 * per_class, 0.6 * max(len(classes), 1) + 0.5), layout="constrained")
+    fig.suptitle("Fake set: conditional GAN samples, one row per class", fontsize="small")
     axes = fig.subplots(max(len(classes), 1), per_class, squeeze=False)
     for row, cls in enumerate(classes):
         chosen = images[torch.as_tensor(labels) == cls][:per_class]

@@ -5,6 +5,8 @@ import logging
 from pathlib import Path
 
 
+from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
+from utils.naming import attack_names_of
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
                        plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
 
@@ -45,7 +47,7 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
             predicted_class=s.probs.argmax(1), class_names=domain.class_names)
             for name, s in non_members.items()}
         files["false_positives"] = plot_false_positive_grid(
-            candidates, results_dir / f"{stem}false_positives.png")
+            candidates, results_dir / f"{stem}false_positives.png", attack=FALSE_POSITIVE_ATTACK)
 
     for role in ("target", "shadow"):
         test = outputs.split_scores[role]["test"]
@@ -65,14 +67,81 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
     notes = [f"Shokri attack class source per set: {outputs.class_source}"]
     if comparison is None:
         notes.append("No published table matches this configuration; no paper comparison.")
+    headline = files.get("held_out_fpr") or files.get("false_positives")
     files["report"] = write_report(
         results_dir / f"{stem}report.md", title=f"Membership inference: {stem.rstrip('_')}",
         config=prepared.config.to_dict(), performance=outputs.performance_table,
         attacks=outputs.attack_table, figures=[p for n, p in files.items() if n != "report"],
         skipped_sets=outputs.skipped, comparison=comparison, notes=notes,
         attack_csv=outputs.files["attack_results"], performance_csv=outputs.files["performance_results"],
-        extra_sections=sections)
+        intervals_csv=outputs.files.get("intervals"), extra_sections=sections,
+        summary=report_summary(outputs, prepared, comparison), headline_figure=headline,
+        intervals=outputs.intervals, what_happened=what_happened(outputs, prepared),
+        attack_notes=attack_notes(outputs))
     return files
+
+
+def report_summary(outputs, prepared, comparison) -> list[str]:
+    """The report's opening sentences: what was audited, what was found, how it compares to the paper."""
+    config, attacks, intervals = prepared.config, outputs.attack_table, outputs.intervals
+    members = len(outputs.target_scores["Members"])
+    sets = [s for s in attacks.index if s not in outputs.skipped]
+    names = attack_names_of(attacks.columns)
+    sentences = [f"Audited: a {config.model_arch} target model trained on {config.train_set_size} {config.dataset} "
+                 f"images, attacked by {len(names)} attacks ({', '.join(names)}) fitted on a shadow model; each "
+                 f"attack sees {members} training members against {len(sets)} non-member sets "
+                 f"({', '.join(sets)})."]
+    for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals),
+                 chance_sentence(attacks, intervals)):
+        if text:
+            sentences.append(text)
+    if outputs.held_out is not None:
+        from reporting.held_out_fpr import fooled_summary
+
+        sentences.append(fooled_summary(outputs.held_out.table))
+    if comparison is None:
+        sentences.append("The paper published no table for this configuration, so there is no cell-by-cell "
+                         "comparison (see Comparison with the paper).")
+    else:
+        both = comparison[comparison["status"] == "both"] if "status" in comparison.columns else comparison.iloc[:0]
+        if len(both):
+            sentences.append(f"Against the paper's published table: mean absolute difference "
+                             f"{both['difference'].abs().mean():.3f} over {len(both)} shared cells (details below).")
+    return sentences
+
+
+def what_happened(outputs, prepared) -> list[tuple[str, str]]:
+    """Rows of what the run did: each model trained or loaded (and which file), the learning rate used."""
+    from pipeline.model_stage import train_config
+
+    rows = []
+    for role, model in prepared.models.items():
+        how = "trained in this run, saved to" if model.trained else "loaded from"
+        rows.append((f"{role} model", f"{how} {model.checkpoint} ({model.precision})"))
+    lr = train_config(prepared.config, "target").lr
+    source = "--lr" if prepared.config.lr is not None else f"the default of {prepared.config.model_arch}"
+    rows.append(("learning rate (Adam)", f"{lr:g} ({source})"))
+    rows.append(("calibration", str(prepared.config.calibration.method)))
+    if outputs.reference is not None:
+        rows.append(("reference models", f"{prepared.config.reference_models} (LiRA / RMIA)"))
+    return rows
+
+
+def attack_notes(outputs) -> dict[str, str]:
+    """Sentences for numbers that need one: an attack below chance that is chance level."""
+    from reporting.summary import cell
+
+    notes = {}
+    shokri = cell(outputs.attack_table, outputs.intervals, "Original", "Shokri", "AUROC")
+    if shokri is not None and shokri.estimate < 0.5 and shokri.within_two_se_of(0.5):
+        shadow = sum(len(s) for s in outputs.shadow_scores.values())
+        classes = outputs.shadow_scores["Members"].probs.shape[1]
+        notes["Shokri"] = (f"Shokri's AUROC {shokri.estimate:.3f} on Original is below 0.5 but within two standard "
+                           f"errors of it (SE {shokri.se:.3f}): chance level, not a reversed signal. It trains one "
+                           f"attack model per class on the shadow model's score vectors, here about "
+                           f"{shadow // classes} per class (members and non-members together), and the shadow "
+                           f"model's own member/non-member gap is small, so there is little to learn.")
+    return notes
 
 
 def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str, str]]:
@@ -92,7 +161,8 @@ def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str
                 "(see the manifest's reference_pool note), so on them online LiRA ranks like offline LiRA. "
                 "RMIA's score is a fraction of its population samples z, so it moves in steps of 1/|z| and "
                 "ties at 1 for samples above every z.")
-    body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set, note)
+    body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set, note,
+                          intervals=outputs.intervals)
     csv = held_out.files.get("held_out_fpr_results")
     if csv is not None:
         body += f"\n\nFull table (1% and 0.1%): [{Path(csv).name}]({Path(csv).name})"

@@ -1,8 +1,10 @@
-"""Histograms of the maximum prediction score: members against each non-member set.
+"""Where the maximum prediction scores sit: members against each non-member set.
 
 This is the picture behind the paper's argument: an overconfident model gives unseen, OOD and
 generated images maximum scores as high as its training members, so a score threshold cannot
-tell them apart.
+tell them apart. Nearly all of that happens in the last percent below 1.0 (float32 probabilities
+saturate at exactly 1.0), so the bins zoom into [0.9, 1]: each holds ten times less of the range
+than the one before it, and the last bin is "exactly 1.0".
 """
 from __future__ import annotations
 
@@ -14,13 +16,25 @@ import numpy as np
 
 from reporting.figures import new_figure, save_figure
 
-BINS = 40
+# bin edges (left-closed): [0, 0.5), [0.5, 0.9), [0.9, 0.99), [0.99, 0.999), [0.999, 1), exactly 1.0
+EDGES = (0.0, 0.5, 0.9, 0.99, 0.999, 1.0)
+BIN_LABELS = ("<0.5", "0.5-0.9", "0.9-0.99", "0.99-0.999", "0.999-<1", "=1.0")
 COLUMNS = 4
+
+
+def score_shares(values: np.ndarray) -> np.ndarray:
+    """Share of ``values`` in each bin of :data:`BIN_LABELS` (sums to 1; zeros for an empty set)."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if not len(values):
+        return np.zeros(len(BIN_LABELS))
+    bins = np.searchsorted(np.asarray(EDGES[1:-1]), values, side="right")   # 0 .. len(EDGES) - 2
+    bins = np.where(values >= 1.0, len(BIN_LABELS) - 1, np.minimum(bins, len(BIN_LABELS) - 2))
+    return np.bincount(bins, minlength=len(BIN_LABELS)) / len(values)
 
 
 def plot_max_score_distributions(member_max, non_member_max: Mapping[str, np.ndarray],
                                  path: str | Path, title: str = "") -> Path:
-    """One panel per non-member set: the share of samples per maximum-score bin, members overlaid.
+    """One panel per non-member set: the share of samples per maximum-score bin, members beside it.
 
     Parameters
     ----------
@@ -29,38 +43,43 @@ def plot_max_score_distributions(member_max, non_member_max: Mapping[str, np.nda
     non_member_max : mapping set name -> array (N_set,)
         Maximum prediction score of each sample of every non-member set.
     path : PNG to write
-    title : figure title (e.g. the run's stem)
+    title : figure title
 
     Returns
     -------
     Path
         ``path``.
     """
+    return save_figure(max_score_figure(member_max, non_member_max, title), path)
+
+
+def max_score_figure(member_max, non_member_max: Mapping[str, np.ndarray], title: str = ""):
+    """The figure of :func:`plot_max_score_distributions` (not saved)."""
     member_max = _finite(member_max, "members")
     sets = {name: _finite(values, name) for name, values in non_member_max.items()}
-    every = [values for values in (member_max, *sets.values()) if len(values)]
-    low = min((float(values.min()) for values in every), default=0.0)
-    high = max([1.0, *(float(values.max()) for values in every)])
-    edges = np.linspace(min(low, high - 1e-3), high, BINS + 1)
-
     panels = sets or {"(no non-member sets)": None}
     columns = min(COLUMNS, len(panels))
     rows = math.ceil(len(panels) / columns)
-    figure = new_figure(3.2 * columns, 2.6 * rows + (0.4 if title else 0))
-    grid = figure.subplots(rows, columns, squeeze=False, sharex=True)
+    figure = new_figure(3.4 * columns, 2.9 * rows + 0.5)
+    grid = figure.subplots(rows, columns, squeeze=False, sharey=True)
     for axes in grid.flat[len(panels):]:
         axes.set_visible(False)
+    x = np.arange(len(BIN_LABELS))
+    members = score_shares(member_max)
     for axes, (name, values) in zip(grid.flat, panels.items()):
-        _hist(axes, member_max, edges, "members", "tab:blue")
+        axes.bar(x - 0.2, members, 0.4, color="tab:blue", label=f"members: {members[-1]:.0%} at 1.0")
         if values is not None:
-            _hist(axes, values, edges, "non-members", "tab:orange")
+            shares = score_shares(values)
+            axes.bar(x + 0.2, shares, 0.4, color="tab:orange", label=f"{name}: {shares[-1]:.0%} at 1.0")
         axes.set_title(f"{name} (n={0 if values is None else len(values)})", fontsize="medium")
-        axes.set_xlabel("maximum prediction score")
+        axes.set_xticks(x, BIN_LABELS, rotation=45, ha="right", fontsize="x-small")
+        axes.set_ylim(0, 1.15)
+        axes.legend(fontsize="x-small", loc="upper left", frameon=False)
+    for axes in grid[:, 0]:
         axes.set_ylabel("share of samples")
-        axes.legend(fontsize="x-small", loc="upper left")
-    if title:
-        figure.suptitle(title)
-    return save_figure(figure, path)
+    figure.supxlabel("maximum prediction score (bins zoom into [0.9, 1]; last bin: exactly 1.0)", fontsize="small")
+    figure.suptitle(title or "Maximum prediction score: members vs. each non-member set")
+    return figure
 
 
 def _finite(values, name: str) -> np.ndarray:
@@ -68,13 +87,3 @@ def _finite(values, name: str) -> np.ndarray:
     if not np.isfinite(values).all():
         raise ValueError(f"maximum scores of {name!r} contain NaN or inf")
     return values
-
-
-def _hist(axes, values: np.ndarray, edges: np.ndarray, label: str, color: str) -> None:
-    """Histogram normalised to shares, so sets of different sizes compare; empty sets say so."""
-    if not len(values):
-        axes.plot([], [], linestyle="none", label=f"{label}: empty")
-        return
-    weights = np.full(len(values), 1.0 / len(values))
-    axes.hist(np.clip(values, edges[0], edges[-1]), bins=edges, weights=weights, alpha=0.55,
-              color=color, label=f"{label} (mean {values.mean():.3f})")

@@ -75,7 +75,7 @@ class FalsePositiveCandidates:
 
 
 def plot_false_positive_grid(candidates: Mapping[str, FalsePositiveCandidates], path: str | Path,
-                             per_set: int = 8) -> Path:
+                             per_set: int = 8, attack: str = "Threshold") -> Path:
     """One row per set with its ``per_set`` most confident false positives.
 
     Parameters
@@ -83,12 +83,19 @@ def plot_false_positive_grid(candidates: Mapping[str, FalsePositiveCandidates], 
     candidates : mapping set name -> :class:`FalsePositiveCandidates`
     path : PNG to write
     per_set : tiles per row (at most)
+    attack : the attack whose decisions ``predicted_member`` holds (named in the title)
 
     Returns
     -------
     Path
         ``path``. A set without false positives gets a row saying so.
     """
+    return save_figure(false_positive_figure(candidates, per_set, attack), path)
+
+
+def false_positive_figure(candidates: Mapping[str, FalsePositiveCandidates], per_set: int = 8,
+                          attack: str = "Threshold"):
+    """The figure of :func:`plot_false_positive_grid` (not saved)."""
     if per_set < 1:
         raise ValueError(f"per_set must be at least 1, got {per_set}")
     rows = candidates or {"(no non-member sets)": None}
@@ -111,9 +118,9 @@ def plot_false_positive_grid(candidates: Mapping[str, FalsePositiveCandidates], 
                         interpolation="nearest")
             axes.set_title(f"{candidate.class_name(candidate.predicted_class[index])}\n"
                            f"{candidate.max_probs[index]:.4f}", fontsize="x-small")
-    figure.suptitle("Most confident false positives (non-members predicted as members)",
+    figure.suptitle(f"{attack} attack: its most confident false positives (non-members it calls members)",
                     fontsize="medium")
-    return save_figure(figure, path)
+    return figure
 
 
 def _blank(axes) -> None:

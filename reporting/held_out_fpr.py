@@ -18,26 +18,81 @@ def attack_names(table: pd.DataFrame) -> list[str]:
     return [c[: -len(suffix)] for c in table.columns if c.endswith(suffix)]
 
 
+CANNOT_JUDGE = ("_Cannot be judged_ means the attack gives its single highest score to more than 1% of the "
+                "held-out in-distribution images (its scores saturate, e.g. many probabilities are exactly 1.0), so no "
+                "threshold flags 1% of them or fewer while flagging anyone: the test cannot be run at that level. The "
+                "figure marks such an attack with a cross instead of a bar; a triangle marks an FPR of exactly 0.")
+
+
+def cannot_judge(table: pd.DataFrame, name: str) -> bool:
+    """Whether ``name``'s only cut at <= 1% held-out FPR flags nobody, not even a member (saturated scores)."""
+    column = held_out_column(name, 0.01)
+    return (not fooled_sets(table, name, 0.01, FOOLED_FACTOR)
+            and all(table.loc[row, column] == 0 for row in ("Members", "Held-out") if row in table.index))
+
+
 def plot_held_out_fpr(table: pd.DataFrame, path: str | Path, exclude=("Members", "Held-out")) -> Path:
     """Grouped bars: for each non-member set, every attack's FPR at the 1% (solid) and 0.1% (hatched)
-    held-out thresholds; the dashed line is the nominal 1%."""
+    held-out thresholds; the dashed line is the nominal 1%. A zero FPR is marked with a small triangle
+    (so it is visible); an attack that cannot be judged at 1% gets a cross and no bar instead."""
+    return save_figure(held_out_figure(table, exclude), path)
+
+
+def held_out_figure(table: pd.DataFrame, exclude=("Members", "Held-out")):
+    """The figure of :func:`plot_held_out_fpr` (not saved; tests read its texts)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     sets = [s for s in table.index if s not in exclude]
     names = attack_names(table)
-    figure = new_figure(max(6.0, 1.1 * len(sets) + 2), 4.0)
+    figure = new_figure(max(7.0, 1.2 * len(sets) + 3), 4.8)
     axes = figure.add_subplot()
     width = 0.8 / max(len(names), 1)
     x = np.arange(len(sets))
+    handles = []
     for i, name in enumerate(names):
+        at = x + i * width
+        if cannot_judge(table, name):
+            axes.plot(at, np.full(len(sets), 0.03), linestyle="none", marker="x", markersize=4, color=f"C{i % 10}")
+            handles.append(Line2D([], [], linestyle="none", marker="x", color=f"C{i % 10}",
+                                  label=f"{name}: cannot be judged (no bar)"))
+            continue
         color = f"C{i % 10}"
-        axes.bar(x + i * width, table.loc[sets, held_out_column(name, 0.01)], width, color=color, label=name)
-        axes.bar(x + i * width, table.loc[sets, held_out_column(name, 0.001)], width, color="none",
+        values = table.loc[sets, held_out_column(name, 0.01)].to_numpy(dtype=float)
+        axes.bar(at, values, width, color=color)
+        axes.plot(at[values == 0], np.full(int((values == 0).sum()), 0.012), linestyle="none", marker="v",
+                  markersize=3, color=color, markeredgecolor="black", markeredgewidth=0.3)
+        axes.bar(at, table.loc[sets, held_out_column(name, 0.001)].to_numpy(dtype=float), width, color="none",
                  edgecolor="black", hatch="//", linewidth=0.3)
-    axes.axhline(0.01, color="black", linestyle="--", linewidth=0.8)
+        handles.append(Patch(facecolor=color, label=name))
+    line = axes.axhline(0.01, color="black", linestyle="--", linewidth=0.8)
+    handles += [Line2D([], [], color="black", linestyle="--", linewidth=0.8, label="1% (nominal held-out FPR)"),
+                Patch(facecolor="none", edgecolor="black", hatch="//", label="at the 0.1% threshold"),
+                Line2D([], [], linestyle="none", marker="v", color="grey", markeredgecolor="black",
+                       label="FPR exactly 0")]
+    del line
     axes.set_xticks(x + 0.4 - width / 2, sets, rotation=30, ha="right")
-    axes.set_ylabel("FPR at held-out 1% (bars) / 0.1% (hatched) threshold")
-    axes.set_ylim(0, 1)
-    axes.legend(fontsize=7, ncol=2)
-    return save_figure(figure, path)
+    axes.set_ylabel("FPR at the held-out threshold")
+    axes.set_xlabel("non-member set")
+    axes.set_ylim(0, 1.05)
+    axes.set_title("Are the attacks fooled? FPR at the threshold flagging 1% of held-out images")
+    axes.legend(handles=handles, fontsize=7, ncol=1 if len(handles) < 12 else 2, loc="upper left",
+                bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return figure
+
+
+def fooled_summary(table: pd.DataFrame) -> str:
+    """One sentence: which attacks are fooled (FPR >= 5% at the 1% held-out threshold) and by which sets."""
+    fooled = {name: fooled_sets(table, name, 0.01, FOOLED_FACTOR) for name in attack_names(table)}
+    judged = [name for name in fooled if not cannot_judge(table, name)]
+    hit = {name: sets for name, sets in fooled.items() if sets}
+    if not hit:
+        return (f"At thresholds that flag 1% of held-out in-distribution images, no attack flags "
+                f"{FOOLED_FACTOR * 0.01:.0%} or more of any OOD/fake set ({len(judged)} of {len(fooled)} attacks "
+                f"could be judged).")
+    listed = "; ".join(f"{name} by {', '.join(sets)}" for name, sets in hit.items())
+    return (f"At thresholds that flag 1% of held-out in-distribution images, {len(hit)} of {len(judged)} judged "
+            f"attacks are fooled (flag at least {FOOLED_FACTOR * 0.01:.0%} of a set): {listed}.")
 
 
 def verdicts(table: pd.DataFrame) -> list[str]:
@@ -45,13 +100,11 @@ def verdicts(table: pd.DataFrame) -> list[str]:
     sentences = []
     for name in attack_names(table):
         fooled = fooled_sets(table, name, 0.01, FOOLED_FACTOR)
-        level_column = held_out_column(name, 0.01)
-        if not fooled and all(table.loc[row, level_column] == 0 for row in ("Members", "Held-out") if row in table.index):
+        if cannot_judge(table, name):
             tied = table[held_out_top_column(name)].drop([s for s in ("Members", "Held-out") if s in table.index])
             listed = ", ".join(f"{s} {v:.0%}" for s, v in tied.items())
             sentences.append(f"**{name}** cannot be judged at 1%: {table.loc['Held-out', held_out_top_column(name)]:.0%} of "
-                             f"held-out in-distribution non-members share its top score (saturated), so the only "
-                             f"cut at <= 1% FPR flags nobody; at that top score sit {listed}.")
+                             f"held-out images share its top score; at that score sit {listed}.")
             continue
         others = table[held_out_column(name, 0.01)].drop([s for s in ("Members", "Held-out", "Original") if s in table.index])
         if fooled:
@@ -66,19 +119,33 @@ def verdicts(table: pd.DataFrame) -> list[str]:
 
 
 def report_section(table: pd.DataFrame, label_effect: pd.DataFrame | None, label_effect_set: str | None,
-                   reference_note: str | None = None) -> str:
+                   reference_note: str | None = None, intervals: pd.DataFrame | None = None) -> str:
     """Markdown: one verdict per attack, the FPR table at the 1% held-out threshold (0.1% in the CSV),
     the label source of each set, and the effect of the predicted-class labels on one set."""
     from reporting.report import markdown_table
 
     names = attack_names(table)
     wide = table[[held_out_column(n, 0.01) for n in names]].rename(columns=lambda c: c[: -len(held_out_column("", 0.01))])
+    if intervals is not None and len(intervals):
+        from reporting.summary import lookup
+
+        metric = held_out_column("", 0.01).strip()
+        wide = wide.astype(object)
+        for set_name in wide.index:
+            for name in names:
+                found = lookup(intervals, set_name, name, metric)
+                if found is not None:
+                    wide.loc[set_name, name] = f"{table.loc[set_name, held_out_column(name, 0.01)]:.4f} [{found.low:.3f}, {found.high:.3f}]"
     wide.insert(0, "label source", table["Label source"])
     wide.index.name = "set (FPR at the held-out 1% threshold; Members: TPR)"
     parts = ["For every attack, the threshold at which it calls 1% of held-out in-distribution non-members "
              "(target test rows that are not Original non-members) members; the table gives the fraction "
              "of each set it then calls members. Not fooled means every OOD/fake set stays near 1%.",
-             "\n".join(f"- {sentence}" for sentence in verdicts(table)), markdown_table(wide)]
+             "\n".join(f"- {sentence}" for sentence in verdicts(table))]
+    if any(cannot_judge(table, name) for name in names):
+        parts.append(CANNOT_JUDGE)
+    parts.append(("Brackets: seeded bootstrap 95% intervals (set and held-out rows resampled).\n\n"
+                  if intervals is not None and len(intervals) else "") + markdown_table(wide))
     parts.append("Sets without a label in the target's label space (`label source` = predicted) are "
                  "scored with the target's predicted class by the label-using attacks (LOSS, modified "
                  "entropy, Shokri, LiRA, RMIA).")

@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from attacks.evaluation import tpr_at_fpr
 from reporting.figures import new_figure, safe_name, save_figure
 
 ScorePair = tuple[np.ndarray, np.ndarray]
@@ -39,11 +40,18 @@ def plot_roc_curves(attack_scores: Mapping[str, Mapping[str, ScorePair]], out_di
     for attack_name, sets in attack_scores.items():
         curves = {set_name: _roc(attack_name, set_name, *pair) for set_name, pair in sets.items()}
         base = out_dir / f"{stem}roc_{safe_name(attack_name)}"
-        written.append(_plot(curves, f"{attack_name} attack", base.with_name(base.name + ".png"),
-                             loglog=False))
-        written.append(_plot(curves, f"{attack_name} attack (log-log)",
-                             base.with_name(base.name + "_loglog.png"), loglog=True))
+        title = attack_title(attack_name)
+        written.append(save_figure(roc_figure(curves, f"ROC of the {title}", loglog=False),
+                                   base.with_name(base.name + ".png")))
+        written.append(save_figure(roc_figure(curves, f"ROC of the {title} (log-log)", loglog=True),
+                                   base.with_name(base.name + "_loglog.png")))
     return written
+
+
+def attack_title(attack_name: str) -> str:
+    """``"Threshold Attack"`` or ``"Threshold"`` -> ``"Threshold attack"`` (the word once)."""
+    name = attack_name[: -len(" Attack")] if attack_name.lower().endswith(" attack") else attack_name
+    return f"{name} attack"
 
 
 def _roc(attack_name: str, set_name: str, members, non_members) -> tuple | None:
@@ -61,8 +69,10 @@ def _roc(attack_name: str, set_name: str, members, non_members) -> tuple | None:
     return fpr, tpr, roc_auc_score(truth, scores), len(non_members)
 
 
-def _plot(curves: Mapping[str, tuple | None], title: str, path: Path, loglog: bool) -> Path:
-    figure = new_figure(5.5, 5.0)
+def roc_figure(curves: Mapping[str, tuple | None], title: str, loglog: bool):
+    """The ROC figure (not saved): one curve per set; the legend, below the axes, gives each set's
+    AUROC and TPR at 1% FPR."""
+    figure = new_figure(5.5, 5.0 + 0.22 * len(curves))
     axes = figure.add_subplot()
     floor = 1.0
     for set_name, curve in curves.items():
@@ -70,7 +80,7 @@ def _plot(curves: Mapping[str, tuple | None], title: str, path: Path, loglog: bo
             axes.plot([], [], linestyle="none", label=f"{set_name} (no samples: undefined)")
             continue
         fpr, tpr, auroc, n_negatives = curve
-        label = f"{set_name} (AUROC {auroc:.3f})"
+        label = f"{set_name}: AUROC {auroc:.3f}, TPR@1%FPR {tpr_at_fpr(fpr, tpr, 0.01):.3f}"
         if loglog:
             keep = (fpr > 0) & (tpr > 0)  # log axes cannot show zeros
             axes.plot(fpr[keep], tpr[keep], label=label, linewidth=1.2)
@@ -91,6 +101,6 @@ def _plot(curves: Mapping[str, tuple | None], title: str, path: Path, loglog: bo
     axes.set_xlabel("false-positive rate")
     axes.set_ylabel("true-positive rate")
     axes.set_title(title)
-    axes.legend(fontsize="small", loc="lower right")
     axes.grid(True, alpha=0.3, which="both" if loglog else "major")
-    return save_figure(figure, path)
+    axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False)
+    return figure

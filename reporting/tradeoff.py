@@ -58,6 +58,16 @@ def plot_tradeoff(results_dir: str | Path, path: str | Path, ood_sets: Sequence[
     points = tradeoff_points(results_dir, ood_sets, attack)
     if not points:
         return None
+    return save_figure(tradeoff_figure(points, ood_sets, attack), path)
+
+
+SINGLE_RUN_NOTE = ("Only one run in this folder: a trade-off needs several. Run other calibrations into the same\n"
+                   "--results_dir (e.g. --label_smoothing, --temp_value 10, --llla) and this plot compares them.")
+
+
+def tradeoff_figure(points: Sequence[TradeoffPoint], ood_sets: Sequence[str] | None = None,
+                    attack: str = "Threshold"):
+    """The figure of :func:`plot_tradeoff` (not saved); with one point it says what it needs."""
     figure = new_figure(6.5, 4.8)
     axes = figure.add_subplot()
     groups = list(dict.fromkeys(point.group for point in points))
@@ -67,16 +77,21 @@ def plot_tradeoff(results_dir: str | Path, path: str | Path, ood_sets: Sequence[
         axes.plot(xs, ys, marker="o", linestyle=":", linewidth=0.8, color=f"C{index % 10}", label=group)
         for point in members:
             axes.annotate(point.label, (point.ece, point.mean_fpr), textcoords="offset points",
-                          xytext=(4, 4), fontsize="x-small")
+                          xytext=(4, 4), fontsize="x-small", annotation_clip=True)
     axes.set_xlabel("expected calibration error of the target model")
     sets_text = "OOD sets" if ood_sets is None else ", ".join(ood_sets)
     axes.set_ylabel(f"{attack} attack FPR, mean over {sets_text}", fontsize="small")
     axes.set_title("Calibration vs. false positives")
-    axes.set_ylim(bottom=0)
-    axes.set_xlim(left=0)
+    top_x = max(p.ece for p in points)
+    top_y = max(p.mean_fpr for p in points)
+    axes.set_xlim(0, max(top_x * 1.35, 1e-3))   # room for the labels right of the points
+    axes.set_ylim(0, min(max(top_y * 1.2, 0.05), 1.1))
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize="small")
-    return save_figure(figure, path)
+    axes.legend(fontsize="small", loc="lower right")
+    if len(points) == 1:
+        axes.text(0.02, 0.98, SINGLE_RUN_NOTE, transform=axes.transAxes, ha="left", va="top", fontsize="x-small",
+                  bbox={"facecolor": "white", "edgecolor": "grey", "alpha": 0.9})
+    return figure
 
 
 def tradeoff_points(results_dir: str | Path, ood_sets: Sequence[str] | None = None,
