@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RESAMPLES = 1000
+RESAMPLES = 500
 CONFIDENCE = 0.95
 FPR_LEVELS = (0.01, 0.001)
 

@@ -40,12 +40,18 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
     add_options(parser.add_argument_group("attack options"), attack_options(), defaults, context)
     add_options(parser.add_argument_group("calibration (at most one method)"), calibration_options(), defaults,
                 context)
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED",
+                        help="run the configuration once per seed (into results_dir/seed_SEED/, checkpoints in "
+                             "pretrained_dir/seed_SEED/) and write {stem}seeds_aggregate.csv (mean and sd of every "
+                             "cell) and {stem}seeds_report.md (how much each cell moves)")
     return parser
 
 
 def parse_config(dataset: str, argv: Sequence[str] | None = None) -> ExperimentConfig:
     """The config the flags ``argv`` (default ``sys.argv[1:]``) ask for, on ``dataset``'s preset."""
-    return config_from_preset(dataset, **parsed_values(build_parser(dataset).parse_args(argv)))
+    values = parsed_values(build_parser(dataset).parse_args(argv))
+    values.pop("seeds", None)
+    return config_from_preset(dataset, **values)
 
 
 USER_ERRORS = (ValueError, FileNotFoundError, DataNotFoundError, ChecksumError, DataSizeError)
@@ -62,10 +68,13 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser(dataset)
     values = parsed_values(parser.parse_args(argv))
+    seeds = values.pop("seeds", None)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         config = config_from_preset(dataset, **values)
         start = time.perf_counter()
+        if seeds is not None:
+            return _run_seeds(config, seeds, start)
         outputs = run_experiment(config, on_stage=StageLines(config))
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
@@ -74,4 +83,20 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
         print(INTERRUPTED, file=sys.stderr)
         return 130
     print_run(outputs, time.perf_counter() - start, verbose=config.verbose)
+    return 0
+
+
+def _run_seeds(config: ExperimentConfig, seeds: Sequence[int], start: float) -> int:
+    """``--seeds``: every seed's run with its stage lines, then where the aggregate is."""
+    import time
+
+    from pipeline.console import StageLines
+    from pipeline.seeds import largest_moves, run_seeds
+
+    runs = run_seeds(config, seeds, on_stage=StageLines(config))
+    print(f"== {runs.stem.rstrip('_')}: {len(runs.tables)} seeds done in {time.perf_counter() - start:.1f} s ==")
+    for set_name, column, sd in largest_moves(runs.aggregate, 3):
+        print(f"moves most: {set_name} / {column}: sd {sd:.4f}")
+    for name, path in runs.files.items():
+        print(f"{name}: {path}")
     return 0

@@ -67,14 +67,17 @@ def max_score_figure(member_max, non_member_max: Mapping[str, np.ndarray], title
     x = np.arange(len(BIN_LABELS))
     members = score_shares(member_max)
     for axes, (name, values) in zip(grid.flat, panels.items()):
-        axes.bar(x - 0.2, members, 0.4, color="tab:blue", label=f"members: {members[-1]:.0%} at 1.0")
-        if values is not None:
-            shares = score_shares(values)
-            axes.bar(x + 0.2, shares, 0.4, color="tab:orange", label=f"{name}: {shares[-1]:.0%} at 1.0")
-        axes.set_title(f"{name} (n={0 if values is None else len(values)})", fontsize="medium")
+        axes.bar(x - 0.2, members, 0.4, color="tab:blue", label="members")
+        shares = score_shares(values) if values is not None else None
+        if shares is not None:
+            axes.bar(x + 0.2, shares, 0.4, color="tab:orange", label="non-members of the set")
+        at_one = f"members {members[-1]:.0%}" + (f", set {shares[-1]:.0%}" if shares is not None else "")
+        axes.set_title(f"{name} (n={0 if values is None else len(values)})\nat exactly 1.0: {at_one}",
+                       fontsize="small")
         axes.set_xticks(x, BIN_LABELS, rotation=45, ha="right", fontsize="x-small")
-        axes.set_ylim(0, 1.15)
-        axes.legend(fontsize="x-small", loc="upper left", frameon=False)
+        axes.set_ylim(0, 1.05)
+    handles, labels = grid.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower right", ncol=2, fontsize="small", frameon=False)
     for axes in grid[:, 0]:
         axes.set_ylabel("share of samples")
     figure.supxlabel("maximum prediction score (bins zoom into [0.9, 1]; last bin: exactly 1.0)", fontsize="small")

@@ -75,9 +75,9 @@ def held_out_figure(table: pd.DataFrame, exclude=("Members", "Held-out")):
     axes.set_ylabel("FPR at the held-out threshold")
     axes.set_xlabel("non-member set")
     axes.set_ylim(0, 1.05)
-    axes.set_title("Are the attacks fooled? FPR at the threshold flagging 1% of held-out images")
-    axes.legend(handles=handles, fontsize=7, ncol=1 if len(handles) < 12 else 2, loc="upper left",
-                bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    figure.suptitle("Are the attacks fooled? FPR on each set at the threshold\nthat flags 1% of held-out "
+                    "in-distribution images", fontsize="medium")
+    figure.legend(handles=handles, fontsize=7, ncol=1 if len(handles) < 12 else 2, loc="outside right upper")
     return figure
 
 
