@@ -11,11 +11,10 @@ import logging
 import sys
 from typing import Sequence
 
-from attacks import ATTACKS, attack_options
-from attacks.reference import REFERENCE_ATTACKS
+from attacks import ATTACKS, attack_options, default_attack_names
 from calibration.factory import calibration_options
 from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
-from pipeline.config import PRESETS, WITH_REFERENCE_MODELS, ExperimentConfig, config_from_preset
+from pipeline.config import PRESETS, ExperimentConfig, config_from_preset
 from utils.options import add_options, field_options, parsed_values
 
 SPLIT_PROTOCOLS = {"package": "seeded stratified splits", "paper_cifar10": "the paper's CIFAR-10 splits",
@@ -30,8 +29,9 @@ def build_parser(dataset: str) -> argparse.ArgumentParser:
         description=f"Membership inference attacks on a {dataset} target and shadow model: train or "
                     f"load them, score every non-member set once, fit attacks on the shadow scores, "
                     f"and write the paper's result tables.")
-    context = {"preset": preset, "splits": SPLIT_PROTOCOLS[preset.protocol], "attack_names": " ".join([*ATTACKS, *REFERENCE_ATTACKS]),
-               "with_reference": " ".join(WITH_REFERENCE_MODELS),
+    context = {"preset": preset, "splits": SPLIT_PROTOCOLS[preset.protocol], "attack_names": " ".join(ATTACKS),
+               "with_reference": " ".join(name for name in default_attack_names(1)
+                                          if name not in default_attack_names(0)),
                "fixed": (" (not used by the paper's Stanford Dogs splits: 0.8 / 0.5 of all images)"
                          if preset.protocol == "paper_stanford_dogs" else "")}
     declared = field_options(ExperimentConfig)

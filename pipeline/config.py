@@ -4,17 +4,13 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
-from attacks import ATTACKS, attack_options
-from attacks.reference import REFERENCE_ATTACKS
+from attacks import ATTACKS, attack_options, default_attack_names
 from calibration import CalibrationSpec, calibration_spec, spec_modifier
 from calibration.factory import calibration_options, check_spec
 from datasets.registry import GeneratedSizes
 from utils import naming
 from utils.options import check_value, field_options, option
 
-# Attacks of a run: the paper's four; with --reference_models also these (unless --attacks names them)
-DEFAULT_ATTACKS = ("threshold", "salem", "entropy", "shokri")
-WITH_REFERENCE_MODELS = ("loss", "modified_entropy", "lira", "lira_offline", "rmia", "rmia_online")
 # Non-member rows that perturb the Original non-members rather than load another set.
 DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
 MAX_SEED = 2**32 - 1  # largest seed NumPy's legacy RandomState and scikit-learn accept
@@ -132,7 +128,7 @@ class ExperimentConfig:
     amp: bool = option(False, "train with bf16 autocast (CUDA and CPU; scoring stays fp32); default fp32 like the "
                               "paper. Recorded in the manifest and the checkpoint's JSON; loading a checkpoint "
                               "needs the same choice", action="store_true")
-    attacks: tuple[str, ...] = option(DEFAULT_ATTACKS, "attacks to run: {attack_names} (default: {default}; "
+    attacks: tuple[str, ...] = option(default_attack_names(), "attacks to run: {attack_names} (default: {default}; "
                                       "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
     reference_models: int = option(0, "K reference models for LiRA and RMIA, trained through Ray on random halves "
                                       "of the population (default {default}; 0 = off)", preset="cli")
@@ -198,7 +194,7 @@ def config_from_preset(dataset: str, **values) -> ExperimentConfig:
     attack = {o.name: o for o in attack_options()}
     unknown = set(values) - fields_ - set(attack) - {o.name for o in calibration_options()}
     if values.get("attacks") is None and values.get("reference_models"):
-        values = {**values, "attacks": DEFAULT_ATTACKS + WITH_REFERENCE_MODELS}
+        values = {**values, "attacks": default_attack_names(values["reference_models"])}
     if unknown:
         raise ValueError(f"unknown config option(s) {', '.join(sorted(unknown))}")
     given = {key: value for key, value in values.items() if value is not None}
@@ -237,11 +233,10 @@ def validate_config(config: ExperimentConfig) -> None:
         raise ValueError(f"--model_input_image_size must be a positive integer, got {image_size}")
     if not config.sets:
         raise ValueError("--sets is empty; name at least one non-member set")
-    known = (*ATTACKS, *REFERENCE_ATTACKS)
     for attack in config.attacks:
-        if attack not in known:
-            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(known)}")
-        for declared in ATTACKS[attack].params if attack in ATTACKS else ():
+        if attack not in ATTACKS:
+            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
+        for declared in ATTACKS[attack].params:
             check_value(declared, config.attack_params.get(declared.name, declared.default))
     _validate_reference_models(config)
 
@@ -251,7 +246,7 @@ def _validate_reference_models(config: ExperimentConfig) -> None:
     if not isinstance(k, int) or k < 0 or k == 1:
         raise ValueError(f"--reference_models must be 0 (off) or at least 2 (an IN and an OUT model per "
                          f"sample), got {k}")
-    named = [attack for attack in config.attacks if attack in REFERENCE_ATTACKS]
+    named = [attack for attack in config.attacks if ATTACKS[attack].needs_reference_models]
     if named and not k:
         raise ValueError(f"--attacks {' '.join(named)} needs reference models; add --reference_models K "
                          f"(K >= 2, e.g. 8)")

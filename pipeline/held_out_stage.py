@@ -1,7 +1,6 @@
-"""Reference attacks in the run, and the held-out FPR table (is each attack fooled by OOD/fake data?).
+"""The held-out FPR table (is each attack fooled by OOD/fake data?).
 
-``add_reference_attacks`` appends LiRA / RMIA results to the evaluation (same columns as every
-attack). ``held_out_results`` scores the held-out in-distribution non-members with every attack,
+``held_out_results`` scores the held-out in-distribution non-members with every attack,
 builds the table of :mod:`attacks.held_out_fpr`, records each set's label source, measures the
 effect of labelling one out-of-label-space set with the target's predicted class (vs a random
 class), and writes ``{stem}held_out_fpr_results.csv``.
@@ -14,41 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attacks.evaluation import attack_outputs, result_from_outputs
+from attacks.evaluation import attack_outputs
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_threshold
-from attacks.reference import REFERENCE_ATTACKS
 from attacks.roc import roc_curve_points
-from pipeline.reference_stage import HELD_OUT, run_reference_attacks
+from pipeline.reference_stage import HELD_OUT
 from pipeline.results import write_table
 from pipeline.splits import complement
 from utils.naming import held_out_csv_name
 from utils.seeding import derive_seed
 
 LABEL_SOURCE = "Label source"
-LABEL_USING = ("Shokri", "LOSS", "Modified Entropy")   # score attacks whose output depends on the label
-
-
-def score_attack_names(names) -> tuple[str, ...]:
-    return tuple(name for name in names if name not in REFERENCE_ATTACKS)
-
-
-def reference_attack_names(names) -> list[str]:
-    return [name for name in names if name in REFERENCE_ATTACKS]
-
-
-def add_reference_attacks(config, prepared, target_scores, evaluation, cache, manifest):
-    """Run the named reference attacks (if any) and add their rows to ``evaluation``; returns the
-    :class:`~pipeline.reference_stage.ReferenceOutcome` or None."""
-    names = reference_attack_names(config.attacks)
-    if not names or not config.reference_models:
-        return None
-    outcome = run_reference_attacks(config, prepared, target_scores, names, cache, manifest)
-    for attack in outcome.attacks:
-        per_set = outcome.outputs[attack.name]
-        evaluation.outputs[attack.name] = {name: out for name, out in per_set.items() if name != HELD_OUT}
-        for set_name in evaluation.results:
-            evaluation.results[set_name].append(result_from_outputs(attack.name, per_set["Members"], per_set[set_name]))
-    return outcome
 
 
 @dataclass
@@ -97,7 +71,7 @@ def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
     random_labels = rng.integers(0, set_scores.probs.shape[1], len(set_scores))
     rows = {}
     for attack in score_attacks:
-        if attack.name not in LABEL_USING:
+        if not (attack.spec and attack.spec.uses_labels):
             continue
         randomised = attack_outputs(attack, set_scores.probs, random_labels).scores
         rows[attack.name] = _effect_row(scores[attack.name]["Members"], scores[attack.name][name], randomised,
@@ -109,6 +83,8 @@ def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
         labels[block] = random_labels
         swapped = signals.with_labels(labels)          # all rows at once: online LiRA's IN-OUT gap
         for attack in reference.attacks:
+            if not (attack.spec and attack.spec.uses_labels):
+                continue
             per_set = scores[attack.name]
             rows[attack.name] = _effect_row(per_set["Members"], per_set[name], attack.score(swapped)[block],
                                             per_set[HELD_OUT])
@@ -126,5 +102,4 @@ def _effect_row(members, predicted, randomised, held_out) -> dict[str, float]:
             "FPR@1%HeldOutFPR (random class)": float(np.mean(randomised > cut))}
 
 
-__all__ = ["HELD_OUT_LEVELS", "HeldOutResults", "add_reference_attacks", "held_out_results",
-           "reference_attack_names", "score_attack_names"]
+__all__ = ["HELD_OUT_LEVELS", "HeldOutResults", "held_out_results"]

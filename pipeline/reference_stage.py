@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from attacks.evaluation import AttackOutputs
-from attacks.reference import ReferenceSignals, build_reference_attack
+from attacks import ATTACKS, ReferenceAttack
+from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
 from models.reference_pool import (ReferenceModelSpec, ReferencePool, balanced_membership,
                                    check_same_architecture, digest_rows)
@@ -163,7 +164,7 @@ def cached_logits(model: torch.nn.Module, model_fingerprint: str, images: torch.
 class ReferenceOutcome:
     """Per reference attack, its outputs on "Members", every set and the held-out rows."""
 
-    attacks: list
+    attacks: list[ReferenceAttack]
     outputs: dict[str, dict[str, AttackOutputs]]
     population: Population
     signals: dict = field(default_factory=dict)       # "target" / "shadow" -> ReferenceSignals of scored rows
@@ -201,7 +202,7 @@ def run_reference_attacks(config, prepared, target_scores: dict, names: list[str
     attacks, outputs = [], {}
     target_max = _max_probs(logits["target"])
     for name in names:
-        attack = build_reference_attack(name)
+        attack = ATTACKS[name].build(config.attack_params, derive_seed(config.seed, "attacks"))
         scored = np.arange(population.scored)
         attack.fit(signals["shadow"].rows(scored), blocks[SHADOW_MEMBERS], blocks[SHADOW_NON_MEMBERS])
         scores, decisions = attack.score_and_predict(signals["target"].rows(scored))

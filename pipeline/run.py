@@ -17,12 +17,13 @@ from pipeline import calibration_stage
 from pipeline.config import ExperimentConfig, row_name, validate_config
 from pipeline.data_stage import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.domains import domain_for
-from pipeline.evaluation_stage import Scorer, evaluate_sets, fit_attacks, merge_rows
-from pipeline.held_out_stage import HeldOutResults, add_reference_attacks, held_out_results, score_attack_names
+from pipeline.evaluation_stage import (Scorer, evaluate_sets, fit_attacks, merge_rows, reference_attack_names,
+                                       with_attack_outputs)
+from pipeline.held_out_stage import HeldOutResults, held_out_results
 from pipeline.manifest import Manifest, tensor_digest
 from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
-from pipeline.reference_stage import ReferenceOutcome
+from pipeline.reference_stage import ReferenceOutcome, run_reference_attacks
 from pipeline.model_stage import ROLES, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
 from pipeline.results import attack_table, model_metric_rows, performance_table, write_table
@@ -177,13 +178,16 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
     membership = check_loaded_models(prepared.models, split_scores)
 
     with manifest.timed("attacks_fit"):
-        attacks = fit_attacks(score_attack_names(config.attacks), shadow_scores["Members"], shadow_scores["Original"],
+        attacks = fit_attacks(config.attacks, shadow_scores["Members"], shadow_scores["Original"],
                               params=config.attack_params, seed=derive_seed(config.seed, "attacks"))
 
     with manifest.timed("attacks_evaluate"):
         non_member_scores = {name: s for name, s in target_scores.items() if name != "Members"}
         evaluation = evaluate_sets(attacks, target_scores["Members"], non_member_scores)
-    reference = add_reference_attacks(config, prepared, target_scores, evaluation, cache, manifest)
+    reference = None
+    if config.reference_models and (names := reference_attack_names(config.attacks)):
+        reference = run_reference_attacks(config, prepared, target_scores, list(names), cache, manifest)
+        evaluation = with_attack_outputs(evaluation, {a.name: reference.outputs[a.name] for a in reference.attacks})
     results = evaluation.results
 
     stem = config.run_stem()
