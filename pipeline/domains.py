@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datasets.domain import CIFAR10, DIGITS, Domain
-from pipeline.config import ExperimentConfig
+from configuration.config import ExperimentConfig
 
 
 def domain_for(config: ExperimentConfig) -> Domain:

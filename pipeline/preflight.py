@@ -11,14 +11,14 @@ import tempfile
 from pathlib import Path
 
 from attacks import ATTACKS
-from pipeline.config import DERIVED_SETS, ExperimentConfig, validate_config
+from configuration.config import DERIVED_SETS, ExperimentConfig, validate_config
 from utils.options import check_value
 from utils.devices import resolve_device
 
 
 def check_before_work(config: ExperimentConfig) -> None:
     """Raise on the first problem of ``config`` that would otherwise surface mid-run."""
-    from pipeline.model_stage import check_checkpoints
+    from pipeline.stages.models import check_checkpoints
 
     validate_config(config)
     resolve_device(config.device)

@@ -13,24 +13,24 @@ from attacks import AttackResult
 from calibration.metrics import model_metrics
 from datasets import AttackerData
 from datasets.verification import recording_accepted_mismatches
-from pipeline import calibration_stage
-from pipeline.config import ExperimentConfig, row_name, validate_config
-from pipeline.data_stage import ExperimentData, build_non_member_sets, load_experiment_data
+from pipeline.stages import calibration as calibration_stage
+from configuration.config import ExperimentConfig, row_name, validate_config
+from pipeline.stages.data import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.domains import domain_for
-from pipeline.evaluation_stage import (Scorer, evaluate_sets, fit_attacks, merge_rows, reference_attack_names,
+from pipeline.stages.evaluation import (Scorer, evaluate_sets, fit_attacks, merge_rows, reference_attack_names,
                                        with_attack_outputs)
-from pipeline.held_out_stage import HeldOutResults, held_out_results
+from pipeline.stages.held_out import HeldOutResults, held_out_results
 from pipeline.manifest import Manifest, tensor_digest
 from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
-from pipeline.reference_stage import ReferenceOutcome, run_reference_attacks
-from pipeline.model_stage import ROLES, load_or_train_models
-from pipeline.report_stage import write_figures_and_report
+from pipeline.stages.reference import ReferenceOutcome, run_reference_attacks
+from pipeline.stages.models import ROLES, load_or_train_models
+from pipeline.stages.report import write_figures_and_report
 from pipeline.results import attack_table, model_metric_rows, performance_table, write_table
 from pipeline.scores import ScoreCache, Scores
 from pipeline.membership_check import check_loaded_models
-from pipeline.split_file import split_arrays, write_split_file
-from pipeline.splits import complement
+from datasets.splits.file import split_arrays, write_split_file
+from datasets.splits.seeded import complement
 from utils.devices import resolve_device
 from utils.naming import attack_csv_name, manifest_name, performance_csv_name, splits_name
 from utils.seeding import derive_seed, seed_everything
@@ -91,7 +91,7 @@ def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) 
     """
     validate_config(config)
     if config.reference_models and config.ray_address:
-        from pipeline.ray_pool import check_address
+        from models.ray_pool import check_address
 
         check_address(config.ray_address)  # fail before training anything
     manifest = Manifest(config.to_dict())

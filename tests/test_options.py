@@ -8,8 +8,8 @@ import pytest
 
 from attacks import attack_options
 from calibration import CALIBRATIONS, calibration_spec
-from pipeline.cli import build_parser, parse_config
-from pipeline.config import ExperimentConfig, config_from_preset
+from configuration.cli import build_parser, parse_config
+from configuration.config import ExperimentConfig, config_from_preset
 from utils.options import Option, add_options, check_value, field_options, option, parsed_values
 
 

@@ -15,9 +15,9 @@ from torch.utils.data import Dataset, Subset, random_split
 
 from datasets.errors import DataSizeError
 from datasets.sources import PAPER_SEEDS
-from pipeline import paper_splits
-from pipeline.config import config_from_preset
-from pipeline.data_stage import draw_splits, non_member_positions
+from datasets.splits import paper as paper_splits
+from configuration.config import config_from_preset
+from pipeline.stages.data import draw_splits, non_member_positions
 
 CIFAR_TRAIN_LABELS = np.tile(np.arange(10), 5_000)[np.random.default_rng(0).permutation(50_000)]
 CIFAR_TEST_LABELS = np.tile(np.arange(10), 1_000)[np.random.default_rng(1).permutation(10_000)]

@@ -12,8 +12,8 @@ from models import build_model
 from models.checkpoints import (WEIGHTS_KEY, CheckpointMismatchError, checkpoint_path, config_differences,
                                 config_path, fingerprint, load_or_train, read_metadata, recorded_config)
 from models.training import DEFAULT_LR, TrainConfig, precision_name, train_model, train_model_on_dataset
-from pipeline.config import PRESETS, ExperimentConfig
-from pipeline.data_stage import ExperimentData
+from configuration.config import PRESETS, ExperimentConfig
+from pipeline.stages.data import ExperimentData
 from utils.files import remove_stale_temporaries
 from utils.devices import resolve_device
 from utils.seeding import derive_seed, seeded

@@ -24,8 +24,8 @@ from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
 from models.reference_pool import (ReferenceModelSpec, ReferencePool, balanced_membership,
                                    check_same_architecture, digest_rows)
-from pipeline.model_stage import train_config
-from pipeline.splits import complement
+from pipeline.stages.models import train_config
+from datasets.splits.seeded import complement
 from pipeline.scores import ForwardCounter, ScoreCache
 from utils.seeding import derive_seed
 
@@ -99,7 +99,7 @@ def reference_specs(config, prepared, population: Population, membership: np.nda
 def load_or_train_pool(config, prepared, population: Population, manifest) -> tuple[list, np.ndarray]:
     """The K reference models (loaded where a matching checkpoint exists, the rest trained through
     Ray) and the membership matrix over population rows (K, P)."""
-    from pipeline.ray_pool import train_pool_with_ray
+    from models.ray_pool import train_pool_with_ray
 
     membership = balanced_membership(config.reference_models, population.size,
                                      derive_seed(config.seed, "reference", "membership"))

@@ -1,8 +1,8 @@
 """The experiment scripts' shared flag parser: flags -> config -> pipeline -> printed table.
 
-The flags are generated from the declarations (:class:`pipeline.config.ExperimentConfig` fields,
+The flags are generated from the declarations (:class:`configuration.config.ExperimentConfig` fields,
 the attacks' and the calibration methods' options); scripts differ only in which preset they start
-from (``pipeline.config.PRESETS``).
+from (``configuration.config.PRESETS``).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Sequence
 from attacks import ATTACKS, attack_options, default_attack_names
 from calibration.factory import calibration_options
 from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
-from pipeline.config import PRESETS, ExperimentConfig, config_from_preset
+from configuration.config import PRESETS, ExperimentConfig, config_from_preset
 from utils.options import add_options, field_options, parsed_values
 
 SPLIT_PROTOCOLS = {"package": "seeded stratified splits", "paper_cifar10": "the paper's CIFAR-10 splits",

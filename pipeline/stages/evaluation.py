@@ -10,7 +10,7 @@ import torch
 
 from attacks import ATTACKS, AttackResult, MembershipAttack
 from attacks.evaluation import AttackOutputs, attack_outputs, result_from_outputs
-from pipeline.data_stage import SplitTensors
+from pipeline.stages.data import SplitTensors
 from pipeline.scores import ScoreCache, Scores, compute_probs
 
 

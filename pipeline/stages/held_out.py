@@ -16,9 +16,9 @@ import pandas as pd
 from attacks.evaluation import attack_outputs
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_threshold
 from attacks.roc import roc_curve_points
-from pipeline.reference_stage import HELD_OUT
+from pipeline.stages.reference import HELD_OUT
 from pipeline.results import write_table
-from pipeline.splits import complement
+from datasets.splits.seeded import complement
 from utils.naming import held_out_csv_name
 from utils.seeding import derive_seed
 

@@ -47,7 +47,7 @@ class DatasetPreset:
     train_if_missing: bool = False    # no checkpoint and no --train: train (True) or ask for one
     augment_train: bool = False       # train on the set's random training transform (per-sample loader)
     protocol: str = "package"         # who draws splits and subsets: "package", or the paper's script
-                                      # ("paper_cifar10", "paper_stanford_dogs"; pipeline.paper_splits)
+                                      # ("paper_cifar10", "paper_stanford_dogs"; datasets.splits.paper)
     row_names: tuple[tuple[str, str], ...] = ()  # (set key, row name) where the paper's script differs
     reference_models: int = 0         # the script's default --reference_models (LiRA / RMIA; 0 = off)
 
@@ -97,7 +97,7 @@ class ExperimentConfig:
     """Everything that defines a run; saved in its manifest.
 
     Each user option is declared here once (:func:`utils.options.option`: default and help text) and
-    the scripts' flags are generated from these declarations (:mod:`pipeline.cli`); ``preset=True``
+    the scripts' flags are generated from these declarations (:mod:`configuration.cli`); ``preset=True``
     options take their default from the data set's :class:`DatasetPreset`. The attacks' options live
     in ``attack_params`` and the calibration in ``calibration``, both declared by their packages.
     """

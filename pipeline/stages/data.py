@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from datasets import AttackerData, DataRequest, Domain, NamedSet, build_dataset
 from datasets.errors import ChecksumError, DataNotFoundError
 from datasets.sources import PAPER_SEEDS, PAPER_SPLITS
-from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig, row_name
+from configuration.config import DERIVED_SETS, PRESETS, ExperimentConfig, row_name
 from pipeline.manifest import tensor_digest
-from pipeline import paper_splits
-from pipeline.splits import Splits, attack_subset, make_splits, package_attack_positions
+from datasets.splits import paper as paper_splits
+from datasets.splits.seeded import Splits, attack_subset, make_splits, package_attack_positions
 from utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def _labels_of(named: NamedSet) -> np.ndarray:
 class NonMemberSets:
     """The non-member rows of a run, each materialised at the protocol's size."""
 
-    sets: dict[str, SplitTensors]      # row name (pipeline.config.row_name) -> tensors
+    sets: dict[str, SplitTensors]      # row name (configuration.config.row_name) -> tensors
     in_label_space: dict[str, bool]    # display name -> labels are target classes
     skipped: dict[str, str]            # requested key -> one-line reason it is missing
     artifacts: dict[str, str]          # files the builders wrote (e.g. generated sample grids)
