@@ -14,9 +14,8 @@ from calibration.metrics import model_metrics
 from datasets import AttackerData
 from datasets.verification import recording_accepted_mismatches
 from pipeline.stages import calibration as calibration_stage
-from configuration.config import ExperimentConfig, row_name, validate_config
+from configuration.config import ExperimentConfig, domain_for, row_name, validate_config
 from pipeline.stages.data import ExperimentData, build_non_member_sets, load_experiment_data
-from pipeline.domains import domain_for
 from pipeline.stages.evaluation import (Scorer, evaluate_sets, fit_attacks, merge_rows, reference_attack_names,
                                        with_attack_outputs)
 from pipeline.stages.held_out import HeldOutResults, held_out_results
