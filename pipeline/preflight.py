@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from attacks import ATTACKS
 from configuration.config import ExperimentConfig, domain_for, validate_config
@@ -37,7 +38,7 @@ def check_before_work(config: ExperimentConfig) -> None:
     check_attack_parameters(config)
 
 
-def check_set_names(sets) -> None:
+def check_set_names(sets: Sequence[str]) -> None:
     """Every ``--sets`` name is a derived set or a registered data set (perturbation wrappers too)."""
     from datasets.perturbations import PERTURBATIONS
     from datasets.registry import dataset_names, derived_set_names, unwrap

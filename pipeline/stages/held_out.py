@@ -16,7 +16,11 @@ import pandas as pd
 from attacks.evaluation import attack_outputs
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_threshold
 from attacks.roc import roc_curve_points
-from pipeline.stages.reference import HELD_OUT
+from attacks import MembershipAttack
+from pipeline.scores import Scores
+from pipeline.stages.evaluation import Evaluation
+from pipeline.stages.prepared import PreparedRun
+from pipeline.stages.reference import HELD_OUT, ReferenceOutcome
 from pipeline.results import write_table
 from datasets.splits.seeded import complement
 from utils.naming import held_out_csv_name
@@ -25,15 +29,19 @@ from utils.seeding import derive_seed
 LABEL_SOURCE = "Label source"
 
 
-@dataclass
+@dataclass(frozen=True)
 class HeldOutResults:
+    """The held-out FPR table, the label-effect table and the file they were written to."""
+
     table: pd.DataFrame                       # sets x "{Attack} FPR@{level}%HeldOutFPR", plus label source
     label_effect: pd.DataFrame | None         # one set: predicted-class vs random-class labels
     label_effect_set: str | None
-    files: dict = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
 
 
-def held_out_results(prepared, split_scores, target_scores, evaluation, score_attacks, reference,
+def held_out_results(prepared: PreparedRun, split_scores: dict[str, dict[str, Scores]],
+                     target_scores: dict[str, Scores], evaluation: Evaluation,
+                     score_attacks: list[MembershipAttack], reference: ReferenceOutcome | None,
                      results_dir: Path, stem: str) -> HeldOutResults | None:
     """The held-out FPR table for every attack; None when the test split has no held-out rows."""
     test = split_scores["target"]["test"]
@@ -58,8 +66,9 @@ def held_out_results(prepared, split_scores, target_scores, evaluation, score_at
     return HeldOutResults(table, effect, effect_set, files)
 
 
-def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
-                  scores) -> tuple[str | None, pd.DataFrame | None]:
+def _label_effect(prepared: PreparedRun, target_scores: dict[str, Scores], evaluation: Evaluation,
+                  score_attacks: list[MembershipAttack], reference: ReferenceOutcome | None,
+                  scores: dict[str, dict[str, np.ndarray]]) -> tuple[str | None, pd.DataFrame | None]:
     """For the first set outside the label space: AUROC and held-out-1% FPR of every label-using
     attack with the target's predicted class (used) and with a seeded random class instead."""
     outside = [name for name, in_space in prepared.in_label_space.items() if not in_space]
@@ -93,7 +102,8 @@ def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
     return name, table
 
 
-def _effect_row(members, predicted, randomised, held_out) -> dict[str, float]:
+def _effect_row(members: np.ndarray, predicted: np.ndarray, randomised: np.ndarray,
+                held_out: np.ndarray) -> dict[str, float]:
     cut = held_out_threshold(held_out, 0.01)
     labels = np.r_[np.ones(len(members), bool), np.zeros(len(predicted), bool)]
     return {"AUROC (predicted class)": roc_curve_points(labels, np.r_[members, predicted]).auroc,

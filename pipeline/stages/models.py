@@ -14,7 +14,7 @@ from models.checkpoints import (WEIGHTS_KEY, CheckpointMismatchError, checkpoint
 from models.training import DEFAULT_LR, TrainConfig, precision_name, train_model, train_model_on_dataset
 from configuration.config import ExperimentConfig
 from datasets.presets import preset_for
-from pipeline.stages.data import ExperimentData
+from pipeline.stages.data import ExperimentData, SplitTensors
 from utils.files import remove_stale_temporaries
 from utils.devices import resolve_device
 from utils.seeding import derive_seed, seeded
@@ -148,7 +148,8 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
         if not config.train:
             check_precision(path, config.amp)
 
-        def fit(model: nn.Module, split=split, recipe=recipe, role=role) -> object:
+        def fit(model: nn.Module, split: SplitTensors = split, recipe: TrainConfig = recipe,
+                role: str = role) -> object:
             if data.augmented_train is not None:  # random crops/flips: a per-sample loader
                 return train_model_on_dataset(model, data.augmented_train[role], recipe, device,
                                               desc=f"train {role}", progress=config.progress)
