@@ -1,6 +1,6 @@
 """Console output of a run: numbered stage lines while it runs, a short summary at the end.
 
-``StageLines`` is the run's ``on_stage`` hook (:attr:`pipeline.manifest.Manifest.on_stage`): each
+``StageLines`` is the run's stage hook (:func:`pipeline.manifest.stage_hook`): each
 timed stage prints ``[k/n] title ...`` as it starts and ``[k/n] title ... 3.1 s`` as it ends.
 ``print_run`` prints the summary of :func:`summary_lines` (at most ~10 lines); ``--verbose`` adds the
 full tables the CSVs hold.
@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from pipeline.held_out_stage import reference_attack_names
+from pipeline.stages.evaluation import reference_attack_names
+from attacks import ATTACKS
 from pipeline.results import format_console
 from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
 
@@ -32,7 +33,8 @@ STAGE_TITLES = {
 def planned_stages(config) -> list[str]:
     """The timed stages a run of ``config`` goes through, in order."""
     stages = ["data", "models", "calibration", "non_member_sets", "scores", "attacks_fit", "attacks_evaluate"]
-    if config.reference_models and reference_attack_names(config.attacks):
+    known = [name for name in config.attacks if name in ATTACKS]  # unknown names fail later, in validation
+    if config.reference_models and reference_attack_names(known):
         stages += ["reference_pool", "reference_scores"]
     stages.append("intervals")
     if config.figures:

@@ -6,10 +6,11 @@ import platform
 import sys
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -38,6 +39,48 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+@contextmanager
+def timed_into(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the wall time of the block, in seconds, to ``timings[stage]``; tell the stage hook
+    (:func:`stage_hook`) as the block starts and after it ends."""
+    hook = _STAGE_HOOK.get()
+    if hook is not None:
+        hook(stage, None)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds = time.perf_counter() - start
+        timings[stage] = round(timings.get(stage, 0.0) + seconds, 4)
+    if hook is not None:
+        hook(stage, seconds)
+
+
+# called as hook(stage, None) when a timed stage starts and hook(stage, seconds) when it ends
+_STAGE_HOOK: ContextVar[Callable[[str, float | None], None] | None] = ContextVar("stage_hook", default=None)
+
+
+@contextmanager
+def stage_hook(hook: Callable[[str, float | None], None] | None) -> Iterator[None]:
+    """Within the block, every timed stage reports its start and end to ``hook`` (e.g. the console's
+    :class:`pipeline.console.StageLines`); the previous hook is restored after it."""
+    token = _STAGE_HOOK.set(hook)
+    try:
+        yield
+    finally:
+        _STAGE_HOOK.reset(token)
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What a stage reports for the manifest; the run adds it (:meth:`Manifest.record`)."""
+
+    timings: Mapping[str, float] = field(default_factory=dict)
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Manifest:
     """Accumulates what a run did; :meth:`write` saves it atomically."""
@@ -50,22 +93,20 @@ class Manifest:
     files: dict = field(default_factory=dict)   # file name -> sha256 of every file of the run's set
     notes: dict = field(default_factory=dict)
     splits: dict = field(default_factory=dict)  # the run's indices file: path, protocol, sha256
-    # called as on_stage(stage, None) when a timed stage starts, on_stage(stage, seconds) when it ends
-    on_stage: Callable[[str, float | None], None] | None = field(default=None, repr=False, compare=False)
 
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         """Add the wall time of the block, in seconds, to ``timings[stage]``."""
-        start = time.perf_counter()
-        if self.on_stage is not None:
-            self.on_stage(stage, None)
-        try:
+        with timed_into(self.timings, stage):
             yield
-        finally:
-            seconds = time.perf_counter() - start
-            self.timings[stage] = round(self.timings.get(stage, 0.0) + seconds, 4)
-        if self.on_stage is not None:
-            self.on_stage(stage, seconds)
+
+    def record(self, stage: StageRecord) -> None:
+        """Add what a stage reported (its timings, checksums, models and notes)."""
+        for name, total in stage.timings.items():
+            self.timings[name] = round(self.timings.get(name, 0.0) + total, 4)
+        self.checksums.update(stage.checksums)
+        self.models.update(stage.models)
+        self.notes.update(stage.notes)
 
     def write(self, path: str | Path) -> Path:
         write_json(path, {

@@ -57,7 +57,12 @@ def aggregate_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 def run_seeds(config, seeds: Sequence[int], on_stage=None) -> SeedRuns:
-    """Run ``config`` once per seed and write the aggregate table and its report into ``results_dir``."""
+    """Run ``config`` once per seed and write the aggregate table and its report into ``results_dir``.
+
+    ``on_stage``: the stage hook of every run (:func:`pipeline.manifest.stage_hook`); with one, a
+    header line names each seed as it starts.
+    """
+    from pipeline.manifest import stage_hook
     from pipeline.run import run_experiment
 
     seeds = list(dict.fromkeys(int(s) for s in seeds))
@@ -67,7 +72,8 @@ def run_seeds(config, seeds: Sequence[int], on_stage=None) -> SeedRuns:
     for seed in seeds:
         if on_stage is not None:
             print(f"-- seed {seed} ({seeds.index(seed) + 1}/{len(seeds)}) --", flush=True)
-        runs[seed] = run_experiment(seed_config(config, seed), on_stage=on_stage)
+        with stage_hook(on_stage):
+            runs[seed] = run_experiment(seed_config(config, seed))
     tables = {seed: run.attack_table for seed, run in runs.items()}
     aggregate = aggregate_tables(list(tables.values()))
     stem = config.run_stem()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
@@ -10,11 +11,14 @@ from utils.naming import attack_names_of
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
                        plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
 
+if TYPE_CHECKING:
+    from pipeline.run import PreparedRun, RunOutputs
+
 log = logging.getLogger(__name__)
 FALSE_POSITIVE_ATTACK = "Threshold"  # the paper's headline figure uses the threshold attack
 
 
-def write_figures_and_report(outputs, prepared, results_dir: Path,
+def write_figures_and_report(outputs: RunOutputs, prepared: PreparedRun, results_dir: Path,
                              committed_dir: Path | None = None) -> dict[str, Path]:
     """ROC curves, score distributions, false-positive grid, reliability diagrams, trade-off plot,
     and ``{stem}report.md``, all written into ``results_dir``; returns name -> path of every file.
@@ -112,7 +116,7 @@ def report_summary(outputs, prepared, comparison) -> list[str]:
 
 def what_happened(outputs, prepared) -> list[tuple[str, str]]:
     """Rows of what the run did: each model trained or loaded (and which file), the learning rate used."""
-    from pipeline.model_stage import train_config
+    from pipeline.stages.models import train_config
 
     rows = []
     for role, model in prepared.models.items():
@@ -144,7 +148,7 @@ def attack_notes(outputs) -> dict[str, str]:
     return notes
 
 
-def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str, str]]:
+def _held_out_section(outputs: RunOutputs, results_dir: Path, files: dict[str, Path]) -> list[tuple[str, str]]:
     """The OOD/fake FPR figure (added to ``files``) and its report section, when the run has one."""
     from reporting.held_out_fpr import plot_held_out_fpr, report_section
 

@@ -1,8 +1,8 @@
 """The experiment scripts' shared flag parser: flags -> config -> pipeline -> printed table.
 
-The flags are generated from the declarations (:class:`pipeline.config.ExperimentConfig` fields,
+The flags are generated from the declarations (:class:`configuration.config.ExperimentConfig` fields,
 the attacks' and the calibration methods' options); scripts differ only in which preset they start
-from (``pipeline.config.PRESETS``).
+from (``configuration.config.PRESETS``).
 """
 from __future__ import annotations
 
@@ -11,29 +11,25 @@ import logging
 import sys
 from typing import Sequence
 
-from attacks import ATTACKS, attack_options
-from attacks.reference import REFERENCE_ATTACKS
+from attacks import ATTACKS, attack_options, default_attack_names
 from calibration.factory import calibration_options
 from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
-from pipeline.config import PRESETS, WITH_REFERENCE_MODELS, ExperimentConfig, config_from_preset
+from configuration.config import ExperimentConfig, config_from_preset
+from datasets.presets import preset_for
 from utils.options import add_options, field_options, parsed_values
-
-SPLIT_PROTOCOLS = {"package": "seeded stratified splits", "paper_cifar10": "the paper's CIFAR-10 splits",
-                   "paper_stanford_dogs": "the paper's Stanford Dogs splits"}
-
 
 def build_parser(dataset: str) -> argparse.ArgumentParser:
     """The flags of :class:`ExperimentConfig`, the attacks and the calibrations, generated from
     their declarations; defaults and help from ``dataset``'s preset."""
-    preset = PRESETS[dataset]
+    preset = preset_for(dataset)
     parser = argparse.ArgumentParser(
         description=f"Membership inference attacks on a {dataset} target and shadow model: train or "
                     f"load them, score every non-member set once, fit attacks on the shadow scores, "
                     f"and write the paper's result tables.")
-    context = {"preset": preset, "splits": SPLIT_PROTOCOLS[preset.protocol], "attack_names": " ".join([*ATTACKS, *REFERENCE_ATTACKS]),
-               "with_reference": " ".join(WITH_REFERENCE_MODELS),
-               "fixed": (" (not used by the paper's Stanford Dogs splits: 0.8 / 0.5 of all images)"
-                         if preset.protocol == "paper_stanford_dogs" else "")}
+    context = {"preset": preset, "splits": preset.protocol.description, "attack_names": " ".join(ATTACKS),
+               "with_reference": " ".join(name for name in default_attack_names(1)
+                                          if name not in default_attack_names(0)),
+               "fixed": preset.protocol.sizes_note}
     declared = field_options(ExperimentConfig)
     defaults = {o.name: getattr(preset, o.name) for o in declared if o.preset}
     add_options(parser, declared, defaults, context)
@@ -64,6 +60,7 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     import time
 
     from pipeline.console import StageLines, print_run
+    from pipeline.manifest import stage_hook
     from pipeline.run import run_experiment
 
     parser = build_parser(dataset)
@@ -75,7 +72,8 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         if seeds is not None:
             return _run_seeds(config, seeds, start)
-        outputs = run_experiment(config, on_stage=StageLines(config))
+        with stage_hook(StageLines(config)):
+            outputs = run_experiment(config)
     except USER_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -93,7 +91,7 @@ def _run_seeds(config: ExperimentConfig, seeds: Sequence[int], start: float) -> 
     from pipeline.console import StageLines
     from pipeline.seeds import largest_moves, run_seeds
 
-    runs = run_seeds(config, seeds, on_stage=StageLines(config))
+    runs = run_seeds(config, seeds, on_stage=StageLines(config))  # stage lines, a header per seed
     print(f"== {runs.stem.rstrip('_')}: {len(runs.tables)} seeds done in {time.perf_counter() - start:.1f} s ==")
     for set_name, column, sd in largest_moves(runs.aggregate, 3):
         print(f"moves most: {set_name} / {column}: sd {sd:.4f}")
