@@ -274,3 +274,17 @@ def test_docker_build_needs_a_name_and_calls_docker(tmp_path):
     recorded = log.read_text().split()
     assert recorded[:4] == ["docker", "build", "-t", "confidence_mi"]
     assert sorted(recorded[5:]) == ["Dockerfile", "requirements.txt"]  # the minimal build context
+
+
+@pytest.mark.parametrize("argv, status", [(["--help"], 0), (["-h"], 0), (["--train"], 2), (["extra"], 2)])
+def test_download_script_usage_downloads_nothing(tmp_path, argv, status):
+    dest = tmp_path / "dest"
+    environment = {**os.environ, "PRETRAINED_URL": "file:///nonexistent.zip", "PRETRAINED_DIR": str(dest)}
+    result = subprocess.run(["bash", str(ROOT / "download_pretrained_models.sh"), *argv], env=environment,
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == status
+    usage = result.stdout if status == 0 else result.stderr
+    assert usage.count("Usage: bash download_pretrained_models.sh") == 1
+    if status:
+        assert f"unknown argument '{argv[0]}'; nothing was downloaded" in result.stderr
+    assert "Downloading" not in result.stdout and not dest.exists()
