@@ -23,7 +23,7 @@ from pipeline.manifest import Manifest, tensor_digest
 from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
 from pipeline.reference_stage import ReferenceOutcome
-from pipeline.model_stage import ROLES, load_or_train_models
+from pipeline.model_stage import ROLES, checkpoint_write_lock, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
 from pipeline.results import attack_table, model_metric_rows, performance_table, write_table
 from pipeline.scores import ScoreCache, Scores
@@ -148,7 +148,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     """
     check_before_work(config)
     results_dir = Path(config.results_dir)
-    with OutputSet(results_dir, config.run_stem()) as output_set:
+    with checkpoint_write_lock(config), OutputSet(results_dir, config.run_stem()) as output_set:
         outputs = _run_into(config, output_set.directory)
         manifest = outputs.prepared.manifest
         manifest.outputs = {name: str(results_dir / path.name) if path.parent == output_set.directory
