@@ -12,6 +12,7 @@ from pathlib import Path
 
 from attacks import ATTACKS
 from pipeline.config import DERIVED_SETS, ExperimentConfig, validate_config
+from utils.files import DISK_FULL, DiskFullError
 from utils.options import check_value
 from utils.devices import resolve_device
 
@@ -85,7 +86,9 @@ def writable(folder: Path) -> bool:
         return False
     try:
         handle, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
-    except OSError:
+    except OSError as error:
+        if error.errno in DISK_FULL:  # writable, but full: say so before any work
+            raise DiskFullError(folder) from None
         return False
     os.close(handle)
     os.unlink(probe)
