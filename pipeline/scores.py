@@ -153,8 +153,8 @@ class ScoreCache:
         try:
             with atomic_path(path) as temporary:
                 with open(temporary, "wb") as handle:
-                    np.savez(handle, **{field: values}, key=np.array(path.stem),
-                             sha256=np.array(entry_checksum(path.stem, values)))
+                    np.savez(handle, **{field: values}, sha256=np.array(entry_checksum(path.stem, values)),
+                             key=np.array(path.stem))
         except OSError as error:
             log.warning("cannot write score cache entry %s (%s); scores are not cached", path, error)
             self.directory = None
@@ -186,9 +186,9 @@ def read_entry(path: Path, rows: int, classes: int | None = None,
         return None, f"no {error} array (written by an older version?)"
     except Exception as error:  # zipfile, zlib, EOF and format errors all mean "unreadable"
         return None, f"unreadable: {type(error).__name__}"
+    if stored_name is not None and stored_name != path.stem:
+        return None, f"it holds the entry {stored_name}, not {path.stem} (copied from another key?)"
     if checksum != entry_checksum(path.stem, probs):
-        if stored_name is not None and stored_name != path.stem:
-            return None, f"it holds the entry {stored_name}, not {path.stem} (copied from another key?)"
         if stored_name is None and checksum == array_checksum(probs):
             return None, "its checksum does not bind its key (written by an older version)"
         return None, "checksum mismatch"
