@@ -10,6 +10,10 @@ its sha256 in the manifest, and moves the set into ``results_dir``:
    deleted (e.g. the old report and figures after a ``--no_figures`` run);
 4. the manifest is renamed last and the staging folder removed.
 
+A set that replaces one made with another configuration (e.g. another seed; see
+:func:`replaced_run`) is announced in one warning and recorded in the new manifest
+(``notes.replaced_run``).
+
 An interrupt before step 1 leaves the previous set untouched (the staging folder is deleted); an
 interrupt after it is rolled forward, in this process or by the next run over the folder. The next
 run also removes staging folders and ``*.tmp`` files of processes that no longer run.

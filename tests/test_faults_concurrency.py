@@ -140,7 +140,7 @@ def test_two_training_runs_on_one_checkpoint_folder(tmp_path):
     again = python("experiments/digits_experiments.py", *flags, "--results_dir", str(tmp_path / "results_b"))
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
-    assert f"taking over the lock" in err and f"left by pid {first.pid}, which no longer runs" in err
+    assert "taking over the lock" in err and f"left by pid {first.pid}, which no longer runs" in err
     assert {"small_cnn_digits_target.pt", "small_cnn_digits_shadow.pt"} <= {p.name for p in checkpoints.iterdir()}
     assert not list(checkpoints.glob(".*.lock"))
 

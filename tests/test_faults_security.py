@@ -160,7 +160,7 @@ def test_a_cache_entry_copied_from_another_key_is_refused_and_recomputed(tmp_pat
     np.testing.assert_array_equal(scores.probs, probs["b"])
     assert calls == ["a", "b", "b"]
     again = ScoreCache(folder).get_or_compute("b", labels, True, compute("b"), classes=4)
-    np.testing.assert_array_equal(again.probs, probs["b"]) and None
+    np.testing.assert_array_equal(again.probs, probs["b"])
     assert calls == ["a", "b", "b"]  # healed
 
 
