@@ -15,7 +15,6 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from datasets import CIFAR10 as CIFAR10_DOMAIN
 from datasets import DataRequest, build_dataset
 from datasets.cifar import ArraysOnlyCIFAR10, ArraysOnlyCIFAR100
-from datasets.errors import DamagedFileError
 from datasets.safe_pickle import UnsafePickleError, load_data_pickle
 from pipeline.cli import main
 from pipeline.scores import ScoreCache
