@@ -16,7 +16,7 @@ from models.training import DEFAULT_LR, TrainConfig, precision_name, train_model
 from pipeline.config import PRESETS, ExperimentConfig
 from pipeline.data_stage import ExperimentData
 from utils.files import remove_stale_temporaries
-from utils.locks import hold_locks
+from utils.locks import hold_locks, refuse_if_held
 from utils.devices import resolve_device
 from utils.seeding import derive_seed, seeded
 
@@ -130,11 +130,13 @@ def check_checkpoints(config: ExperimentConfig) -> bool:
 def checkpoint_write_lock(config: ExperimentConfig):
     """A context holding the locks on this configuration's checkpoints when the run will write
     them (:func:`check_checkpoints`; :mod:`utils.locks`), else nothing. A second run that would
-    write them stops at once with one line naming the holder's pid."""
+    write them, or read them while they are written, stops at once with one line naming the
+    holder's pid."""
+    fix = "wait for it to finish, or pass another --pretrained_dir"
     if not check_checkpoints(config):
+        refuse_if_held(checkpoint_paths(config).values(), fix)
         return nullcontext([])
-    return hold_locks(checkpoint_paths(config).values(), "training the target and shadow models",
-                      fix="wait for it to finish, or pass another --pretrained_dir")
+    return hold_locks(checkpoint_paths(config).values(), "training the target and shadow models", fix)
 
 
 def load_or_train_models(config: ExperimentConfig, data: ExperimentData,

@@ -195,3 +195,28 @@ def test_replacing_another_configuration_is_one_line_and_recorded(tmp_path, capl
                                            "config_differences": {"seed": {"replaced": 42, "now": 7}}}
     written = json.loads((results / "stem_manifest.json").read_text())
     assert written["notes"]["replaced_run"]["seed"] == 42
+
+
+def test_a_reading_run_stops_while_another_run_writes_the_checkpoints(tmp_path):
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from pipeline.cli import main
+
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    for role in ("target", "shadow"):  # present: this run would only load them
+        (checkpoints / f"small_cnn_digits_{role}.pt").write_bytes(b"")
+    ready = tmp_path / "ready"
+    holder = python("-c", HOLD_LOCK, str(checkpoints / "small_cnn_digits_target.pt"), str(ready))
+    try:
+        wait_for(ready, holder)
+        err = io.StringIO()
+        with redirect_stderr(err), redirect_stdout(io.StringIO()):
+            code = main("digits", [*TINY_FLAGS, "--pretrained_dir", str(checkpoints), "--results_dir",
+                                   str(tmp_path / "results")])
+        lines = err.getvalue().strip().splitlines()
+        assert code == 2 and len(lines) == 1 and f"pid {holder.pid}" in lines[0], lines
+        assert "stopped before reading it" in lines[0] and "small_cnn_digits_target.pt" in lines[0]
+    finally:
+        kill(holder)

@@ -7,6 +7,8 @@ command line and purpose. A second process asking for a held lock gets a one-lin
 :class:`LockHeldError` naming that pid (after waiting up to ``wait_s`` seconds, default not at all).
 A lock file left by a process that no longer holds it (a killed run) is detected, taken over and
 reported in one warning naming the dead pid. The lock file is deleted when the lock is released.
+A process that only reads a path takes no lock; :func:`refuse_if_held` stops it (one line naming
+the writer's pid) while a running process holds the path's lock.
 
 Without ``fcntl`` (not POSIX) the lock file is created exclusively and a file whose pid is no
 longer running (or runs with another start time) counts as stale.
@@ -194,6 +196,23 @@ def _owner_soon(path: Path, tries: int = 5) -> LockOwner | None:
             return owner
         time.sleep(0.02)
     return None
+
+
+def live_holder(target: str | Path) -> LockOwner | None:
+    """The running process that holds ``target``'s lock, per its lock file (None when no lock file
+    or its process has ended); for runs that only read ``target`` and take no lock."""
+    owner = read_owner(lock_path(target))
+    return owner if owner is not None and owner.pid != os.getpid() and owner.running() else None
+
+
+def refuse_if_held(targets: Iterable[str | Path], fix: str = "wait for that run to finish") -> None:
+    """Raise :class:`LockHeldError` (one line naming the holder's pid) when a running process
+    holds the lock of any of ``targets``: a reader would see them change under it."""
+    for target in sorted({Path(t) for t in targets}):
+        owner = live_holder(target)
+        if owner is not None:
+            raise LockHeldError(f"{target} is being written by another run ({owner.describe()}); this run "
+                                f"stopped before reading it; {fix}", owner)
 
 
 @contextmanager
