@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from models import build_model
-from models.checkpoints import (WEIGHTS_KEY, CheckpointError, CheckpointMismatchError, checkpoint_path, config_differences,
-                                config_path, fingerprint, load_or_train, read_metadata, recorded_config)
+from models.checkpoints import (WEIGHTS_KEY, CheckpointError, CheckpointMismatchError, checkpoint_path,
+                                config_differences, config_path, fingerprint, load_or_train, read_metadata,
+                                recorded_config)
 from models.training import DEFAULT_LR, TrainConfig, precision_name, train_model, train_model_on_dataset
 from pipeline.config import PRESETS, ExperimentConfig
 from pipeline.data_stage import ExperimentData
