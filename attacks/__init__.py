@@ -1,8 +1,10 @@
-"""Score-level membership inference attacks: fitted on shadow scores, applied to target scores.
+"""Membership inference attacks: fitted on the shadow model, applied to the target's scores.
 
-Attacks see only probability arrays (N, C) and optional labels (N,), never a model or a data set.
+Score attacks see only probability arrays (N, C) and optional labels (N,); reference attacks see
+the signals of K reference models (:class:`attacks.reference.ReferenceSignals`); never a model or
+a data set. Every attack is declared once (:class:`AttackSpec`) in :data:`ATTACKS`.
 """
-from attacks.base import MembershipAttack, NotFittedError
+from attacks.base import FittedAttack, MembershipAttack, NotFittedError, ReferenceAttack
 from attacks.entropy import EntropyAttack
 from attacks.evaluation import (
     EXTRA_METRICS,
@@ -12,7 +14,10 @@ from attacks.evaluation import (
     evaluate_attack,
 )
 from attacks.base import AttackSpec
-from attacks.factory import ATTACK_NAMES, ATTACKS, attack_options, build_attack
+from attacks.factory import (ATTACK_NAMES, ATTACKS, attack_options, attack_spec, build_attack,
+                             default_attack_names)
+from attacks.lira import LiraAttack
+from attacks.rmia import RmiaAttack
 from attacks.loss import LossAttack
 from attacks.modified_entropy import ModifiedEntropyAttack
 from attacks.salem import SalemAttack
@@ -28,14 +33,20 @@ __all__ = [
     "AttackResult",
     "AttackSpec",
     "EntropyAttack",
+    "FittedAttack",
+    "LiraAttack",
     "LossAttack",
     "ModifiedEntropyAttack",
     "MembershipAttack",
     "NotFittedError",
+    "ReferenceAttack",
+    "RmiaAttack",
     "SalemAttack",
     "ShokriAttack",
     "ThresholdAttack",
     "attack_options",
+    "attack_spec",
     "build_attack",
+    "default_attack_names",
     "evaluate_attack",
 ]

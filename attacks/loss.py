@@ -51,4 +51,4 @@ class LossAttack(MembershipAttack):
         return -self.threshold_  # score = -loss: -loss >= -t exactly when loss <= t
 
 
-LOSS = AttackSpec("loss", LossAttack, paper=False)
+LOSS = AttackSpec("loss", LossAttack, paper=False, uses_labels=True)

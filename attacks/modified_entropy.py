@@ -71,4 +71,4 @@ class ModifiedEntropyAttack(MembershipAttack):
         return 0.0
 
 
-MODIFIED_ENTROPY = AttackSpec("modified_entropy", ModifiedEntropyAttack, paper=False)
+MODIFIED_ENTROPY = AttackSpec("modified_entropy", ModifiedEntropyAttack, paper=False, uses_labels=True)

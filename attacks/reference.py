@@ -11,7 +11,8 @@
   models with the paper's linear correction ``Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2``
   (and likewise ``Pr(z)``); online, ``Pr(x)`` averages all reference models where x has IN ones.
 
-No model or data set inside: arrays in, ``(N,)`` scores out, higher = member.
+No model or data set inside: arrays in, ``(N,)`` scores out, higher = member. The attacks the
+pipeline builds from these are :mod:`attacks.lira` and :mod:`attacks.rmia`.
 """
 from __future__ import annotations
 
@@ -21,16 +22,6 @@ import numpy as np
 from scipy.special import logsumexp
 
 from attacks.validation import to_numpy
-
-# attack name -> (display name, kind, options); the pipeline builds these when --reference_models > 0
-REFERENCE_ATTACKS: dict[str, tuple[str, str, dict]] = {
-    "lira": ("LiRA", "lira", {"online": True}),
-    "lira_offline": ("LiRA Offline", "lira", {"online": False}),
-    "rmia": ("RMIA", "rmia", {"online": False}),
-    "rmia_online": ("RMIA Online", "rmia", {"online": True}),
-}
-FIXED_VARIANCE_BELOW = 64  # LiRA paper: a global variance is better with fewer reference models
-
 
 def logit_scaled_confidence(logits: Any, labels: Any) -> np.ndarray:
     """``log p_y - log sum_{y' != y} p_y'`` of each row, from logits, in float64.
@@ -297,84 +288,3 @@ def softmax64(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
-
-
-class ReferenceAttack:
-    """LiRA or RMIA for the pipeline: the decision threshold is fitted on the shadow model.
-
-    ``fit(signals, member_rows, non_member_rows)`` scores the shadow model's members and non-members
-    against the reference models and keeps the threshold with the largest TPR - FPR (the Threshold
-    attack's rule); ``score(signals)`` returns the functional entry point's scores. RMIA reads the
-    float64 softmax of the logits (:func:`softmax64`; a float32 softmax saturates at 1.0 on most
-    samples of an overconfident network, leaving RMIA nothing to compare).
-
-    Parameters
-    ----------
-    name : display name, e.g. ``"LiRA"`` (CSV prefix ``"{name} Attack"``)
-    kind : ``"lira"`` or ``"rmia"``
-    online : bool
-    fixed_variance : bool or None
-        LiRA; None: fixed below :data:`FIXED_VARIANCE_BELOW` reference models (the LiRA paper's advice).
-    a, gamma : RMIA parameters
-    """
-
-    def __init__(self, name: str, kind: str, online: bool, fixed_variance: bool | None = None,
-                 a: float = 0.3, gamma: float = 1.0):
-        if kind not in ("lira", "rmia"):
-            raise ValueError(f"unknown reference attack kind {kind!r}; valid: lira, rmia")
-        self.name, self.kind, self.online = name, kind, online
-        self.fixed_variance, self.a, self.gamma = fixed_variance, a, gamma
-
-    def score(self, signals: ReferenceSignals) -> np.ndarray:
-        """Membership scores (N,), higher = member."""
-        if self.kind == "lira":
-            fixed = (self.fixed_variance if self.fixed_variance is not None
-                     else signals.reference_logits.shape[0] < FIXED_VARIANCE_BELOW)
-            return lira_scores(signals.target_logits, signals.labels, signals.reference_logits,
-                               signals.reference_in, online=self.online, fixed_variance=fixed)
-        return rmia_scores(softmax64(signals.target_logits), signals.labels,
-                           softmax64(signals.reference_logits), signals.reference_in,
-                           softmax64(signals.population_target_logits), signals.population_labels,
-                           softmax64(signals.population_reference_logits), a=self.a, gamma=self.gamma,
-                           online=self.online)
-
-    def fit(self, signals: ReferenceSignals, member_rows, non_member_rows) -> "ReferenceAttack":
-        """Fit the decision threshold on the shadow model's signals: rows ``member_rows`` are its
-        members, ``non_member_rows`` its non-members. All rows are scored in one call, so online
-        LiRA's IN-OUT gap comes from every sample with IN models."""
-        scores = self.score(signals)
-        self.threshold_ = youden_threshold(scores[np.asarray(member_rows)], scores[np.asarray(non_member_rows)])
-        return self
-
-    def decision_threshold(self) -> float:
-        if not hasattr(self, "threshold_"):
-            raise RuntimeError(f"{self.name} is not fitted; call fit(signals, member_rows, non_member_rows) first")
-        return self.threshold_
-
-    def score_and_predict(self, signals: ReferenceSignals) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.score(signals)
-        return scores, scores >= self.decision_threshold()
-
-
-def build_reference_attack(name: str, **kwargs) -> ReferenceAttack:
-    """``build_reference_attack("lira_offline")``: a new, unfitted reference attack by flag name."""
-    if name not in REFERENCE_ATTACKS:
-        raise ValueError(f"unknown reference attack {name!r}; valid: {', '.join(REFERENCE_ATTACKS)}")
-    display, kind, options = REFERENCE_ATTACKS[name]
-    return ReferenceAttack(display, kind, **{**options, **kwargs})
-
-
-def youden_threshold(member_scores: np.ndarray, non_member_scores: np.ndarray) -> float:
-    """The score threshold (member when ``score >= t``) maximising TPR - FPR; ties: the highest ``t``.
-
-    When no threshold beats chance it lies just above the largest score (nobody is a member).
-    """
-    members, non_members = np.asarray(member_scores, float), np.asarray(non_member_scores, float)
-    candidates = np.unique(np.concatenate([members, non_members]))[::-1]   # high to low
-    tp = len(members) - np.searchsorted(np.sort(members), candidates, side="left")
-    fp = len(non_members) - np.searchsorted(np.sort(non_members), candidates, side="left")
-    youden = tp * len(non_members) - fp * len(members)                     # exact integers
-    best = int(np.argmax(youden))
-    if youden[best] <= 0:
-        return float(np.nextafter(candidates[0], np.inf))
-    return float(candidates[best])

@@ -21,8 +21,8 @@ import time
 import torch
 
 from models import model_names
-from pipeline.config import config_from_preset
-from pipeline.evaluation_stage import evaluate_sets, fit_attacks
+from configuration.config import config_from_preset
+from pipeline.stages.evaluation import evaluate_sets, fit_attacks
 from pipeline.run import prepare_run, score_target_sets
 from pipeline.scores import ForwardCounter, ScoreCache
 from utils.seeding import derive_seed

@@ -22,9 +22,9 @@ import time
 import numpy as np
 import torch
 
-from pipeline.config import config_from_preset
-from pipeline.ray_pool import ray_cluster, train_pool_sequentially, train_pool_with_ray
-from pipeline.reference_stage import build_population, cached_logits, reference_specs
+from configuration.config import config_from_preset
+from models.ray_pool import ray_cluster, train_pool_sequentially, train_pool_with_ray
+from pipeline.stages.reference import build_population, cached_logits, reference_specs
 from pipeline.run import prepare_run, score_target_sets
 from pipeline.scores import ScoreCache
 from models.reference_pool import balanced_membership

@@ -16,6 +16,11 @@ CALIBRATIONS: dict[str, CalibrationMethod] = {method.name: method for method in 
 METHODS = tuple(CALIBRATIONS)
 
 
+def modifier_prefixes() -> tuple[str, ...]:
+    """How the calibration methods' result-file modifiers begin (``"LLLA"``, ``"temp_"``)."""
+    return tuple(method.modifier_prefix for method in CALIBRATIONS.values() if method.modifier_prefix)
+
+
 def calibration_options() -> list[Option]:
     """Every calibration flag: each method's switch, then its options."""
     return [option for method in CALIBRATIONS.values()

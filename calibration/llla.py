@@ -127,4 +127,4 @@ LLLA = CalibrationMethod(
                choices=("ood_grid", "gridsearch", "marglik")),
     ),
     modifier=lambda values: llla_modifier(values["llla_impl"]),
-    predictor=llla_predictor, fit=fit_llla, check=_check)
+    predictor=llla_predictor, fit=fit_llla, check=_check, modifier_prefix="LLLA")

@@ -70,6 +70,8 @@ class CalibrationMethod:
     switch : the flag that chooses it (``--llla``); None for the default (plain softmax)
     params : its options (flags); their values reach :attr:`fit` and :attr:`modifier`
     modifier : option values -> the paper's result-file modifier (``"LLLA_"``)
+    modifier_prefix : how every modifier of the method begins (``"LLLA"``), so a result-file stem
+        splits into ``{arch}_{dataset}`` and its modifiers (:func:`utils.naming.split_stem`)
     predictor : keyword form, ``predictor(model, **kwargs)`` (:func:`calibration.build_predictor`)
     fit : ``fit(model, data, values)`` -> predictor, for one model of a run
     selected_by : options whose value alone chooses the method (``--temp_value``)
@@ -84,3 +86,4 @@ class CalibrationMethod:
     fit: Callable[[nn.Module, CalibrationData, Mapping[str, Any]], nn.Module]
     selected_by: tuple[str, ...] = ()
     check: Callable[[Mapping[str, Any]], None] | None = None
+    modifier_prefix: str = ""

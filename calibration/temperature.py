@@ -225,4 +225,5 @@ TEMPERATURE = CalibrationMethod(
                choices=tuple(TEMP_FITS)),
     ),
     modifier=lambda values: temperature_modifier(values["temp_value"]),
-    predictor=temperature_predictor, fit=fit_temperature_scaling, selected_by=("temp_value",), check=_check)
+    predictor=temperature_predictor, fit=fit_temperature_scaling, selected_by=("temp_value",), check=_check,
+    modifier_prefix="temp_")

@@ -67,7 +67,7 @@ def load_afhq(key: str, request: DataRequest) -> NamedSet:
 
 
 def _register(key: str) -> None:
-    @register_dataset(key)
+    @register_dataset(key, SUBSETS[key][0], paper_split="train")
     def build(request: DataRequest) -> NamedSet:
         return load_afhq(key, request)
 

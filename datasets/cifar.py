@@ -102,13 +102,13 @@ def load_cifar(cls: type[CIFAR10], key: str, display: str, request: DataRequest)
                     str(root / cls.base_folder))
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", "CIFAR-10", paper_split="test")
 def build_cifar10(request: DataRequest) -> NamedSet:
     """CIFAR-10 ``train`` (50,000) or ``test`` (10,000)."""
     return load_cifar(ArraysOnlyCIFAR10, "cifar10", "CIFAR-10", request)
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", "CIFAR100", paper_split="train")
 def build_cifar100(request: DataRequest) -> NamedSet:
     """CIFAR-100 ``train`` (50,000; the paper's OOD rows) or ``test`` (10,000), fine labels."""
     return load_cifar(ArraysOnlyCIFAR100, "cifar100", "CIFAR100", request)

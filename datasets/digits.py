@@ -22,7 +22,7 @@ def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.from_numpy(bunch.target.astype(np.int64))
 
 
-@register_dataset("digits")
+@register_dataset("digits", "Digits")
 def build_digits(request: DataRequest) -> NamedSet:
     """The whole digits set (both "splits" are the same pool; the pipeline splits it)."""
     images, labels = load_digits_tensors()
@@ -46,7 +46,7 @@ def photo_patches(tile: int = 32) -> torch.Tensor:
     return torch.cat(patches)
 
 
-@register_dataset("sample_photos")
+@register_dataset("sample_photos", "Photo Patches")
 def build_sample_photos(request: DataRequest) -> NamedSet:
     """Natural-image OOD set: patches of scikit-learn's sample photographs, in the target domain."""
     tile = request.sizes.photo_tile or max(32, request.domain.image_size)

@@ -264,7 +264,7 @@ def _save_cache(path: Path, key: str, images: torch.Tensor, labels: torch.Tensor
 FAKE_DIGITS_IMAGES = 1000  # generated once per seed and shadow split, then subsampled per attack set
 
 
-@register_dataset("fake_digits")
+@register_dataset("fake_digits", "Fake")
 def build_fake_digits(request: DataRequest) -> NamedSet:
     """The **Fake** row of the embedded default: GAN images trained on the attacker's shadow split.
 

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datasets.domain import NO_LABEL, Domain
-from datasets.registry import NamedSet
+from datasets.registry import NamedSet, SetDeclaration, declare_set
 
 
 def _sample_generator(seed: int, index: int) -> torch.Generator:
@@ -81,12 +81,14 @@ def noise(named: NamedSet, domain: Domain, seed: int) -> NamedSet:
                     f"noise({named.name})")
 
 
-PERTURBATIONS: dict[str, Callable[[NamedSet, Domain, int], NamedSet]] = {
-    "permuted": permuted,
-    "scaled": scaled,
-    "no_normalization": no_normalization,
-    "noise": noise,
-}
+# Each perturbation: its --sets key, its display name (row name) and the function.
+_DECLARED = (("permuted", "Permuted", permuted), ("scaled", "Scaled", scaled),
+             ("no_normalization", "No Normalization", no_normalization), ("noise", "Noise", noise))
+PERTURBATIONS: dict[str, Callable[[NamedSet, Domain, int], NamedSet]] = {key: fn for key, _, fn in _DECLARED}
+# The derived non-member rows: the Original non-members themselves, and each perturbation of them.
+declare_set(SetDeclaration("original", "Original", derived=True))
+for _key, _display, _ in _DECLARED:
+    declare_set(SetDeclaration(_key, _display, derived=True))
 
 
 def perturb(kind: str, named: NamedSet, domain: Domain, seed: int) -> NamedSet:
@@ -94,3 +96,4 @@ def perturb(kind: str, named: NamedSet, domain: Domain, seed: int) -> NamedSet:
     if kind not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {kind!r}; choose from {', '.join(PERTURBATIONS)}")
     return PERTURBATIONS[kind](named, domain, seed)
+

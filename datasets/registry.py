@@ -107,21 +107,72 @@ class NamedSet:
         return len(self.dataset)
 
 
+@dataclass(frozen=True)
+class SetDeclaration:
+    """What a set key means before anything is built.
+
+    Attributes
+    ----------
+    key : the ``--sets`` name (``"stl10"``)
+    display_name : its row name in result tables (``"STL-10"``; presets may respell it; None: the
+        name its builder gives it)
+    paper_split : the published split the paper read it from (``DataRequest.split`` for its rows)
+    paper_seed : the seed the paper's data set class fixes whatever the run's ``--seed``
+    derived : it perturbs the Original non-members (their rows, in their order) instead of loading data
+    """
+
+    key: str
+    display_name: str | None = None
+    paper_split: str | None = None
+    paper_seed: int | None = None
+    derived: bool = False
+
+
 Builder = Callable[[DataRequest], NamedSet]
 _BUILDERS: dict[str, Builder] = {}
+_DECLARATIONS: dict[str, SetDeclaration] = {}
 _WRAPPED = re.compile(r"^(?P<outer>\w+)\((?P<inner>.+)\)$")
 
 
-def register_dataset(key: str) -> Callable[[Builder], Builder]:
-    """Decorator registering ``builder(request) -> NamedSet`` under ``key``."""
+def declare_set(declaration: SetDeclaration) -> SetDeclaration:
+    """Record what set ``declaration.key`` means (builders do this through :func:`register_dataset`)."""
+    if declaration.key in _DECLARATIONS:
+        raise ValueError(f"data set {declaration.key!r} is declared twice")
+    _DECLARATIONS[declaration.key] = declaration
+    return declaration
+
+
+def register_dataset(key: str, display_name: str | None = None, paper_split: str | None = None,
+                     paper_seed: int | None = None) -> Callable[[Builder], Builder]:
+    """Decorator registering ``builder(request) -> NamedSet`` under ``key``, with the set's
+    declaration (:class:`SetDeclaration`; the display name defaults to the key)."""
 
     def decorate(builder: Builder) -> Builder:
         if key in _BUILDERS:
             raise ValueError(f"data set {key!r} is registered twice")
+        declare_set(SetDeclaration(key, display_name, paper_split, paper_seed))
         _BUILDERS[key] = builder
         return builder
 
     return decorate
+
+
+def set_declaration(key: str) -> SetDeclaration | None:
+    """The declaration of set ``key`` (registered builders and the derived sets), or None."""
+    _load_builtin_builders()
+    return _DECLARATIONS.get(key)
+
+
+def set_declarations() -> dict[str, SetDeclaration]:
+    """Every declared set key -> its declaration."""
+    _load_builtin_builders()
+    return dict(_DECLARATIONS)
+
+
+def derived_set_names() -> tuple[str, ...]:
+    """The set keys that perturb the Original non-members (``original`` and each perturbation)."""
+    _load_builtin_builders()
+    return tuple(key for key, declared in _DECLARATIONS.items() if declared.derived)
 
 
 def dataset_names() -> tuple[str, ...]:
@@ -157,6 +208,7 @@ def unwrap(name: str) -> tuple[str, str] | None:
 def _load_builtin_builders() -> None:
     """Import the modules whose builders register themselves (once)."""
     import datasets.builtin  # noqa: F401  (side effect: registration)
+    import datasets.perturbations  # noqa: F401  (the derived sets' declarations)
 
 
 def as_path(path: str | Path) -> Path:

@@ -61,27 +61,3 @@ FOLDER_MD5: dict[str, str] = {
     "fake_cifar10/Images": "bca9b625c927281f07ab838fcf647d28",
     "fake_afhq_dogs/Images": "7bed6525fb3ef93bc7a34a694ef97fc6",
 }
-
-# The published split each non-member set was read from in the paper's experiments
-# (``DataRequest.split`` to pass to reproduce a row of its tables).
-PAPER_SPLITS: dict[str, str] = {
-    "cifar10": "test",          # Original non-members; members come from "train"
-    "cifar100": "train",
-    "svhn": "train",
-    "stl10": "train",
-    "stanford_dogs": "all",     # all 20,580 images (CIFAR-10 row, and the Stanford Dogs target's pool)
-    "afhq_cats": "train",
-    "afhq_dogs": "train",
-    "afhq_wild": "train",
-    "afhq_nondogs": "train",
-    "fake_cifar10": "train",    # the first half of the stratified 50/50 split
-    "fake_dogs": "train",
-}
-
-# Seeds the paper's data set classes fix whatever the run's --seed (``FakeCIFAR10`` and
-# ``FakeAFHQDogs`` default to 42 for generating their images and for their 50/50 split, and the
-# scripts pass none); ``DataRequest.seed`` to pass to build the paper's rows.
-PAPER_SEEDS: dict[str, int] = {
-    "fake_cifar10": 42,
-    "fake_dogs": 42,
-}

@@ -118,7 +118,7 @@ def train_augmentation(domain: Domain) -> T.Compose:
                       T.RandomHorizontalFlip(p=0.5), T.ToTensor(), T.Normalize(domain.mean, domain.std)])
 
 
-@register_dataset("stanford_dogs")
+@register_dataset("stanford_dogs", NAME, paper_split="all")
 def build_stanford_dogs(request: DataRequest) -> NamedSet:
     """Stanford Dogs; ``request.augment`` applies the paper's random training transform."""
     split = check_split(request.split, SPLITS, "stanford_dogs")

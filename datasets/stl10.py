@@ -45,7 +45,7 @@ def stl10_kept_and_labels(stl_labels: np.ndarray, cifar_space: bool) -> tuple[np
     return kept, np.array([STL10_TO_CIFAR10[int(label)] for label in stl_labels[kept]], dtype=np.int64)
 
 
-@register_dataset("stl10")
+@register_dataset("stl10", "STL-10", paper_split="train")
 def build_stl10(request: DataRequest) -> NamedSet:
     """STL-10 ``train`` (5,000 - 500 monkeys = 4,500; the paper's row) or ``test`` (7,200)."""
     split = check_split(request.split, SPLITS, "stl10")

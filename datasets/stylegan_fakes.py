@@ -341,13 +341,13 @@ def build_fake(spec: FakeSpec, request: DataRequest) -> NamedSet:
                                                  chosen), in_space, str(root / dirname))
 
 
-@register_dataset("fake_cifar10")
+@register_dataset("fake_cifar10", FAKE_SETS["fake_cifar10"].display, paper_split="train", paper_seed=42)
 def build_fake_cifar10(request: DataRequest) -> NamedSet:
     """Fake CIFAR-10 (10,000 class-conditional StyleGAN2-ADA images), labels in CIFAR-10 space."""
     return build_fake(FAKE_SETS["fake_cifar10"], request)
 
 
-@register_dataset("fake_dogs")
+@register_dataset("fake_dogs", FAKE_SETS["fake_dogs"].display, paper_split="train", paper_seed=42)
 def build_fake_dogs(request: DataRequest) -> NamedSet:
     """Fake Dogs (5,000 AFHQ-dog StyleGAN2-ADA images, psi 0.7), labels -1."""
     return build_fake(FAKE_SETS["fake_dogs"], request)

@@ -17,7 +17,7 @@ SPLITS = ("train", "test")
 DIGIT_CLASSES = tuple(str(digit) for digit in range(10))
 
 
-@register_dataset("svhn")
+@register_dataset("svhn", "SVHN", paper_split="train")
 def build_svhn(request: DataRequest) -> NamedSet:
     """SVHN ``train`` (73,257; the paper's OOD row) or ``test`` (26,032)."""
     split = check_split(request.split, SPLITS, "svhn")

@@ -4,7 +4,7 @@ population, their membership matrix, checkpoints, and resuming an interrupted po
 The membership design is balanced: every population sample is IN for ``K // 2`` or ``K // 2 + 1``
 models (so each has IN and OUT models when K >= 2), and each model trains on about half the
 population. Training one model (:func:`train_reference_model`) is a plain function of tensors, so
-it runs the same in this process or in a Ray task (:mod:`pipeline.ray_pool`).
+it runs the same in this process or in a Ray task (:mod:`models.ray_pool`).
 """
 from __future__ import annotations
 

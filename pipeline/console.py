@@ -1,10 +1,16 @@
 """Console output of a run: the same tables as the CSVs, readably."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pipeline.results import format_console
 
+if TYPE_CHECKING:
+    from pipeline.run import RunOutputs
 
-def print_run(outputs) -> None:
+
+def print_run(outputs: RunOutputs) -> None:
+    """The run's model checks, tables, skipped sets and files, on stdout."""
     print(f"\n== {outputs.stem.rstrip('_')} ==")
     for check in outputs.membership:
         print(check.line() + ("" if check.clearly_better else "  <- members not clearly better: see warning"))

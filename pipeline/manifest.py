@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 
@@ -38,6 +38,26 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     return digest.hexdigest()
 
 
+@contextmanager
+def timed_into(timings: dict[str, float], stage: str) -> Iterator[None]:
+    """Add the wall time of the block, in seconds, to ``timings[stage]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(timings.get(stage, 0.0) + time.perf_counter() - start, 4)
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """What a stage reports for the manifest; the run adds it (:meth:`Manifest.record`)."""
+
+    timings: Mapping[str, float] = field(default_factory=dict)
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    notes: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Manifest:
     """Accumulates what a run did; :meth:`write` saves it atomically."""
@@ -54,11 +74,16 @@ class Manifest:
     @contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         """Add the wall time of the block, in seconds, to ``timings[stage]``."""
-        start = time.perf_counter()
-        try:
+        with timed_into(self.timings, stage):
             yield
-        finally:
-            self.timings[stage] = round(self.timings.get(stage, 0.0) + time.perf_counter() - start, 4)
+
+    def record(self, stage: StageRecord) -> None:
+        """Add what a stage reported (its timings, checksums, models and notes)."""
+        for name, total in stage.timings.items():
+            self.timings[name] = round(self.timings.get(name, 0.0) + total, 4)
+        self.checksums.update(stage.checksums)
+        self.models.update(stage.models)
+        self.notes.update(stage.notes)
 
     def write(self, path: str | Path) -> Path:
         write_json(path, {

@@ -85,7 +85,7 @@ def check_loaded_models(models: dict, split_scores: dict) -> list[MembershipChec
 
     Parameters
     ----------
-    models : role -> :class:`pipeline.model_stage.TrainedModel`
+    models : role -> :class:`pipeline.stages.models.TrainedModel`
     split_scores : role -> {"members": Scores, "non_members": Scores, ...}
     """
     checks = []

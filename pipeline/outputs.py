@@ -26,7 +26,11 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Iterator
+
+if TYPE_CHECKING:
+    from pipeline.manifest import Manifest
 
 try:
     import fcntl
@@ -95,7 +99,7 @@ class OutputSet:
     deleted and ``results_dir`` keeps its previous set.
     """
 
-    def __init__(self, results_dir: str | Path, stem: str):
+    def __init__(self, results_dir: str | Path, stem: str) -> None:
         self.results_dir = Path(results_dir)
         self.stem = stem
         self.directory = self.results_dir / f"{STAGING_PREFIX}{stem}-{os.getpid()}"
@@ -109,7 +113,8 @@ class OutputSet:
         self.directory.mkdir()
         return self
 
-    def __exit__(self, kind, error, traceback) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         if (self.directory / COMMIT_MARKER).is_file():   # interrupted while moving: finish the move
             with folder_lock(self.results_dir):
                 _finish_commit(self.directory, self.results_dir)
@@ -120,7 +125,7 @@ class OutputSet:
         return sorted(path for path in self.directory.iterdir()
                       if path.is_file() and not path.name.endswith(TEMP_SUFFIX) and path.name != COMMIT_MARKER)
 
-    def commit(self, manifest) -> dict[str, Path]:
+    def commit(self, manifest: Manifest) -> dict[str, Path]:
         """List every staged file with its sha256 in ``manifest``, write it, move the set into place.
 
         Parameters

@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from attacks import ATTACKS
-from pipeline.config import DERIVED_SETS, ExperimentConfig, validate_config
+from configuration.config import ExperimentConfig, domain_for, validate_config
 from utils.files import DISK_FULL, DiskFullError
 from utils.options import check_value
 from utils.devices import resolve_device
@@ -19,7 +20,7 @@ from utils.devices import resolve_device
 
 def check_before_work(config: ExperimentConfig) -> None:
     """Raise on the first problem of ``config`` that would otherwise surface mid-run."""
-    from pipeline.model_stage import check_checkpoints
+    from pipeline.stages.models import check_checkpoints
 
     validate_config(config)
     resolve_device(config.device)
@@ -38,12 +39,12 @@ def check_before_work(config: ExperimentConfig) -> None:
     check_attack_parameters(config)
 
 
-def check_set_names(sets) -> None:
+def check_set_names(sets: Sequence[str]) -> None:
     """Every ``--sets`` name is a derived set or a registered data set (perturbation wrappers too)."""
     from datasets.perturbations import PERTURBATIONS
-    from datasets.registry import dataset_names, unwrap
+    from datasets.registry import dataset_names, derived_set_names, unwrap
 
-    known = set(DERIVED_SETS) | set(dataset_names())
+    known = set(derived_set_names()) | set(dataset_names())
     for name in sets:
         wrapped = unwrap(name)
         inner_ok = wrapped and wrapped[0] in PERTURBATIONS and wrapped[1] in known
@@ -55,8 +56,6 @@ def check_set_names(sets) -> None:
 def check_attack_parameters(config: ExperimentConfig) -> None:
     """The options of the chosen attacks, as each declares them: ``--salem_k`` at most the target's
     number of classes (read from the domain, no images)."""
-    from pipeline.domains import domain_for
-
     declared = [o for name in config.attacks if name in ATTACKS for o in ATTACKS[name].params]
     if not declared:
         return

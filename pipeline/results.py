@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 
 from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS, AttackResult
+from calibration.metrics import ModelMetrics
 from utils.files import atomic_open
 from utils.naming import attack_names_of, column_name, split_column
 
@@ -68,7 +69,7 @@ EXTRA_PERFORMANCE_ROWS = ("ECE Shadow", "Overconfidence Target", "MMPS Target",
                           "Overconfidence Shadow", "MMPS Shadow")
 
 
-def model_metric_rows(metrics, role: str, split: str) -> dict[str, float]:
+def model_metric_rows(metrics: ModelMetrics, role: str, split: str) -> dict[str, float]:
     """Performance-table rows of one model on one split: ``Train Acc. Target`` for "train";
     accuracy, ``ECE``, ``Overconfidence`` and ``MMPS`` for "test".
 

@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -52,12 +53,12 @@ class Scores:
 class ForwardCounter:
     """Counts how many samples pass through a module's forward (for benchmarks and tests)."""
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, module: torch.nn.Module) -> None:
         self.samples = 0
         self.calls = 0
         self._handle = module.register_forward_pre_hook(self._count)
 
-    def _count(self, module, inputs) -> None:
+    def _count(self, module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         self.calls += 1
         self.samples += len(inputs[0])
 
@@ -95,7 +96,7 @@ class ScoreCache:
     NaN/inf is recomputed and rewritten, with one warning naming the file.
     """
 
-    def __init__(self, directory: str | Path | None):
+    def __init__(self, directory: str | Path | None) -> None:
         self.directory = Path(directory) if directory else None
         if self.directory is not None and self.directory.exists() and not self.directory.is_dir():
             log.warning("score cache %s is a file, not a folder; scores are not cached", self.directory)
@@ -118,7 +119,7 @@ class ScoreCache:
         return self.directory is not None
 
     def get_or_compute(self, key: str | None, labels: torch.Tensor, in_label_space: bool,
-                       compute, classes: int | None = None) -> Scores:
+                       compute: Callable[[], np.ndarray], classes: int | None = None) -> Scores:
         """Return cached scores for ``key`` or call ``compute() -> probs`` and store them.
 
         ``classes``: the number of columns a valid entry has (not checked when None).
@@ -127,7 +128,8 @@ class ScoreCache:
         probs, _ = self.array("scores", key, len(label_array), compute, classes)
         return Scores(probs, label_array, in_label_space)
 
-    def array(self, kind: str, key: str | None, rows: int, compute, classes: int | None = None,
+    def array(self, kind: str, key: str | None, rows: int, compute: Callable[[], np.ndarray],
+              classes: int | None = None,
               field: str = "probs") -> tuple[np.ndarray, bool]:
         """The ``(rows, classes)`` array cached as ``{kind}_{key}.npz`` (its ``field``), or
         ``compute()``'s result, stored with its checksum; returns it and whether it was computed.

@@ -7,12 +7,14 @@ import torch
 
 from attacks import (
     ATTACK_NAMES,
+    ATTACKS,
     EntropyAttack,
     NotFittedError,
     SalemAttack,
     ShokriAttack,
     ThresholdAttack,
     build_attack,
+    default_attack_names,
 )
 from attacks.entropy import categorical_entropy, grid_threshold, shannon_entropy
 from attacks.evaluation import evaluate_attack
@@ -113,8 +115,16 @@ def test_labels_must_match_probs_in_length(name, shadow):
 
 
 def test_attack_names_are_csv_prefixes_in_paper_order():
-    assert ATTACK_NAMES == ("threshold", "salem", "entropy", "shokri")
-    assert [type(build_attack(n)).name for n in ATTACK_NAMES] == ["Threshold", "Salem", "Entropy", "Shokri"]
+    assert ATTACK_NAMES == tuple(name for name, spec in ATTACKS.items() if spec.paper)
+    assert ATTACK_NAMES == ("threshold", "salem", "entropy", "shokri")   # the paper's columns, in its order
+    assert [build_attack(n).name for n in ATTACKS] == [spec.display for spec in ATTACKS.values()]
+    assert len({spec.display for spec in ATTACKS.values()}) == len(ATTACKS)   # one CSV prefix each
+
+
+def test_default_attacks_derive_from_the_traits():
+    assert default_attack_names(0) == ATTACK_NAMES
+    assert default_attack_names(4) == tuple(ATTACKS)
+    assert all(spec.fitted_on_shadow for spec in ATTACKS.values())
 
 
 def test_build_attack_passes_options_and_ignores_case():
@@ -124,9 +134,9 @@ def test_build_attack_passes_options_and_ignores_case():
 
 
 def test_build_attack_rejects_unknown_names():
-    valid = "threshold, salem, entropy, shokri, loss, modified_entropy"
-    with pytest.raises(ValueError, match=rf"unknown attack 'lira'; valid choices: {valid}$"):
-        build_attack("lira")
+    valid = ", ".join(ATTACKS)
+    with pytest.raises(ValueError, match=rf"unknown attack 'no_such_attack'; valid choices: {valid}$"):
+        build_attack("no_such_attack")
 
 
 # ---------------------------------------------------------------- input validation

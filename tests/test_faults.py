@@ -21,8 +21,8 @@ from attacks import ThresholdAttack, evaluate_attack
 from attacks.validation import as_probs
 from models.checkpoints import CheckpointError, load_checkpoint
 from pipeline import outputs as outputs_module
-from pipeline.cli import INTERRUPTED, main
-from pipeline.config import config_from_preset
+from configuration.cli import INTERRUPTED, main
+from configuration.config import config_from_preset
 from pipeline.outputs import STAGING_PREFIX, verify_set
 from pipeline.run import run_experiment
 from pipeline.scores import ScoreCache, entry_checksum
@@ -107,17 +107,17 @@ def inject_interrupt(monkeypatch, stage: str) -> None:
         raise KeyboardInterrupt
 
     import calibration.reliability
-    import pipeline.calibration_stage
-    import pipeline.report_stage
+    import pipeline.stages.calibration
+    import pipeline.stages.report
     targets = {"load_experiment_data": (run_module, "load_experiment_data"),
                "load_or_train_models": (run_module, "load_or_train_models"),
-               "build_predictors": (pipeline.calibration_stage, "build_predictors"),
+               "build_predictors": (pipeline.stages.calibration, "build_predictors"),
                "build_non_member_sets": (run_module, "build_non_member_sets"),
                "score": (ScoreCache, "get_or_compute"),
                "fit_attacks": (run_module, "fit_attacks"),
                "evaluate_sets": (run_module, "evaluate_sets"),
                "figures": (calibration.reliability, "plot_reliability_diagram"),  # after ROC PNGs exist
-               "report": (pipeline.report_stage, "write_report"),
+               "report": (pipeline.stages.report, "write_report"),
                "manifest": (run_module.Manifest, "write")}
     if stage == "write_table":  # the second table: the first CSV is already written
         real, calls = run_module.write_table, []
@@ -323,7 +323,7 @@ def test_new_weights_beside_an_old_config_are_detected(trained_at_two_epochs, tm
 
 
 def test_diverged_training_keeps_the_good_checkpoint(trained_at_two_epochs, tmp_path, monkeypatch):
-    import pipeline.model_stage as model_stage
+    import pipeline.stages.models as model_stage
 
     folder = checkpoint_folder(trained_at_two_epochs, tmp_path)
     before = snapshot(folder)
@@ -467,7 +467,7 @@ def read_only_folder(tmp_path):
 
 def no_work(monkeypatch):
     """Fail the test if data is loaded or a model trained."""
-    import pipeline.model_stage as model_stage
+    import pipeline.stages.models as model_stage
 
     monkeypatch.setattr(run_module, "load_experiment_data", lambda *a, **k: pytest.fail("data loaded"))
     monkeypatch.setattr(model_stage, "train_model", lambda *a, **k: pytest.fail("model trained"))
@@ -544,7 +544,7 @@ def savefig(self, fname, *args, **kwargs):
     return real_savefig(self, fname, *args, **kwargs)
 
 Figure.savefig = savefig
-from pipeline.cli import main
+from configuration.cli import main
 sys.exit(main("digits", sys.argv[2:]))
 """
 
@@ -579,7 +579,7 @@ def test_a_damaged_stanford_dogs_image_is_one_line_naming_it(tmp_path):
     from datasets import DataRequest, build_dataset
     from datasets.domain import stanford_dogs_domain
     from datasets.errors import DamagedFileError
-    from pipeline.data_stage import materialize
+    from pipeline.stages.data import materialize
     from tests.fixtures_data import make_tiny_stanford_dogs
 
     made = make_tiny_stanford_dogs(tmp_path, breeds=2, per_breed=3, test_per_breed=1)

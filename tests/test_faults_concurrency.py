@@ -34,8 +34,8 @@ with file_lock(Path(sys.argv[1]), "a test holder"):
 BLOCKED_RUN = """
 import sys, time
 from pathlib import Path
-import pipeline.model_stage as model_stage
-from pipeline.cli import main
+import pipeline.stages.models as model_stage
+from configuration.cli import main
 
 def blocked(*args, **kwargs):
     Path(sys.argv[1]).write_text("training")
@@ -201,7 +201,7 @@ def test_a_reading_run_stops_while_another_run_writes_the_checkpoints(tmp_path):
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    from pipeline.cli import main
+    from configuration.cli import main
 
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()

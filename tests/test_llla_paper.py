@@ -228,7 +228,7 @@ def test_factory_builds_the_paper_llla_by_default():
 
 
 def test_cli_plumbing_of_llla_impl():
-    from pipeline.cli import build_parser, parse_config
+    from configuration.cli import build_parser, parse_config
 
     parser = build_parser("digits")
     default = parse_config("digits", ["--llla"])
@@ -239,7 +239,7 @@ def test_cli_plumbing_of_llla_impl():
 
 
 def test_marglik_with_the_paper_llla_is_a_one_line_error(tmp_path, capsys):
-    from pipeline.cli import main
+    from configuration.cli import main
 
     code = main("digits", ["--llla", "--llla_prior", "marglik", "--results_dir", str(tmp_path),
                            "--pretrained_dir", str(tmp_path), "--quiet"])
@@ -250,7 +250,7 @@ def test_marglik_with_the_paper_llla_is_a_one_line_error(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_both_implementations_write_their_own_files(tmp_path):
-    from pipeline.config import config_from_preset
+    from configuration.config import config_from_preset
     from pipeline.run import run_experiment
 
     options = dict(epochs=3, train_set_size=120, test_set_size=120, attack_set_size=60, batch_size=32,

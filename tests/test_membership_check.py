@@ -4,7 +4,7 @@ import logging
 
 import numpy as np
 
-from pipeline.config import config_from_preset
+from configuration.config import config_from_preset
 from pipeline.membership_check import check_model
 from pipeline.run import run_experiment
 

@@ -12,9 +12,9 @@ import calibration.temperature as temperature
 from calibration import SoftmaxPredictor
 from models.small_cnn import SmallCNN
 from models.training import TrainConfig, train_model
-from pipeline.cli import main
-from pipeline.config import config_from_preset
-from pipeline.splits import complement
+from configuration.cli import main
+from configuration.config import config_from_preset
+from datasets.splits.seeded import complement
 from pipeline.run import prepare_run, run_experiment
 
 TINY = dict(epochs=2, train_set_size=80, test_set_size=80, attack_set_size=40, batch_size=32,
@@ -121,7 +121,7 @@ def test_amp_refuses_a_checkpoint_without_metadata(tmp_path, capsys):
 
 
 def test_amp_flag_in_help():
-    from pipeline.cli import build_parser
+    from configuration.cli import build_parser
 
     text = build_parser("cifar10").format_help()
     for flag in ("--amp", "--no_verify", "--temp_fit"):

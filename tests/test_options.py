@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from attacks import attack_options
 from calibration import CALIBRATIONS, calibration_spec
-from pipeline.cli import build_parser, parse_config
-from pipeline.config import ExperimentConfig, config_from_preset
+from configuration.cli import build_parser, parse_config
+from configuration.config import ExperimentConfig, config_from_preset
 from utils.options import Option, add_options, check_value, field_options, option, parsed_values
 
 
@@ -46,7 +47,7 @@ def test_check_value_names_the_flag():
 
 def test_every_config_option_attack_option_and_calibration_flag_is_on_the_command_line():
     text = build_parser("cifar10").format_help()
-    flags = [o.cli_flag for o in field_options(ExperimentConfig)] + ["--salem_k"]
+    flags = [o.cli_flag for o in field_options(ExperimentConfig)] + [o.cli_flag for o in attack_options()]
     flags += [o.cli_flag for m in CALIBRATIONS.values() for o in ((m.switch,) if m.switch else ()) + m.params]
     assert all(flag in text for flag in flags)
     assert "(default 100)" in text  # cifar10's preset epochs
@@ -63,4 +64,5 @@ def test_calibration_spec_from_flags():
         calibration_spec({"temp_value": -1.0})
     with pytest.raises(ValueError, match="unknown config option"):
         config_from_preset("digits", salem=3)
-    assert config_from_preset("digits", salem_k=2).attack_params == {"salem_k": 2}
+    params = config_from_preset("digits", salem_k=2).attack_params
+    assert params == {**{o.name: o.default for o in attack_options()}, "salem_k": 2}

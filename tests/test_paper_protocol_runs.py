@@ -9,7 +9,7 @@ from PIL import Image
 from torchvision.datasets import CIFAR10
 
 from datasets import sources, stylegan_fakes
-from pipeline import paper_splits
+from datasets.splits import paper as paper_splits
 from tests.fixtures_data import make_tiny_afhq, make_tiny_cifar10, use_tiny_checksums
 from tests.test_experiment_scripts import run_script, use_tiny_dogs_and_afhq
 

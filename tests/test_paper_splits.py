@@ -14,10 +14,10 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset, random_split
 
 from datasets.errors import DataSizeError
-from datasets.sources import PAPER_SEEDS
-from pipeline import paper_splits
-from pipeline.config import config_from_preset
-from pipeline.data_stage import draw_splits, non_member_positions
+from datasets import set_declarations
+from datasets.splits import paper as paper_splits
+from configuration.config import config_from_preset
+from pipeline.stages.data import draw_splits, non_member_positions
 
 CIFAR_TRAIN_LABELS = np.tile(np.arange(10), 5_000)[np.random.default_rng(0).permutation(50_000)]
 CIFAR_TEST_LABELS = np.tile(np.arange(10), 1_000)[np.random.default_rng(1).permutation(10_000)]
@@ -154,7 +154,8 @@ def test_ood_subsets_as_the_paper():
     dogs = config_from_preset("stanford_dogs")
     for key in ("afhq_dogs", "afhq_cats", "afhq_wild", "afhq_nondogs", "fake_dogs"):
         assert non_member_positions(dogs, key, 4_739).tolist() == list(range(4_739))
-    assert PAPER_SEEDS == {"fake_cifar10": 42, "fake_dogs": 42}  # the paper's classes' fixed seed
+    seeds = {key: d.paper_seed for key, d in set_declarations().items() if d.paper_seed is not None}
+    assert seeds == {"fake_cifar10": 42, "fake_dogs": 42}  # the paper's classes' fixed seed
 
 
 def test_digits_keeps_its_own_splits():

@@ -8,7 +8,7 @@ import torch
 
 from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS
 from datasets import GeneratedSizes
-from pipeline.config import config_from_preset
+from configuration.config import config_from_preset
 from pipeline.results import EXTRA_PERFORMANCE_ROWS, PAPER_PERFORMANCE_ROWS
 from pipeline.run import run_experiment
 from pipeline.scores import ForwardCounter
@@ -81,7 +81,7 @@ def test_scores_once_per_sample_and_cached(tiny_run, monkeypatch):
     assert not any(m.trained is False for m in prepared.models.values())
 
     # Rerun on the saved checkpoints without the cache, counting samples through each forward.
-    import pipeline.model_stage as model_stage
+    import pipeline.stages.models as model_stage
 
     counters, build = [], model_stage.build_model
 

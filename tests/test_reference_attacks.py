@@ -6,11 +6,11 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score
 
-from attacks import LossAttack, ModifiedEntropyAttack, build_attack
+from attacks import ATTACKS, LossAttack, ModifiedEntropyAttack, NotFittedError, ReferenceAttack, build_attack
 from attacks.loss import cross_entropy
 from attacks.modified_entropy import modified_entropy
-from attacks.reference import (ReferenceAttack, ReferenceSignals, build_reference_attack, lira_scores,
-                               logit_scaled_confidence, rmia_scores, youden_threshold)
+from attacks.reference import ReferenceSignals, lira_scores, logit_scaled_confidence, rmia_scores
+from attacks.youden import youden_threshold
 
 
 def balanced_membership(k: int, n: int, rng) -> np.ndarray:
@@ -194,22 +194,46 @@ def test_rmia_bad_inputs_are_one_line_errors():
 def test_reference_attack_fits_threshold_on_shadow_and_scores_like_the_function():
     target, labels, refs, reference_in, is_member, _ = gaussian_world(n=2_000, k=16)
     signals = ReferenceSignals(target, labels, refs, reference_in, target[:50], labels[:50], refs[:, :50])
-    attack = build_reference_attack("lira")
+    attack = build_attack("lira")
     assert isinstance(attack, ReferenceAttack) and attack.name == "LiRA"
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         attack.decision_threshold()
     members, non_members = np.flatnonzero(is_member), np.flatnonzero(~is_member)
     attack.fit(signals, members[:500], non_members[:500])
     scores, decisions = attack.score_and_predict(signals)
     np.testing.assert_array_equal(scores, lira_scores(target, labels, refs, reference_in, fixed_variance=True))
     assert decisions.mean() > 0.3 and (decisions == is_member).mean() > 0.6
-    rmia = build_reference_attack("rmia_online").fit(signals, members[:500], non_members[:500])
+    rmia = build_attack("rmia_online").fit(signals, members[:500], non_members[:500])
     assert rmia.name == "RMIA Online" and rmia.score(signals).shape == (2_000,)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        build_attack("rmia").score_and_predict(signals)
+
+
+def test_variants_are_options_of_one_declared_attack():
+    target, labels, refs, reference_in, _, _ = gaussian_world(n=300, k=8)
+    signals = ReferenceSignals(target, labels, refs, reference_in, target[:50], labels[:50], refs[:, :50])
+    for name, spec in ATTACKS.items():
+        if not spec.needs_reference_models:
+            continue
+        attack = spec.build({}, seed=0)
+        assert isinstance(attack, ReferenceAttack) and attack.name == spec.display and attack.spec is spec
+        base = ATTACKS[name.split("_")[0]]
+        assert spec.attack_class is base.attack_class and spec.params == base.params
+    offline = build_attack("lira", online=False, variance="per_sample").score(signals)
+    np.testing.assert_array_equal(offline, lira_scores(target, labels, refs, reference_in, online=False))
+    assert build_attack("lira_offline").online is False and build_attack("rmia_online").online is True
+    gamma = ATTACKS["rmia"].build({"rmia_gamma": 2.0, "rmia_a": 0.5}, seed=0)
+    assert (gamma.gamma, gamma.a) == (2.0, 0.5)
 
 
 def test_youden_threshold_picks_the_best_cut_and_nobody_without_signal():
-    assert youden_threshold([3, 4, 5], [1, 2, 3.5]) == 4        # TPR 2/3, FPR 0 beats t=3 (1 - 1/3)
-    assert youden_threshold([1, 1], [2, 2]) > 2                  # no cut beats chance
+    assert youden_threshold([3, 4, 5], [1, 2, 3.5], ties="highest") == 4   # TPR 2/3, FPR 0 beats t=3
+    assert youden_threshold([1, 1], [2, 2], ties="highest") > 2             # no cut beats chance
+    # the paper's floating-point J: 1 - 1/3 rounds above 2/3 - 0, so t=3 wins (members strictly above)
+    assert youden_threshold([3, 4, 5], [1, 2, 3.5], ties="paper") == 3
+    assert youden_threshold([1, 1], [2, 2], ties="paper") == 3              # largest score + 1
+    with pytest.raises(ValueError, match="unknown tie rule"):
+        youden_threshold([1], [0], ties="lowest")
 
 
 # ------------------------------------------------------------------ LOSS and modified entropy

@@ -1,4 +1,4 @@
-"""Tests of models/reference_pool.py, pipeline/ray_pool.py and the pool inside a run (Ray runs here)."""
+"""Tests of models/reference_pool.py, models/ray_pool.py and the pool inside a run (Ray runs here)."""
 from __future__ import annotations
 
 import json
@@ -20,9 +20,9 @@ from models.checkpoints import config_path, fingerprint
 from models.reference_pool import (ReferenceModelSpec, ReferencePool, balanced_membership,
                                    check_same_architecture, train_reference_model)
 from models.training import TrainConfig
-from pipeline.cli import main
-from pipeline.config import config_from_preset
-from pipeline.ray_pool import check_address, train_pool_sequentially, train_pool_with_ray
+from configuration.cli import main
+from configuration.config import config_from_preset
+from models.ray_pool import check_address, train_pool_sequentially, train_pool_with_ray
 from pipeline.run import run_experiment
 
 
@@ -204,7 +204,7 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
 
 
 def test_cached_logits_heal_a_damaged_entry_with_one_warning(tmp_path, caplog):
-    from pipeline.reference_stage import cached_logits
+    from pipeline.stages.reference import cached_logits
     from pipeline.scores import ScoreCache
 
     model = tiny_specs(1)[0].build()

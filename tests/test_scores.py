@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.evaluation_stage import merge_rows
+from pipeline.stages.evaluation import merge_rows
 from pipeline.scores import ScoreCache, Scores, compute_probs
 
 

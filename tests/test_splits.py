@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from datasets.errors import DataSizeError
-from pipeline.splits import attack_subset, make_splits
+from datasets.splits.seeded import attack_subset, make_splits
 
 
 def _labels(n=400, classes=10):

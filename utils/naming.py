@@ -23,9 +23,8 @@ ATTACK_SEPARATOR = " Attack "  # CSV columns are "{attack}{ATTACK_SEPARATOR}{met
 
 # Calibration modifiers of LLLA per implementation (laplace-torch's never overwrites the paper's files)
 LLLA_MODIFIERS = {"paper": "LLLA_", "laplace": "LLLA_laplace_"}
-# How every modifier part begins: whatever precedes the first one in a stem is "{arch}_{dataset}".
-MODIFIER_PREFIXES = ("LS_", "L2_", "LLLA", "temp_")
-_MODIFIER = re.compile(r"_(?=(?:%s))" % "|".join(MODIFIER_PREFIXES))
+# How the training modifiers begin; the calibration methods declare theirs (CalibrationMethod.modifier_prefix).
+TRAINING_PREFIXES = ("LS_", "L2_")
 
 
 def format_number(value: float) -> str:
@@ -105,10 +104,17 @@ def llla_modifier(implementation: str = "paper") -> str:
 
 
 
+def modifier_prefixes() -> tuple[str, ...]:
+    """How every modifier part begins: whatever precedes the first one in a stem is ``{arch}_{dataset}``."""
+    from calibration.factory import modifier_prefixes as calibration_prefixes   # calibration imports this module
+
+    return TRAINING_PREFIXES + calibration_prefixes()
+
+
 def split_stem(stem: str) -> tuple[str, str]:
     """``"resnet18_cifar10_LS_0.0083_"`` -> ``("resnet18_cifar10", "LS_0.0083")``; no modifier: ``"baseline"``."""
     stem = stem.rstrip("_")
-    parts = _MODIFIER.split(stem, maxsplit=1)
+    parts = re.compile(r"_(?=(?:%s))" % "|".join(map(re.escape, modifier_prefixes()))).split(stem, maxsplit=1)
     if len(parts) == 2 and parts[0]:
         return parts[0], parts[1]
     return stem, "baseline"

@@ -31,7 +31,8 @@ class Option:
     preset : the default comes from the data set's preset attribute of the same name (``"cli"``: only
         the scripts' default does; a config built in code keeps the declared default)
     keyword : constructor keyword the value goes to (attack and calibration parameters)
-    minimum : smallest allowed value (checked by the run before any work)
+    minimum, maximum : smallest and largest allowed values (checked by the run before any work)
+    above : the value must be strictly greater than this
     at_most_classes : the value may not exceed the target's number of classes (``--salem_k``)
     """
 
@@ -46,6 +47,8 @@ class Option:
     preset: bool | str = False
     keyword: str | None = None
     minimum: float | None = None
+    maximum: float | None = None
+    above: float | None = None
     at_most_classes: bool = False
 
     @property
@@ -89,10 +92,18 @@ def add_options(parser: Any, options: Iterable[Option], defaults: Mapping[str, A
 
 
 def check_value(declared: Option, value: Any, classes: int | None = None) -> None:
-    """Raise ValueError naming the flag when ``value`` is below ``minimum`` or, with ``classes``,
-    above the number of classes for an ``at_most_classes`` option."""
+    """Raise ValueError naming the flag when ``value`` is outside ``minimum``/``maximum``/``above``,
+    not one of ``choices``, or, with ``classes``, above the number of classes for an
+    ``at_most_classes`` option."""
     if declared.minimum is not None and value < declared.minimum:
         raise ValueError(f"{declared.cli_flag} must be at least {declared.minimum}, got {value}")
+    if declared.maximum is not None and value > declared.maximum:
+        raise ValueError(f"{declared.cli_flag} must be at most {declared.maximum}, got {value}")
+    if declared.above is not None and not value > declared.above:
+        raise ValueError(f"{declared.cli_flag} must be greater than {declared.above}, got {value}")
+    if declared.choices is not None and value not in declared.choices:
+        raise ValueError(f"{declared.cli_flag}: unknown value {value!r}; choose from "
+                         f"{', '.join(map(str, declared.choices))}")
     if declared.at_most_classes and classes is not None and value > classes:
         raise ValueError(f"{declared.cli_flag} {value} is larger than the {classes} classes of the "
                          f"target's data; choose 1..{classes}")

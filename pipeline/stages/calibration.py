@@ -8,12 +8,12 @@ from torch.utils.data import TensorDataset
 
 from calibration import CALIBRATIONS, CalibrationData, SoftmaxPredictor
 from calibration.metrics import model_metrics
-from pipeline.config import ExperimentConfig
-from pipeline.data_stage import ExperimentData
-from pipeline.model_stage import ROLES
+from configuration.config import ExperimentConfig
+from pipeline.stages.data import ExperimentData
+from pipeline.stages.models import ROLES
 from pipeline.results import model_metric_rows
 from pipeline.scores import compute_probs
-from pipeline.splits import complement
+from datasets.splits.seeded import complement
 
 
 def calibration_data(config: ExperimentConfig, data: ExperimentData, positions: dict[str, np.ndarray],

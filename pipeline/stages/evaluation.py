@@ -8,9 +8,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from attacks import ATTACKS, AttackResult
+from attacks import ATTACKS, AttackResult, MembershipAttack
 from attacks.evaluation import AttackOutputs, attack_outputs, result_from_outputs
-from pipeline.data_stage import SplitTensors
+from pipeline.stages.data import SplitTensors
 from pipeline.scores import ScoreCache, Scores, compute_probs
 
 
@@ -48,22 +48,32 @@ def merge_rows(n_rows: int, parts: list[tuple[np.ndarray, Scores]]) -> Scores:
 
 
 
+def score_attack_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The named attacks that read the scores (their declarations need no reference models)."""
+    return tuple(name for name in names if not ATTACKS[name].needs_reference_models)
+
+
+def reference_attack_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The named attacks whose declarations need reference models."""
+    return tuple(name for name in names if ATTACKS[name].needs_reference_models)
+
+
 def fit_attacks(names: tuple[str, ...], members: Scores, non_members: Scores, *,
-                params: Mapping[str, Any], seed: int) -> list:
-    """Fit every named attack on shadow members vs shadow non-members (Original).
+                params: Mapping[str, Any], seed: int) -> list[MembershipAttack]:
+    """Fit every named score attack on shadow members vs shadow non-members (Original).
 
     ``params`` holds the values of the options the attacks declare (``{"salem_k": 3}``); seeded
     attacks get ``seed``.
     """
     attacks = []
-    for name in names:
+    for name in score_attack_names(names):
         attack = ATTACKS[name].build(params, seed)
         attack.fit(members.probs, non_members.probs, members.attack_labels, non_members.attack_labels)
         attacks.append(attack)
     return attacks
 
 
-@dataclass
+@dataclass(frozen=True)
 class Evaluation:
     """Metrics per non-member set, and the attack outputs they came from (for figures)."""
 
@@ -71,7 +81,7 @@ class Evaluation:
     outputs: dict[str, dict[str, AttackOutputs]]     # attack name -> "Members" / set -> outputs
 
 
-def evaluate_sets(attacks: list, members: Scores, non_member_sets: dict[str, Scores]) -> Evaluation:
+def evaluate_sets(attacks: list[MembershipAttack], members: Scores, non_member_sets: dict[str, Scores]) -> Evaluation:
     """Every fitted attack on target members vs each non-member set.
 
     Each attack scores the members and all sets in one call (labels ``-1`` where a set is outside
@@ -90,3 +100,15 @@ def evaluate_sets(attacks: list, members: Scores, non_member_sets: dict[str, Sco
         for name in non_member_sets:
             evaluation.results[name].append(result_from_outputs(attack.name, per_set["Members"], per_set[name]))
     return evaluation
+
+
+def with_attack_outputs(evaluation: Evaluation, outputs: Mapping[str, Mapping[str, AttackOutputs]]) -> Evaluation:
+    """A new evaluation with more attacks' rows after the existing ones: ``outputs`` maps attack name
+    -> "Members" / set -> outputs (extra entries, e.g. held-out rows, are not table rows)."""
+    results = {name: list(rows) for name, rows in evaluation.results.items()}
+    merged = dict(evaluation.outputs)
+    for attack_name, per_set in outputs.items():
+        merged[attack_name] = {name: per_set[name] for name in ("Members", *results)}
+        for set_name in results:
+            results[set_name].append(result_from_outputs(attack_name, per_set["Members"], per_set[set_name]))
+    return Evaluation(results, merged)

@@ -1,8 +1,8 @@
 """The experiment scripts' shared flag parser: flags -> config -> pipeline -> printed table.
 
-The flags are generated from the declarations (:class:`pipeline.config.ExperimentConfig` fields,
+The flags are generated from the declarations (:class:`configuration.config.ExperimentConfig` fields,
 the attacks' and the calibration methods' options); scripts differ only in which preset they start
-from (``pipeline.config.PRESETS``).
+from (``configuration.config.PRESETS``).
 """
 from __future__ import annotations
 
@@ -11,31 +11,27 @@ import logging
 import sys
 from typing import Sequence
 
-from attacks import ATTACKS, attack_options
-from attacks.reference import REFERENCE_ATTACKS
+from attacks import ATTACKS, attack_options, default_attack_names
 from calibration.factory import calibration_options
 from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
-from pipeline.config import PRESETS, WITH_REFERENCE_MODELS, ExperimentConfig, config_from_preset
+from configuration.config import ExperimentConfig, config_from_preset
+from datasets.presets import preset_for
 from utils.files import DISK_FULL, DiskFullError
 from utils.locks import LockHeldError
 from utils.options import add_options, field_options, parsed_values
 
-SPLIT_PROTOCOLS = {"package": "seeded stratified splits", "paper_cifar10": "the paper's CIFAR-10 splits",
-                   "paper_stanford_dogs": "the paper's Stanford Dogs splits"}
-
-
 def build_parser(dataset: str) -> argparse.ArgumentParser:
     """The flags of :class:`ExperimentConfig`, the attacks and the calibrations, generated from
     their declarations; defaults and help from ``dataset``'s preset."""
-    preset = PRESETS[dataset]
+    preset = preset_for(dataset)
     parser = argparse.ArgumentParser(
         description=f"Membership inference attacks on a {dataset} target and shadow model: train or "
                     f"load them, score every non-member set once, fit attacks on the shadow scores, "
                     f"and write the paper's result tables.")
-    context = {"preset": preset, "splits": SPLIT_PROTOCOLS[preset.protocol], "attack_names": " ".join([*ATTACKS, *REFERENCE_ATTACKS]),
-               "with_reference": " ".join(WITH_REFERENCE_MODELS),
-               "fixed": (" (not used by the paper's Stanford Dogs splits: 0.8 / 0.5 of all images)"
-                         if preset.protocol == "paper_stanford_dogs" else "")}
+    context = {"preset": preset, "splits": preset.protocol.description, "attack_names": " ".join(ATTACKS),
+               "with_reference": " ".join(name for name in default_attack_names(1)
+                                          if name not in default_attack_names(0)),
+               "fixed": preset.protocol.sizes_note}
     declared = field_options(ExperimentConfig)
     defaults = {o.name: getattr(preset, o.name) for o in declared if o.preset}
     add_options(parser, declared, defaults, context)

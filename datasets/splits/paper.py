@@ -46,7 +46,7 @@ from sklearn.model_selection import train_test_split
 from torch.utils.data import random_split
 
 from datasets.errors import DataSizeError
-from pipeline.splits import Splits
+from datasets.splits.seeded import Splits
 
 PAPER_SUBSET_SEED = 0  # get_subsampled_dataset's default seed, used for attack and OOD subsets (CIFAR-10)
 STANFORD_DOGS_TRAIN_FRACTION = 0.8

@@ -58,12 +58,12 @@ def sha256_file(path: str | Path) -> str:
 
 
 def split_arrays(splits, pools: Mapping[str, str], non_member_indices: Mapping) -> dict[str, np.ndarray]:
-    """The arrays of the indices file for ``splits`` (:class:`pipeline.splits.Splits`).
+    """The arrays of the indices file for ``splits`` (:class:`datasets.splits.seeded.Splits`).
 
     Parameters
     ----------
     pools : ``{"train_pool": description, "test_pool": description}``
-    non_member_indices : key -> :class:`pipeline.data_stage.SetIndices`
+    non_member_indices : key -> :class:`pipeline.stages.data.SetIndices`
     """
     arrays: dict[str, np.ndarray] = {name: np.asarray(value, dtype=np.int64)
                                      for name, value in splits.as_dict().items()}

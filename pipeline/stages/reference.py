@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from attacks.evaluation import AttackOutputs
-from attacks.reference import ReferenceSignals, build_reference_attack
+from attacks import ATTACKS, ReferenceAttack
+from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
 from models.reference_pool import (ReferenceModelSpec, ReferencePool, balanced_membership,
                                    check_same_architecture, digest_rows)
-from pipeline.model_stage import train_config
-from pipeline.splits import complement
-from pipeline.scores import ForwardCounter, ScoreCache
+from configuration.config import ExperimentConfig
+from pipeline.manifest import StageRecord, timed_into
+from pipeline.stages.models import train_config
+from pipeline.stages.prepared import PreparedRun
+from datasets.splits.seeded import complement
+from pipeline.scores import ForwardCounter, ScoreCache, Scores
 from utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -33,7 +38,7 @@ HELD_OUT = "Held-out"            # target test rows that are not Original non-me
 SHADOW_MEMBERS, SHADOW_NON_MEMBERS, POPULATION_Z = "Shadow members", "Shadow non-members", "z"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Population:
     """Images and labels of all rows; ``blocks`` name -> row positions; rows >= ``scored`` are z."""
 
@@ -45,12 +50,12 @@ class Population:
     label_source: dict[str, str] = field(default_factory=dict)   # set -> "label" / "predicted"
 
 
-def build_population(prepared, target_scores: dict) -> Population:
+def build_population(prepared: PreparedRun, target_scores: dict[str, Scores]) -> Population:
     """Population rows (see module docstring) then z rows, with the block of every scored set."""
     data, positions = prepared.data, prepared.positions
     parts, blocks, label_source = [], {}, {}
 
-    def add(name, images, labels, rows=None):
+    def add(name: str, images: torch.Tensor, labels: Any, rows: Any = None) -> int:
         start = sum(len(p[1]) for p in parts)
         parts.append((images, np.asarray(labels, dtype=np.int64)))
         if rows is not None:
@@ -81,7 +86,8 @@ def build_population(prepared, target_scores: dict) -> Population:
     return Population(images, np.concatenate([p[1] for p in parts]), blocks, size, scored, label_source)
 
 
-def reference_specs(config, prepared, population: Population, membership: np.ndarray) -> list[ReferenceModelSpec]:
+def reference_specs(config: ExperimentConfig, prepared: PreparedRun, population: Population,
+                    membership: np.ndarray) -> list[ReferenceModelSpec]:
     domain = prepared.data.domain
     population_digest = digest_rows(population.images[:population.size], population.labels[:population.size])
     specs = []
@@ -95,10 +101,11 @@ def reference_specs(config, prepared, population: Population, membership: np.nda
     return specs
 
 
-def load_or_train_pool(config, prepared, population: Population, manifest) -> tuple[list, np.ndarray]:
+def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun,
+                       population: Population) -> tuple[list[torch.nn.Module], np.ndarray, dict[str, Any]]:
     """The K reference models (loaded where a matching checkpoint exists, the rest trained through
-    Ray) and the membership matrix over population rows (K, P)."""
-    from pipeline.ray_pool import train_pool_with_ray
+    Ray), the membership matrix over population rows (K, P) and the pool's manifest note."""
+    from models.ray_pool import train_pool_with_ray
 
     membership = balanced_membership(config.reference_models, population.size,
                                      derive_seed(config.seed, "reference", "membership"))
@@ -115,7 +122,7 @@ def load_or_train_pool(config, prepared, population: Population, manifest) -> tu
     missing = [spec for spec in specs if spec.index not in models]
     seconds = {}
 
-    def on_done(spec, result):
+    def on_done(spec: ReferenceModelSpec, result: dict[str, Any]) -> None:
         models[spec.index], _ = pool.save(spec, result["state_dict"])
         seconds[spec.index] = round(result["seconds"], 3)
         log.info("reference model %d trained in %.1f s", spec.index, result["seconds"])
@@ -126,16 +133,16 @@ def load_or_train_pool(config, prepared, population: Population, manifest) -> tu
         ray_info = train_pool_with_ray(missing, population.images[:population.size],
                                        torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
                                        address=config.ray_address, use_cuda=prepared.device.type == "cuda")
-    manifest.notes["reference_pool"] = {
+    note = {
         "models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
         "train_seconds": seconds, "ray": ray_info, "ray_address": config.ray_address or "local",
         "membership": str(pool.membership_path), "population_rows": population.size,
         "scored_rows": population.scored, "z_rows": len(population.labels) - population.scored}
-    return [models[k] for k in range(len(specs))], membership
+    return [models[k] for k in range(len(specs))], membership, note
 
 
 @torch.no_grad()
-def cached_logits(model: torch.nn.Module, model_fingerprint: str, images: torch.Tensor, device,
+def cached_logits(model: torch.nn.Module, model_fingerprint: str, images: torch.Tensor, device: torch.device,
                   cache: ScoreCache, batch_size: int = 512) -> tuple[np.ndarray, int]:
     """Logits ``(N, C)`` float32 of ``model`` on ``images``: from the cache, or one forward per sample.
 
@@ -159,24 +166,26 @@ def cached_logits(model: torch.nn.Module, model_fingerprint: str, images: torch.
     return logits, sum(forwarded)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ReferenceOutcome:
     """Per reference attack, its outputs on "Members", every set and the held-out rows."""
 
-    attacks: list
+    attacks: list[ReferenceAttack]
     outputs: dict[str, dict[str, AttackOutputs]]
     population: Population
-    signals: dict = field(default_factory=dict)       # "target" / "shadow" -> ReferenceSignals of scored rows
+    signals: dict[str, ReferenceSignals] = field(default_factory=dict)  # "target" / "shadow" -> scored rows
+    record: StageRecord = field(default_factory=StageRecord)         # pool and forward-pass notes, timings
 
 
-def run_reference_attacks(config, prepared, target_scores: dict, names: list[str], cache: ScoreCache,
-                          manifest) -> ReferenceOutcome:
+def run_reference_attacks(config: ExperimentConfig, prepared: PreparedRun, target_scores: dict[str, Scores],
+                          names: list[str], cache: ScoreCache) -> ReferenceOutcome:
     """Train or load the pool, score every model once, fit each named reference attack on the shadow
     model and apply it to the target's members, sets and held-out rows."""
     population = build_population(prepared, target_scores)
-    with manifest.timed("reference_pool"):
-        references, membership = load_or_train_pool(config, prepared, population, manifest)
-    with manifest.timed("reference_scores"):
+    timings: dict[str, float] = {}
+    with timed_into(timings, "reference_pool"):
+        references, membership, pool_note = load_or_train_pool(config, prepared, population)
+    with timed_into(timings, "reference_scores"):
         logits, forwarded = {}, {}
         for role in ("target", "shadow"):
             trained = prepared.models[role]
@@ -189,8 +198,8 @@ def run_reference_attacks(config, prepared, target_scores: dict, names: list[str
             reference_logits.append(values)
         reference_logits = np.stack(reference_logits)
     rows = len(population.labels)
-    manifest.notes["reference_forward_samples_per_row"] = {
-        name: count / rows for name, count in forwarded.items()}  # 1.0 when computed, 0.0 when cached
+    notes = {"reference_pool": pool_note, "reference_forward_samples_per_row": {
+        name: count / rows for name, count in forwarded.items()}}  # 1.0 when computed, 0.0 when cached
     reference_in = np.zeros((len(references), rows), dtype=bool)
     reference_in[:, :population.size] = membership
     z = population.blocks[POPULATION_Z]
@@ -201,7 +210,7 @@ def run_reference_attacks(config, prepared, target_scores: dict, names: list[str
     attacks, outputs = [], {}
     target_max = _max_probs(logits["target"])
     for name in names:
-        attack = build_reference_attack(name)
+        attack = ATTACKS[name].build(config.attack_params, derive_seed(config.seed, "attacks"))
         scored = np.arange(population.scored)
         attack.fit(signals["shadow"].rows(scored), blocks[SHADOW_MEMBERS], blocks[SHADOW_NON_MEMBERS])
         scores, decisions = attack.score_and_predict(signals["target"].rows(scored))
@@ -211,7 +220,8 @@ def run_reference_attacks(config, prepared, target_scores: dict, names: list[str
             for set_name in ["Members", *prepared.sets, HELD_OUT]}
         attacks.append(attack)
     return ReferenceOutcome(attacks, outputs, population, {role: sig.rows(np.arange(population.scored))
-                                                           for role, sig in signals.items()})
+                                                           for role, sig in signals.items()},
+                            StageRecord(timings=timings, notes=notes))
 
 
 def _max_probs(logits: np.ndarray) -> np.ndarray:

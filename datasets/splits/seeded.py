@@ -1,6 +1,6 @@
 """The package's own splits (the digits default): seeded, stratified, disjoint target/shadow
 train/test splits and attack subsets; and :class:`Splits`, which every protocol returns (the
-paper's are in :mod:`pipeline.paper_splits`)."""
+paper's are in :mod:`datasets.splits.paper`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

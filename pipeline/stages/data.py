@@ -9,14 +9,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from datasets import AttackerData, DataRequest, Domain, NamedSet, build_dataset
+from datasets import AttackerData, DataRequest, Domain, NamedSet, build_dataset, set_declaration
 from datasets.errors import ChecksumError, DataNotFoundError
-from datasets.sources import PAPER_SEEDS, PAPER_SPLITS
-from pipeline.config import DERIVED_SETS, PRESETS, ExperimentConfig, row_name
+from datasets.presets import preset_for
+from configuration.config import ExperimentConfig, row_name
 from pipeline.manifest import tensor_digest
-from pipeline import paper_splits
-from pipeline.splits import Splits, attack_subset, make_splits, package_attack_positions
-from utils.seeding import derive_seed
+from datasets.splits.protocols import SplitSizes
+from datasets.splits.seeded import Splits
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ def data_request(config: ExperimentConfig, domain: Domain, split: str = "test") 
 def load_experiment_data(config: ExperimentConfig, domain: Domain) -> ExperimentData:
     """Build the training pool(s) and cut the splits of the preset's protocol (the paper's for its
     presets, seeded stratified disjoint splits for the digits default)."""
-    preset = PRESETS[config.dataset]
+    preset = preset_for(config.dataset)
     train_pool = build_dataset(preset.dataset, data_request(config, domain, preset.train_pool))
     test_pool = (build_dataset(preset.dataset, data_request(config, domain, preset.test_pool))
                  if preset.test_pool else None)
@@ -92,30 +91,15 @@ def _describe_pool(key: str, split: str, named: NamedSet) -> str:
     return f"{named.name} (data set {key}, split {split!r}): {len(named)} samples in loader order"
 
 
+def split_sizes(config: ExperimentConfig) -> SplitSizes:
+    """The sizes the flags ask for."""
+    return SplitSizes(config.train_set_size, config.test_set_size, config.attack_set_size)
+
+
 def draw_splits(config: ExperimentConfig, train_labels: np.ndarray,
                 test_labels: np.ndarray | None) -> Splits:
     """Splits and attack subsets of ``config``'s preset protocol (labels of the whole pools)."""
-    protocol = PRESETS[config.dataset].protocol
-    if protocol == "paper_cifar10":
-        return paper_splits.cifar10_splits(train_labels, len(test_labels), config.train_set_size,
-                                           config.test_set_size, config.attack_set_size, config.seed)
-    if protocol == "paper_stanford_dogs":
-        splits = paper_splits.stanford_dogs_splits(len(train_labels), config.seed)
-        _warn_ignored_sizes(config, splits)
-        return splits
-    splits = make_splits(train_labels, test_labels, config.train_set_size, config.test_set_size, config.seed)
-    return package_attack_positions(splits, config.attack_set_size, config.seed)
-
-
-def _warn_ignored_sizes(config: ExperimentConfig, splits: Splits) -> None:
-    """The paper's Stanford Dogs script sizes its splits by fractions; say so when flags differ."""
-    effective = {"train_set_size": len(splits.target_train), "test_set_size": len(splits.target_test),
-                 "attack_set_size": len(splits.attack["target_non_members"])}
-    differ = [f"--{name} {getattr(config, name)} (protocol: {value})" for name, value in effective.items()
-              if getattr(config, name) != value]
-    if differ:
-        log.warning("stanford_dogs follows the paper's protocol (0.8 / 0.5 splits of all images, "
-                    "members sized like the non-members); ignoring %s", ", ".join(differ))
+    return preset_for(config.dataset).protocol.draw(train_labels, test_labels, split_sizes(config), config.seed)
 
 
 def _labels_of(named: NamedSet) -> np.ndarray:
@@ -133,7 +117,7 @@ def _labels_of(named: NamedSet) -> np.ndarray:
 class NonMemberSets:
     """The non-member rows of a run, each materialised at the protocol's size."""
 
-    sets: dict[str, SplitTensors]      # row name (pipeline.config.row_name) -> tensors
+    sets: dict[str, SplitTensors]      # row name (configuration.config.row_name) -> tensors
     in_label_space: dict[str, bool]    # display name -> labels are target classes
     skipped: dict[str, str]            # requested key -> one-line reason it is missing
     artifacts: dict[str, str]          # files the builders wrote (e.g. generated sample grids)
@@ -175,7 +159,8 @@ def build_non_member_sets(config: ExperimentConfig, data: ExperimentData,
         if named.dataset is original_set.dataset:
             tensors = original
         else:
-            derived = key in DERIVED_SETS  # rows of the Original non-members, in their order
+            declared = set_declaration(key)
+            derived = bool(declared and declared.derived)  # rows of the Original non-members, in their order
             positions = np.arange(len(named)) if derived else non_member_positions(config, key, len(named))
             tensors = SplitTensors(*materialize(Subset(named.dataset, positions.tolist())))
             if not derived:
@@ -188,17 +173,10 @@ def build_non_member_sets(config: ExperimentConfig, data: ExperimentData,
 
 
 def non_member_positions(config: ExperimentConfig, key: str, available: int) -> np.ndarray:
-    """Rows of a non-member set to use: the paper's seed-0 ``random_split`` subset of attack-set
-    size (CIFAR-10), the whole set (Stanford Dogs), or the package's seeded draw (digits)."""
-    protocol = PRESETS[config.dataset].protocol
-    if protocol == "paper_stanford_dogs":
-        return np.arange(available)
-    if protocol == "paper_cifar10":
-        return paper_splits.subsample(available, config.attack_set_size, paper_splits.PAPER_SUBSET_SEED,
-                                      what=f"--attack_set_size {config.attack_set_size} (non-member set "
-                                           f"{key!r}); lower --attack_set_size")
-    return attack_subset(config.attack_set_size, available, derive_seed(config.seed, key),
-                         f"non-member set {key!r}")
+    """Rows of a non-member set to use, as the preset's split protocol draws them (the paper's
+    seed-0 ``random_split`` subset of attack-set size for CIFAR-10, the whole set for Stanford Dogs,
+    the package's seeded draw for digits)."""
+    return preset_for(config.dataset).protocol.non_member_rows(key, available, split_sizes(config), config.seed)
 
 
 def _set_indices(key: str, named: NamedSet, positions: np.ndarray) -> SetIndices:
@@ -213,12 +191,15 @@ def _set_indices(key: str, named: NamedSet, positions: np.ndarray) -> SetIndices
 def _build_row(key: str, original: NamedSet, request: DataRequest) -> NamedSet:
     from datasets.perturbations import perturb
 
+    declared = set_declaration(key)
     if key == "original":
         return original
-    if key in DERIVED_SETS:
+    if declared and declared.derived:
         return perturb(key, original, request.domain, request.seed)
-    return build_dataset(key, replace(request, split=PAPER_SPLITS.get(key, request.split),
-                                      seed=PAPER_SEEDS.get(key, request.seed)))
+    if declared is None:
+        return build_dataset(key, request)
+    return build_dataset(key, replace(request, split=declared.paper_split or request.split,
+                                      seed=request.seed if declared.paper_seed is None else declared.paper_seed))
 
 
 def materialize(dataset: Dataset, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:

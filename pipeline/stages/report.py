@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
                        plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
 
+if TYPE_CHECKING:
+    from pipeline.run import PreparedRun, RunOutputs
+
 log = logging.getLogger(__name__)
 FALSE_POSITIVE_ATTACK = "Threshold"  # the paper's headline figure uses the threshold attack
 
 
-def write_figures_and_report(outputs, prepared, results_dir: Path,
+def write_figures_and_report(outputs: RunOutputs, prepared: PreparedRun, results_dir: Path,
                              committed_dir: Path | None = None) -> dict[str, Path]:
     """ROC curves, score distributions, false-positive grid, reliability diagrams, trade-off plot,
     and ``{stem}report.md``, all written into ``results_dir``; returns name -> path of every file.
@@ -75,7 +79,7 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
     return files
 
 
-def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str, str]]:
+def _held_out_section(outputs: RunOutputs, results_dir: Path, files: dict[str, Path]) -> list[tuple[str, str]]:
     """The OOD/fake FPR figure (added to ``files``) and its report section, when the run has one."""
     from reporting.held_out_fpr import plot_held_out_fpr, report_section
 

@@ -3,97 +3,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
-from attacks import ATTACKS, attack_options
-from attacks.reference import REFERENCE_ATTACKS
+from attacks import ATTACKS, attack_options, default_attack_names
 from calibration import CalibrationSpec, calibration_spec, spec_modifier
 from calibration.factory import calibration_options, check_spec
-from datasets.registry import GeneratedSizes
+from datasets import presets
+from datasets.domain import Domain
+from datasets.registry import GeneratedSizes, set_declaration
 from utils import naming
 from utils.options import check_value, field_options, option
 
-# Attacks of a run: the paper's four; with --reference_models also these (unless --attacks names them)
-DEFAULT_ATTACKS = ("threshold", "salem", "entropy", "shokri")
-WITH_REFERENCE_MODELS = ("loss", "modified_entropy", "lira", "lira_offline", "rmia", "rmia_online")
-# Non-member rows that perturb the Original non-members rather than load another set.
-DERIVED_SETS = ("original", "permuted", "scaled", "no_normalization", "noise")
 MAX_SEED = 2**32 - 1  # largest seed NumPy's legacy RandomState and scikit-learn accept
-
-# Row name of each non-member set in the result tables: the paper's CIFAR-10 script's labels
-# (``write_results_to_csv(..., row_label=...)``); presets override them (``DatasetPreset.row_names``).
-ROW_NAMES: dict[str, str] = {
-    "original": "Original", "permuted": "Permuted", "scaled": "Scaled",
-    "no_normalization": "No Normalization", "noise": "Noise", "stl10": "STL-10",
-    "cifar100": "CIFAR100", "svhn": "SVHN", "stanford_dogs": "Stanford Dogs",
-    "fake_cifar10": "Fake CIFAR-10", "afhq_dogs": "AFHQ Dogs", "afhq_cats": "AFHQ Cats",
-    "afhq_wild": "AFHQ Wilds", "afhq_nondogs": "AFHQ NonDogs", "fake_dogs": "Fake Dogs",
-    "sample_photos": "Photo Patches", "fake_digits": "Fake", "cifar10": "CIFAR-10", "digits": "Digits",
-}
-
-
-@dataclass(frozen=True)
-class DatasetPreset:
-    """Defaults for experiments whose target is trained on ``dataset``."""
-
-    dataset: str                      # registry key of the training data
-    model_arch: str
-    epochs: int
-    batch_size: int
-    train_set_size: int
-    test_set_size: int
-    attack_set_size: int
-    label_smoothing_factor: float
-    weight_decay: float               # value of the paper's L2 runs (off by default)
-    temp_value: float                 # value of the paper's temperature run
-    sets: tuple[str, ...]             # default non-member rows, in table order
-    train_pool: str                   # published split the train (and, if one pool, test) splits come from
-    test_pool: str | None             # published split of the test splits; None: cut from train_pool
-    train_if_missing: bool = False    # no checkpoint and no --train: train (True) or ask for one
-    augment_train: bool = False       # train on the set's random training transform (per-sample loader)
-    protocol: str = "package"         # who draws splits and subsets: "package", or the paper's script
-                                      # ("paper_cifar10", "paper_stanford_dogs"; pipeline.paper_splits)
-    row_names: tuple[tuple[str, str], ...] = ()  # (set key, row name) where the paper's script differs
-    reference_models: int = 0         # the script's default --reference_models (LiRA / RMIA; 0 = off)
-
-
-PRESETS: dict[str, DatasetPreset] = {
-    "digits": DatasetPreset(
-        dataset="digits", model_arch="small_cnn", epochs=60, batch_size=32,
-        train_set_size=400, test_set_size=400, attack_set_size=200,
-        label_smoothing_factor=0.1, weight_decay=3e-4, temp_value=10.0,
-        sets=("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos",
-              "fake_digits"),
-        train_pool="all", test_pool=None, train_if_missing=True, reference_models=8),
-    "cifar10": DatasetPreset(
-        dataset="cifar10", model_arch="resnet18", epochs=100, batch_size=64,
-        train_set_size=12_500, test_set_size=5_000, attack_set_size=2_500,
-        label_smoothing_factor=0.0083, weight_decay=3e-4, temp_value=10.0,
-        sets=("original", "permuted", "scaled", "no_normalization", "stl10", "cifar100", "svhn",
-              "stanford_dogs", "fake_cifar10", "afhq_dogs", "afhq_cats"),
-        train_pool="train", test_pool="test", protocol="paper_cifar10"),
-    "stanford_dogs": DatasetPreset(
-        dataset="stanford_dogs", model_arch="resnet50", epochs=100, batch_size=64,
-        train_set_size=8_232, test_set_size=2_058, attack_set_size=2_058,
-        label_smoothing_factor=0.1, weight_decay=1e-3, temp_value=10.0,
-        sets=("original", "fake_dogs", "afhq_dogs", "afhq_cats", "afhq_wild", "afhq_nondogs",
-              "permuted", "scaled", "no_normalization"),  # the paper's Stanford Dogs row order
-        train_pool="all", test_pool=None,  # the paper pooled all 20,580 images
-        augment_train=True, protocol="paper_stanford_dogs",
-        row_names=(("afhq_dogs", "AFHQ-Dogs"), ("afhq_cats", "AFHQ-Cats"), ("afhq_wild", "AFHQ-Wilds"),
-                   ("afhq_nondogs", "AFHQ-NonDogs"))),
-}
+PRESETS = presets.PRESETS   # training data set -> its declaration (datasets.presets)
 
 
 def row_name(dataset: str, key: str, built_name: str | None = None) -> str:
     """The result-table row name of non-member set ``key`` in an experiment on ``dataset``.
 
     The preset's own spelling first (the paper's Stanford Dogs script writes ``AFHQ-Dogs`` where
-    its CIFAR-10 script writes ``AFHQ Dogs``), then :data:`ROW_NAMES`, then the name the set's
-    builder gave it (``built_name``), then the key itself.
+    its CIFAR-10 script writes ``AFHQ Dogs``), then the set's declared display name
+    (:class:`datasets.registry.SetDeclaration`), then the name the set's builder gave it
+    (``built_name``), then the key itself.
     """
+    declared = set_declaration(key)   # loads every declaration, the data set modules' presets too
     preset = PRESETS.get(dataset)
     overrides = dict(preset.row_names) if preset else {}
-    return overrides.get(key) or ROW_NAMES.get(key) or built_name or key
+    return overrides.get(key) or (declared.display_name if declared else None) or built_name or key
+
+
+def domain_for(config: "ExperimentConfig") -> Domain:
+    """The input domain of the target trained on ``config.dataset`` (its declaration's)."""
+    return presets.preset_for(config.dataset).domain(Path(config.data_root), config.model_input_image_size)
 
 
 @dataclass(frozen=True)
@@ -101,8 +42,8 @@ class ExperimentConfig:
     """Everything that defines a run; saved in its manifest.
 
     Each user option is declared here once (:func:`utils.options.option`: default and help text) and
-    the scripts' flags are generated from these declarations (:mod:`pipeline.cli`); ``preset=True``
-    options take their default from the data set's :class:`DatasetPreset`. The attacks' options live
+    the scripts' flags are generated from these declarations (:mod:`configuration.cli`); ``preset=True``
+    options take their default from the data set's :class:`datasets.presets.DatasetPreset`. The attacks' options live
     in ``attack_params`` and the calibration in ``calibration``, both declared by their packages.
     """
 
@@ -132,7 +73,7 @@ class ExperimentConfig:
     amp: bool = option(False, "train with bf16 autocast (CUDA and CPU; scoring stays fp32); default fp32 like the "
                               "paper. Recorded in the manifest and the checkpoint's JSON; loading a checkpoint "
                               "needs the same choice", action="store_true")
-    attacks: tuple[str, ...] = option(DEFAULT_ATTACKS, "attacks to run: {attack_names} (default: {default}; "
+    attacks: tuple[str, ...] = option(default_attack_names(), "attacks to run: {attack_names} (default: {default}; "
                                       "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
     reference_models: int = option(0, "K reference models for LiRA and RMIA, trained through Ray on random halves "
                                       "of the population (default {default}; 0 = off)", preset="cli")
@@ -194,14 +135,12 @@ def config_from_preset(dataset: str, **values) -> ExperimentConfig:
     ``values`` are keyed by option name, as the flags are: config fields (``epochs``), attack
     options (``salem_k``) and calibration options (``llla``, ``temp_value``).
     """
-    if dataset not in PRESETS:
-        raise ValueError(f"unknown experiment data set {dataset!r}; choose from {', '.join(PRESETS)}")
-    preset = PRESETS[dataset]
+    preset = presets.preset_for(dataset)
     fields_ = {f.name for f in fields(ExperimentConfig)} - {"dataset", "attack_params", "calibration"}
     attack = {o.name: o for o in attack_options()}
     unknown = set(values) - fields_ - set(attack) - {o.name for o in calibration_options()}
     if values.get("attacks") is None and values.get("reference_models"):
-        values = {**values, "attacks": DEFAULT_ATTACKS + WITH_REFERENCE_MODELS}
+        values = {**values, "attacks": default_attack_names(values["reference_models"])}
     if unknown:
         raise ValueError(f"unknown config option(s) {', '.join(sorted(unknown))}")
     given = {key: value for key, value in values.items() if value is not None}
@@ -240,11 +179,10 @@ def validate_config(config: ExperimentConfig) -> None:
         raise ValueError(f"--model_input_image_size must be a positive integer, got {image_size}")
     if not config.sets:
         raise ValueError("--sets is empty; name at least one non-member set")
-    known = (*ATTACKS, *REFERENCE_ATTACKS)
     for attack in config.attacks:
-        if attack not in known:
-            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(known)}")
-        for declared in ATTACKS[attack].params if attack in ATTACKS else ():
+        if attack not in ATTACKS:
+            raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
+        for declared in ATTACKS[attack].params:
             check_value(declared, config.attack_params.get(declared.name, declared.default))
     _validate_reference_models(config)
 
@@ -254,7 +192,7 @@ def _validate_reference_models(config: ExperimentConfig) -> None:
     if not isinstance(k, int) or k < 0 or k == 1:
         raise ValueError(f"--reference_models must be 0 (off) or at least 2 (an IN and an OUT model per "
                          f"sample), got {k}")
-    named = [attack for attack in config.attacks if attack in REFERENCE_ATTACKS]
+    named = [attack for attack in config.attacks if ATTACKS[attack].needs_reference_models]
     if named and not k:
         raise ValueError(f"--attacks {' '.join(named)} needs reference models; add --reference_models K "
                          f"(K >= 2, e.g. 8)")

@@ -1,7 +1,6 @@
-"""Reference attacks in the run, and the held-out FPR table (is each attack fooled by OOD/fake data?).
+"""The held-out FPR table (is each attack fooled by OOD/fake data?).
 
-``add_reference_attacks`` appends LiRA / RMIA results to the evaluation (same columns as every
-attack). ``held_out_results`` scores the held-out in-distribution non-members with every attack,
+``held_out_results`` scores the held-out in-distribution non-members with every attack,
 builds the table of :mod:`attacks.held_out_fpr`, records each set's label source, measures the
 effect of labelling one out-of-label-space set with the target's predicted class (vs a random
 class), and writes ``{stem}held_out_fpr_results.csv``.
@@ -14,52 +13,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from attacks.evaluation import attack_outputs, result_from_outputs
+from attacks.evaluation import attack_outputs
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_threshold
-from attacks.reference import REFERENCE_ATTACKS
 from attacks.roc import roc_curve_points
-from pipeline.reference_stage import HELD_OUT, run_reference_attacks
+from attacks import MembershipAttack
+from pipeline.scores import Scores
+from pipeline.stages.evaluation import Evaluation
+from pipeline.stages.prepared import PreparedRun
+from pipeline.stages.reference import HELD_OUT, ReferenceOutcome
 from pipeline.results import write_table
-from pipeline.splits import complement
+from datasets.splits.seeded import complement
 from utils.naming import held_out_csv_name
 from utils.seeding import derive_seed
 
 LABEL_SOURCE = "Label source"
-LABEL_USING = ("Shokri", "LOSS", "Modified Entropy")   # score attacks whose output depends on the label
 
 
-def score_attack_names(names) -> tuple[str, ...]:
-    return tuple(name for name in names if name not in REFERENCE_ATTACKS)
-
-
-def reference_attack_names(names) -> list[str]:
-    return [name for name in names if name in REFERENCE_ATTACKS]
-
-
-def add_reference_attacks(config, prepared, target_scores, evaluation, cache, manifest):
-    """Run the named reference attacks (if any) and add their rows to ``evaluation``; returns the
-    :class:`~pipeline.reference_stage.ReferenceOutcome` or None."""
-    names = reference_attack_names(config.attacks)
-    if not names or not config.reference_models:
-        return None
-    outcome = run_reference_attacks(config, prepared, target_scores, names, cache, manifest)
-    for attack in outcome.attacks:
-        per_set = outcome.outputs[attack.name]
-        evaluation.outputs[attack.name] = {name: out for name, out in per_set.items() if name != HELD_OUT}
-        for set_name in evaluation.results:
-            evaluation.results[set_name].append(result_from_outputs(attack.name, per_set["Members"], per_set[set_name]))
-    return outcome
-
-
-@dataclass
+@dataclass(frozen=True)
 class HeldOutResults:
+    """The held-out FPR table, the label-effect table and the file they were written to."""
+
     table: pd.DataFrame                       # sets x "{Attack} FPR@{level}%HeldOutFPR", plus label source
     label_effect: pd.DataFrame | None         # one set: predicted-class vs random-class labels
     label_effect_set: str | None
-    files: dict = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
 
 
-def held_out_results(prepared, split_scores, target_scores, evaluation, score_attacks, reference,
+def held_out_results(prepared: PreparedRun, split_scores: dict[str, dict[str, Scores]],
+                     target_scores: dict[str, Scores], evaluation: Evaluation,
+                     score_attacks: list[MembershipAttack], reference: ReferenceOutcome | None,
                      results_dir: Path, stem: str) -> HeldOutResults | None:
     """The held-out FPR table for every attack; None when the test split has no held-out rows."""
     test = split_scores["target"]["test"]
@@ -84,8 +66,9 @@ def held_out_results(prepared, split_scores, target_scores, evaluation, score_at
     return HeldOutResults(table, effect, effect_set, files)
 
 
-def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
-                  scores) -> tuple[str | None, pd.DataFrame | None]:
+def _label_effect(prepared: PreparedRun, target_scores: dict[str, Scores], evaluation: Evaluation,
+                  score_attacks: list[MembershipAttack], reference: ReferenceOutcome | None,
+                  scores: dict[str, dict[str, np.ndarray]]) -> tuple[str | None, pd.DataFrame | None]:
     """For the first set outside the label space: AUROC and held-out-1% FPR of every label-using
     attack with the target's predicted class (used) and with a seeded random class instead."""
     outside = [name for name, in_space in prepared.in_label_space.items() if not in_space]
@@ -97,7 +80,7 @@ def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
     random_labels = rng.integers(0, set_scores.probs.shape[1], len(set_scores))
     rows = {}
     for attack in score_attacks:
-        if attack.name not in LABEL_USING:
+        if not (attack.spec and attack.spec.uses_labels):
             continue
         randomised = attack_outputs(attack, set_scores.probs, random_labels).scores
         rows[attack.name] = _effect_row(scores[attack.name]["Members"], scores[attack.name][name], randomised,
@@ -109,6 +92,8 @@ def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
         labels[block] = random_labels
         swapped = signals.with_labels(labels)          # all rows at once: online LiRA's IN-OUT gap
         for attack in reference.attacks:
+            if not (attack.spec and attack.spec.uses_labels):
+                continue
             per_set = scores[attack.name]
             rows[attack.name] = _effect_row(per_set["Members"], per_set[name], attack.score(swapped)[block],
                                             per_set[HELD_OUT])
@@ -117,7 +102,8 @@ def _label_effect(prepared, target_scores, evaluation, score_attacks, reference,
     return name, table
 
 
-def _effect_row(members, predicted, randomised, held_out) -> dict[str, float]:
+def _effect_row(members: np.ndarray, predicted: np.ndarray, randomised: np.ndarray,
+                held_out: np.ndarray) -> dict[str, float]:
     cut = held_out_threshold(held_out, 0.01)
     labels = np.r_[np.ones(len(members), bool), np.zeros(len(predicted), bool)]
     return {"AUROC (predicted class)": roc_curve_points(labels, np.r_[members, predicted]).auroc,
@@ -126,5 +112,4 @@ def _effect_row(members, predicted, randomised, held_out) -> dict[str, float]:
             "FPR@1%HeldOutFPR (random class)": float(np.mean(randomised > cut))}
 
 
-__all__ = ["HELD_OUT_LEVELS", "HeldOutResults", "add_reference_attacks", "held_out_results",
-           "reference_attack_names", "score_attack_names"]
+__all__ = ["HELD_OUT_LEVELS", "HeldOutResults", "held_out_results"]
