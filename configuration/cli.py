@@ -16,6 +16,8 @@ from calibration.factory import calibration_options
 from datasets.errors import ChecksumError, DataNotFoundError, DataSizeError
 from configuration.config import ExperimentConfig, config_from_preset
 from datasets.presets import preset_for
+from utils.files import DISK_FULL, DiskFullError
+from utils.locks import LockHeldError
 from utils.options import add_options, field_options, parsed_values
 
 def build_parser(dataset: str) -> argparse.ArgumentParser:
@@ -50,13 +52,14 @@ def parse_config(dataset: str, argv: Sequence[str] | None = None) -> ExperimentC
     return config_from_preset(dataset, **values)
 
 
-USER_ERRORS = (ValueError, FileNotFoundError, DataNotFoundError, ChecksumError, DataSizeError)
+USER_ERRORS = (ValueError, FileNotFoundError, DataNotFoundError, ChecksumError, DataSizeError, LockHeldError,
+               DiskFullError)
 INTERRUPTED = "interrupted; finished checkpoints kept; rerun to continue"
 
 
 def main(dataset: str, argv: Sequence[str] | None = None) -> int:
-    """Parse flags, run, print the attack table; user errors end in one line on stderr (exit 2),
-    Ctrl-C in :data:`INTERRUPTED` (exit 130)."""
+    """Parse flags, run, print the attack table; user errors (bad input, a lock another run holds,
+    a full disk) end in one line on stderr (exit 2), Ctrl-C in :data:`INTERRUPTED` (exit 130)."""
     import time
 
     from pipeline.console import StageLines, print_run
@@ -80,6 +83,13 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"error: no space left on the device{where}; free space there or write to another folder",
+              file=sys.stderr)
+        return 2
     print_run(outputs, time.perf_counter() - start, verbose=config.verbose)
     return 0
 

@@ -89,12 +89,15 @@ class ExperimentConfig:
     download: bool = option(False, "download missing data sets (needs the network)", action="store_true")
     verify_checksums: bool = option(True, "accept data files or folders whose checksums differ from the published "
                                           "ones (a warning names each; the manifest lists them); default: such data "
-                                          "is an error", flag="--no_verify", action="store_false")
+                                          "is an error. Pickle-format data (the CIFAR batches) is read with an "
+                                          "arrays-only unpickler either way: no code from it runs",
+                                    flag="--no_verify", action="store_false")
     generator_pkl: str | None = option(None, "StyleGAN2-ADA generator pickle for the Fake sets", type=str)
     stylegan_repo: str | None = option(None, "stylegan2-ada-pytorch checkout (dnnlib, torch_utils) needed to "
                                              "unpickle its generators", type=str)
     allow_pickle: bool = option(False, "allow unpickling --generator_pkl (unpickling runs code from the file: "
-                                       "trust it first)", action="store_true")
+                                       "trust it first); data sets never need it (the CIFAR batches are read "
+                                       "with an arrays-only unpickler)", action="store_true")
     cache_scores: bool = option(True, "recompute scores instead of reading the score cache", flag="--no_cache",
                                 action="store_false")
     figures: bool = option(True, "write tables only", flag="--no_figures", action="store_false")

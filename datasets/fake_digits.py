@@ -28,7 +28,7 @@ from datasets.conditional_gan import GANConfig, resolve_config, sample, train_co
 from datasets.domain import Domain
 from datasets.errors import DataNotFoundError
 from datasets.registry import DataRequest, NamedSet, register_dataset
-from utils.files import atomic_path, sha256_bytes
+from utils.files import atomic_path, sha256_bytes, torch_save
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +259,7 @@ def _save_cache(path: Path, key: str, images: torch.Tensor, labels: torch.Tensor
     content = {"images": images, "labels": labels, "sha256": image_checksum(images), "key": key,
                "format": CACHE_FORMAT}
     with atomic_path(path) as temporary:
-        torch.save(content, temporary)
+        torch_save(content, temporary)
 
 
 FAKE_DIGITS_IMAGES = 1000  # generated once per seed and shadow split, then subsampled per attack set

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from utils.files import atomic_path, sha256_file, write_json
+from utils.files import atomic_path, sha256_file, torch_save, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, config: Mapping) -> Path
     path = Path(path)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     with atomic_path(path) as temporary:
-        torch.save(state, temporary)
+        torch_save(state, temporary)
         weights_sha256 = sha256_file(temporary)
     write_json(config_path(path), {**dict(config), WEIGHTS_KEY: weights_sha256})
     return path
@@ -134,7 +134,7 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     ------
     CheckpointError
         One line naming the file and what is wrong (missing file, corrupt file, first
-        missing/unexpected keys, shape mismatches) and what to do.
+        missing/unexpected keys, shape mismatches, NaN or inf weights) and what to do.
     """
     state = read_state_dict(path)
     mismatch = _describe_mismatch(model.state_dict(), state)
@@ -142,6 +142,11 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
         raise CheckpointError(f"checkpoint {path} does not fit {type(model).__name__}: {mismatch}; "
                               "check the architecture, number of classes and input channels, or "
                               "delete the file to retrain")
+    non_finite = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if non_finite:
+        raise CheckpointError(f"checkpoint {path} holds NaN or inf weights ({non_finite[0]}"
+                              f"{', ...' if len(non_finite) > 1 else ''}); delete it and retrain (--train), "
+                              "or restore or download the file again")
     model.load_state_dict(state, strict=True)
     return model
 

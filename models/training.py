@@ -46,6 +46,10 @@ DEVICE_DATA_FRACTION = 0.5  # hold a tensor set on the GPU when it needs at most
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
+class TrainingOverflowError(ValueError):
+    """An optimiser step overflowed the weights' dtype (the learning rate is far too large)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Hyper-parameters of one training run (saved beside the checkpoint)."""
@@ -184,9 +188,17 @@ def deterministic_algorithms() -> Iterator[None]:
 
 def _fit(model: nn.Module, batches: Batches, num_batches: int, config: TrainConfig,
          device: torch.device, desc: str, progress: bool) -> list[EpochLog]:
-    """The epoch loop (under :func:`deterministic_algorithms`)."""
-    with deterministic_algorithms():
-        return _epochs(model, batches, num_batches, config, device, desc, progress)
+    """The epoch loop (under :func:`deterministic_algorithms`); an optimiser step that overflows
+    (a learning rate too large for the weights' dtype) is one :class:`TrainingOverflowError` line."""
+    try:
+        with deterministic_algorithms():
+            return _epochs(model, batches, num_batches, config, device, desc, progress)
+    except RuntimeError as error:
+        if "overflow" not in str(error):
+            raise
+        raise TrainingOverflowError(f"{desc}: the optimiser overflowed ({str(error).splitlines()[0]}) with "
+                                    f"learning rate {config.lr:g}; nothing was saved and any existing "
+                                    f"checkpoint was kept; lower the learning rate (--lr)") from None
 
 
 def _epochs(model: nn.Module, batches: Batches, num_batches: int, config: TrainConfig,

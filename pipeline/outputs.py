@@ -10,6 +10,10 @@ its sha256 in the manifest, and moves the set into ``results_dir``:
    deleted (e.g. the old report and figures after a ``--no_figures`` run);
 4. the manifest is renamed last and the staging folder removed.
 
+A set that replaces one made with another configuration (e.g. another seed; see
+:func:`replaced_run`) is announced in one warning and recorded in the new manifest
+(``notes.replaced_run``).
+
 An interrupt before step 1 leaves the previous set untouched (the staging folder is deleted); an
 interrupt after it is rolled forward, in this process or by the next run over the folder. The next
 run also removes staging folders and ``*.tmp`` files of processes that no longer run.
@@ -43,6 +47,10 @@ STAGING_PREFIX = ".staging-"
 COMMIT_MARKER = "COMMIT.json"
 LOCK_NAME = ".outputs.lock"
 SHARED_FILES = ("tradeoff.png",)   # summaries of the whole folder: never deleted as another set's leftover
+# Config keys that say where or how a run ran, not what it computed: a rerun differing only in
+# these does not replace "another configuration's" results.
+NOT_DEFINING = ("train", "device", "download", "cache_scores", "figures", "progress", "ray_address",
+                "results_dir", "pretrained_dir", "data_root", "stylegan_repo")
 _move = os.replace  # one rename of a commit (tests interrupt it)
 _STAGING = re.compile(r"^\.staging-(?P<stem>.*)-(?P<pid>\d+)$")
 
@@ -132,8 +140,15 @@ class OutputSet:
         name = manifest_name(self.stem)
         staged = [path for path in self.staged_files() if path.name != name]
         manifest.files = {path.name: sha256_file(path) for path in staged}
-        manifest.write(self.directory / name)
         with folder_lock(self.results_dir):
+            replaced = replaced_run(self.results_dir, self.stem, manifest.config)
+            if replaced is not None:
+                manifest.notes["replaced_run"] = replaced
+                log.warning("replacing the results of another configuration in %s (%s); the new manifest "
+                            "records the replaced run under notes.replaced_run", self.results_dir,
+                            ", ".join(f"{key} {change['replaced']} (now {change['now']})"
+                                      for key, change in list(replaced["config_differences"].items())[:4]))
+            manifest.write(self.directory / name)
             previous = previous_set(self.results_dir, self.stem)
             stale = sorted(previous - set(manifest.files) - {name} - set(SHARED_FILES))
             write_json(self.directory / COMMIT_MARKER, {"manifest": name, "remove": stale})
@@ -141,6 +156,29 @@ class OutputSet:
         self.committed = {path.name: self.results_dir / path.name for path in staged}
         self.committed[name] = self.results_dir / name
         return self.committed
+
+
+def replaced_run(results_dir: Path, stem: str, config: dict) -> dict | None:
+    """What the committed set of ``stem`` was, when it was made with another configuration than
+    ``config`` (keys of :data:`NOT_DEFINING` aside); None when there is none or it is the same.
+
+    Returns ``{"manifest_sha256", "seed", "config_differences": {key: {"replaced", "now"}}}``.
+    """
+    path = results_dir / manifest_name(stem)
+    try:
+        previous = json.loads(path.read_text())
+        old = previous["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(old, dict):
+        return None
+    new = json.loads(json.dumps(config, default=str))
+    differences = {key: {"replaced": old.get(key), "now": new.get(key)} for key in sorted(set(old) | set(new))
+                   if key not in NOT_DEFINING and old.get(key) != new.get(key)}
+    if not differences:
+        return None
+    return {"manifest_sha256": sha256_file(path), "seed": previous.get("seed"),
+            "config_differences": differences}
 
 
 def previous_set(results_dir: Path, stem: str) -> set[str]:

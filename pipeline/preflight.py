@@ -13,6 +13,7 @@ from typing import Sequence
 
 from attacks import ATTACKS
 from configuration.config import ExperimentConfig, domain_for, validate_config
+from utils.files import DISK_FULL, DiskFullError
 from utils.options import check_value
 from utils.devices import resolve_device
 
@@ -84,7 +85,9 @@ def writable(folder: Path) -> bool:
         return False
     try:
         handle, probe = tempfile.mkstemp(prefix=".write-probe.", dir=folder)
-    except OSError:
+    except OSError as error:
+        if error.errno in DISK_FULL:  # writable, but full: say so before any work
+            raise DiskFullError(folder) from None
         return False
     os.close(handle)
     os.unlink(probe)

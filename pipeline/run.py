@@ -30,7 +30,7 @@ from pipeline.stages import calibration as calibration_stage
 from pipeline.stages.data import ExperimentData, build_non_member_sets, load_experiment_data
 from pipeline.stages.evaluation import evaluate_sets, fit_attacks, reference_attack_names, with_attack_outputs
 from pipeline.stages.held_out import HeldOutResults, held_out_results
-from pipeline.stages.models import TrainedModel, load_or_train_models
+from pipeline.stages.models import TrainedModel, checkpoint_write_lock, load_or_train_models
 from pipeline.stages.prepared import PreparedRun
 from pipeline.stages.reference import ReferenceOutcome, run_reference_attacks
 from pipeline.stages.report import write_figures_and_report
@@ -77,7 +77,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     """
     check_before_work(config)
     results_dir = Path(config.results_dir)
-    with OutputSet(results_dir, config.run_stem()) as output_set:
+    with checkpoint_write_lock(config), OutputSet(results_dir, config.run_stem()) as output_set:
         outputs, manifest = _run_into(config, output_set.directory)
         manifest.outputs = {name: str(results_dir / path.name) if path.parent == output_set.directory
                             else str(path) for name, path in outputs.files.items()}

@@ -90,9 +90,10 @@ class ScoreCache:
 
     The key covers everything that changes the probabilities: the checkpoint's weights, the
     calibration method and its parameters, and a digest of the exact input tensor. Each entry
-    ``scores_{key}.npz`` holds ``probs`` and ``sha256`` (:func:`array_checksum` of ``probs``); an
-    entry that is unreadable, fails its checksum, has the wrong number of rows or holds NaN/inf is
-    recomputed and rewritten, with one warning naming the file.
+    ``scores_{key}.npz`` holds ``probs``, ``key`` (its name) and ``sha256``
+    (:func:`entry_checksum` of the name and ``probs``, so an entry copied under another key fails
+    it); an entry that is unreadable, fails its checksum, has the wrong number of rows or holds
+    NaN/inf is recomputed and rewritten, with one warning naming the file.
     """
 
     def __init__(self, directory: str | Path | None) -> None:
@@ -154,7 +155,8 @@ class ScoreCache:
         try:
             with atomic_path(path) as temporary:
                 with open(temporary, "wb") as handle:
-                    np.savez(handle, **{field: values}, sha256=np.array(array_checksum(values)))
+                    np.savez(handle, **{field: values}, sha256=np.array(entry_checksum(path.stem, values)),
+                             key=np.array(path.stem))
         except OSError as error:
             log.warning("cannot write score cache entry %s (%s); scores are not cached", path, error)
             self.directory = None
@@ -168,18 +170,29 @@ def array_checksum(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def entry_checksum(name: str, array: np.ndarray) -> str:
+    """sha256 binding a cache entry's name (``{kind}_{key}``) to its array (:func:`array_checksum`):
+    the same array stored under another key does not match."""
+    return hashlib.sha256(f"{name}\0{array_checksum(array)}".encode()).hexdigest()
+
+
 def read_entry(path: Path, rows: int, classes: int | None = None,
                field: str = "probs") -> tuple[np.ndarray | None, str]:
     """``(array, "")`` of a valid cache entry (its ``field``) of shape ``(rows, classes)``, else
-    ``(None, what is wrong)``."""
+    ``(None, what is wrong)``. The entry must answer the key in its file name (``path.stem``)."""
     try:
         with np.load(path, allow_pickle=False) as stored:
             probs, checksum = stored[field], str(stored["sha256"])
+            stored_name = str(stored["key"]) if "key" in stored.files else None
     except KeyError as error:
         return None, f"no {error} array (written by an older version?)"
     except Exception as error:  # zipfile, zlib, EOF and format errors all mean "unreadable"
         return None, f"unreadable: {type(error).__name__}"
-    if checksum != array_checksum(probs):
+    if stored_name is not None and stored_name != path.stem:
+        return None, f"it holds the entry {stored_name}, not {path.stem} (copied from another key?)"
+    if checksum != entry_checksum(path.stem, probs):
+        if stored_name is None and checksum == array_checksum(probs):
+            return None, "its checksum does not bind its key (written by an older version)"
         return None, "checksum mismatch"
     if probs.ndim != 2 or len(probs) != rows or (classes is not None and probs.shape[1] != classes):
         return None, f"shape {probs.shape}, expected ({rows}, {classes if classes is not None else 'classes'})"

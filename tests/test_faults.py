@@ -25,7 +25,7 @@ from configuration.cli import INTERRUPTED, main
 from configuration.config import config_from_preset
 from pipeline.outputs import STAGING_PREFIX, verify_set
 from pipeline.run import run_experiment
-from pipeline.scores import ScoreCache, array_checksum
+from pipeline.scores import ScoreCache, entry_checksum
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(epochs=2, train_set_size=60, test_set_size=60, attack_set_size=30, batch_size=32,
@@ -386,11 +386,12 @@ def damage(path: Path, kind: str, probs: np.ndarray) -> None:
         path.write_bytes(bytes(data))
     elif kind == "checksum_mismatch":
         changed = probs[::-1].copy()
-        np.savez(path, probs=changed, sha256=np.array(array_checksum(probs)))
+        np.savez(path, probs=changed, key=np.array(path.stem), sha256=np.array(entry_checksum(path.stem, probs)))
     elif kind in ("wrong_rows", "wrong_columns", "wrong_ndim", "nan"):
         bad = {"wrong_rows": probs[:-1], "wrong_columns": probs[:, :3], "wrong_ndim": probs[:, 0],
                "nan": np.where(np.arange(probs.size).reshape(probs.shape) == 3, np.nan, probs)}[kind]
-        np.savez(path, probs=bad, sha256=np.array(array_checksum(bad)))  # checksum fits: shape/NaN caught
+        np.savez(path, probs=bad, key=np.array(path.stem),
+                 sha256=np.array(entry_checksum(path.stem, bad)))  # checksum fits: shape/NaN caught
     elif kind == "no_checksum":
         np.savez(path, probs=probs)  # written by an older version
 

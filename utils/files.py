@@ -1,6 +1,7 @@
 """Atomic writes (temporary file, then rename) and checksums."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -21,21 +22,66 @@ def _current_umask() -> int:
     return mask
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """No space left on the device (or the quota is used up) where a file was being written."""
+
+    def __init__(self, folder: str | Path, name: str = ""):
+        writing = f" while writing {name}" if name else ""
+        self.message = (f"no space left on the device of {folder}{writing}; nothing was half-written "
+                        f"(finished files are kept); free space there or write to another folder")
+        super().__init__(errno.ENOSPC, self.message, str(folder))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def disk_full(error: OSError, path: str | Path) -> OSError:
+    """``error`` as a :class:`DiskFullError` naming ``path``'s folder when it is ENOSPC/EDQUOT, else
+    ``error`` itself (for ``raise disk_full(error, path) from None``)."""
+    if isinstance(error, DiskFullError) or error.errno not in DISK_FULL:
+        return error
+    return DiskFullError(Path(path).parent, Path(path).name)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A full disk, in the block or in creating the temporary, is a :class:`DiskFullError` naming
+    ``path``'s folder; the temporary is always removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
-                                         dir=path.parent)
-    os.close(handle)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
+                                             dir=path.parent)
+        os.close(handle)
+    except OSError as error:
+        raise disk_full(error, path) from None
     temporary = Path(temporary)
     try:
         yield temporary
         os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp creates 0600 files
         os.replace(temporary, path)
+    except OSError as error:
+        raise disk_full(error, path) from None
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def torch_save(obj: object, path: str | Path) -> None:
+    """``torch.save(obj, path)`` through memory: torch's own file writer reports a full disk as a
+    RuntimeError; written from memory, it is an ``OSError`` (ENOSPC) like every other write."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with open(path, "wb") as handle:
+        handle.write(buffer.getbuffer())
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,13 +10,15 @@ import torch
 from torch import nn
 
 from models import build_model
-from models.checkpoints import (WEIGHTS_KEY, CheckpointMismatchError, checkpoint_path, config_differences,
-                                config_path, fingerprint, load_or_train, read_metadata, recorded_config)
+from models.checkpoints import (WEIGHTS_KEY, CheckpointError, CheckpointMismatchError, checkpoint_path,
+                                config_differences, config_path, fingerprint, load_or_train, read_metadata,
+                                recorded_config)
 from models.training import DEFAULT_LR, TrainConfig, precision_name, train_model, train_model_on_dataset
 from configuration.config import ExperimentConfig
 from datasets.presets import preset_for
 from pipeline.stages.data import ExperimentData, SplitTensors
 from utils.files import remove_stale_temporaries
+from utils.locks import hold_locks, refuse_if_held
 from utils.devices import resolve_device
 from utils.seeding import derive_seed, seeded
 
@@ -126,6 +129,18 @@ def check_checkpoints(config: ExperimentConfig) -> bool:
     return will_train
 
 
+def checkpoint_write_lock(config: ExperimentConfig):
+    """A context holding the locks on this configuration's checkpoints when the run will write
+    them (:func:`check_checkpoints`; :mod:`utils.locks`), else nothing. A second run that would
+    write them, or read them while they are written, stops at once with one line naming the
+    holder's pid."""
+    fix = "wait for it to finish, or pass another --pretrained_dir"
+    if not check_checkpoints(config):
+        refuse_if_held(checkpoint_paths(config).values(), fix)
+        return nullcontext([])
+    return hold_locks(checkpoint_paths(config).values(), "training the target and shadow models", fix)
+
+
 def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
                          device: torch.device) -> dict[str, TrainedModel]:
     """Target and shadow models, each trained on its own split with the same recipe."""
@@ -160,6 +175,8 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
             model, trained = load_or_train(model, path, identity, fit, force_train=config.train)
         except CheckpointMismatchError as error:
             raise ValueError(mismatch_message(error)) from None
+        except CheckpointError as error:  # name the model: its role
+            raise CheckpointError(f"{role} model: {error}") from None
         model.to(device).eval()
         log.info("%s model %s from %s", role, "trained" if trained else "loaded", path)
         models[role] = TrainedModel(role, model, path, trained, fingerprint(model), identity["precision"])
