@@ -62,7 +62,9 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
         if address:
             ray.init(address=address, **options)
         else:
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **options)
+            # "local": always a new cluster of our own; without it Ray joins the latest cluster that
+            # `ray start` left in /tmp/ray/ray_current_cluster (possibly dead, or someone else's)
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **options)
     try:
         yield dict(ray.cluster_resources())
     finally:
