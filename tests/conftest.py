@@ -9,3 +9,19 @@ def single_torch_thread():
     """The tests' models are tiny: one thread is fastest, and never stalls on a busy 2-core machine."""
     with single_thread():
         yield
+
+
+# Fixtures that train models or run the whole pipeline: every test using one is slow (skipped by
+# `-m "not slow"`, run by the full suite).
+SLOW_FIXTURES = {"full_run", "shadow_run", "llla", "paper_llla", "imagenet_weights"}
+# Tests that train models or build large ones themselves.
+SLOW_TESTS = {"test_amp_recorded_and_mismatched_loads_name_the_flag",
+              "test_a_checkpoint_trained_on_other_indices_is_flagged",
+              "test_resnet50_replaces_the_classifier_and_accepts_small_images"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that use :data:`SLOW_FIXTURES` or are named in :data:`SLOW_TESTS` slow."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

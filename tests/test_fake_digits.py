@@ -63,7 +63,6 @@ def test_samples_agree_with_a_classifier_trained_on_the_same_shadow_data(shadow_
     assert 0.0 <= fake.images.min() and fake.images.max() <= 1.0
 
 
-@pytest.mark.slow  # uses the shadow_run fixture: a CNN and the default GAN trained (about 50 s)
 def test_filtering_drops_samples_the_classifier_assigns_elsewhere(shadow_run, monkeypatch):
     monkeypatch.setattr(fake_digits, "train_conditional_gan", _must_not_train)
     unfiltered = shadow_run["fake"]
