@@ -14,8 +14,10 @@ def single_torch_thread():
 # Fixtures that train models or run the whole pipeline: every test using one is slow (skipped by
 # `-m "not slow"`, run by the full suite).
 SLOW_FIXTURES = {"full_run", "shadow_run", "llla", "paper_llla", "imagenet_weights"}
-# Tests that train models or build large ones themselves.
+# Tests that train models, build large ones or simulate many reference models themselves.
 SLOW_TESTS = {"test_amp_recorded_and_mismatched_loads_name_the_flag",
+              "test_lira_reaches_the_optimal_auroc_on_gaussian_signals",   # 128 models x 20,000 samples
+              "test_llla_marglik_through_the_factory",
               "test_a_checkpoint_trained_on_other_indices_is_flagged",
               "test_resnet50_replaces_the_classifier_and_accepts_small_images"}
 
