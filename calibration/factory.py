@@ -1,6 +1,7 @@
 """The calibration methods a run can choose (one registry), and building a predictor by name."""
 from __future__ import annotations
 
+import inspect
 from typing import Any, Mapping
 
 import torch
@@ -101,7 +102,14 @@ def build_predictor(model: nn.Module, method: str = "softmax", *,
     key = method.lower() if isinstance(method, str) else method
     if key not in CALIBRATIONS:
         raise ValueError(f"unknown calibration method {method!r}; valid: {', '.join(CALIBRATIONS)}")
-    return CALIBRATIONS[key].predictor(model.to(device).eval(), device=device, **options)
+    predictor = CALIBRATIONS[key].predictor
+    accepted = {name for name, p in inspect.signature(predictor).parameters.items()
+                if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)} - {"model"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(f"calibration {key}: unknown option(s) {', '.join(unknown)}; it takes "
+                         f"{', '.join(sorted(accepted - {'device'})) or 'none'}")
+    return predictor(model.to(device).eval(), device=device, **options)
 
 
 def _choosing_flag(method: CalibrationMethod, values: Mapping[str, Any]) -> str:

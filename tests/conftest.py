@@ -9,3 +9,21 @@ def single_torch_thread():
     """The tests' models are tiny: one thread is fastest, and never stalls on a busy 2-core machine."""
     with single_thread():
         yield
+
+
+# Fixtures that train models or run the whole pipeline: every test using one is slow (skipped by
+# `-m "not slow"`, run by the full suite).
+SLOW_FIXTURES = {"full_run", "shadow_run", "llla", "paper_llla", "imagenet_weights"}
+# Tests that train models, build large ones or simulate many reference models themselves.
+SLOW_TESTS = {"test_amp_recorded_and_mismatched_loads_name_the_flag",
+              "test_lira_reaches_the_optimal_auroc_on_gaussian_signals",   # 128 models x 20,000 samples
+              "test_llla_marglik_through_the_factory",
+              "test_a_checkpoint_trained_on_other_indices_is_flagged",
+              "test_resnet50_replaces_the_classifier_and_accepts_small_images"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests that use :data:`SLOW_FIXTURES` or are named in :data:`SLOW_TESTS` slow."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

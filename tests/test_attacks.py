@@ -207,7 +207,11 @@ def test_bad_labels_are_named(labels, message):
 
 
 def test_integral_float_labels_are_accepted():
-    ShokriAttack(max_epochs=1).fit(GOOD, with_max([0.3, 0.4, 0.5]), member_labels=np.array([0.0, 1.0, 2.0]))
+    attack = ShokriAttack(max_epochs=1).fit(GOOD, with_max([0.3, 0.4, 0.5]),
+                                            member_labels=np.array([0.0, 1.0, 2.0]))
+    assert attack.is_fitted
+    as_ints = ShokriAttack(max_epochs=1).fit(GOOD, with_max([0.3, 0.4, 0.5]), member_labels=np.array([0, 1, 2]))
+    np.testing.assert_array_equal(attack.score(GOOD, np.array([0.0, 1.0, 2.0])), as_ints.score(GOOD, np.array([0, 1, 2])))
 
 
 @pytest.mark.parametrize(

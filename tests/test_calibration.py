@@ -267,3 +267,12 @@ def test_build_predictor_checks_its_options(digits):
     assert isinstance(build_predictor(digits.model), SoftmaxPredictor)
     fixed = build_predictor(digits.model, "Temperature", temperature=10)
     assert fixed.temperature == 10.0
+
+
+def test_build_predictor_rejects_options_its_method_does_not_take():
+    layer = torch.nn.Linear(3, 2)
+    with pytest.raises(ValueError, match=r"calibration softmax: unknown option\(s\) temperature"):
+        build_predictor(layer, "softmax", temperature=3.0)
+    with pytest.raises(ValueError, match=r"calibration temperature: unknown option\(s\) temprature; it takes"):
+        build_predictor(layer, "temperature", temprature=3.0)
+    assert build_predictor(layer, "temperature", temperature=3.0).describe()["temperature"] == 3.0
