@@ -26,6 +26,7 @@ from pipeline.reference_stage import ReferenceOutcome
 from pipeline.model_stage import ROLES, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
 from pipeline.results import attack_table, model_metric_rows, performance_table, write_table
+from pipeline.sample_scores import sample_scores_name, sample_scores_table, write_sample_scores
 from pipeline.scores import ScoreCache, Scores
 from pipeline.membership_check import check_loaded_models
 from pipeline.split_file import split_arrays, write_split_file
@@ -204,6 +205,10 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
                                 out_dir, stem)
     if held_out is not None:
         files.update(held_out.files)
+    files["sample_scores"] = write_sample_scores(sample_scores_table(
+        evaluation.outputs, {name: s.labels for name, s in target_scores.items()},
+        {"Members": prepared.positions["target_members"], "Original": prepared.positions["target_non_members"]}),
+        out_dir / sample_scores_name(stem))
     class_source = {name: "label" if s.in_label_space else "predicted"
                     for name, s in non_member_scores.items()}
     manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,
