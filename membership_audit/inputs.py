@@ -28,7 +28,7 @@ from attacks.validation import as_labels, as_probs, check_same_classes, to_numpy
 from pipeline.scores import Scores
 
 ORIGINAL, MEMBERS = "Original", "Members"
-_SET = re.compile(r"^set_(?P<name>.+)_(?P<kind>logits|probs|labels|reference_logits)$")
+_SET = re.compile(r"^set_(?P<name>.+?)_(?P<kind>reference_logits|logits|probs|labels)$")
 KNOWN_PREFIXES = ("member", "non_member", "shadow_member", "shadow_non_member", "held_out")
 KNOWN_ARRAYS = ({f"{p}_{kind}" for p in KNOWN_PREFIXES for kind in ("logits", "probs", "labels")}
                 | {"reference_logits", "reference_in", "population_logits", "population_labels",
