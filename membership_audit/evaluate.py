@@ -29,9 +29,12 @@ from pipeline.sample_scores import sample_scores_table
 from utils.seeding import derive_seed
 
 DEFAULT_AUDIT_ATTACKS = tuple(ATTACKS) + tuple(REFERENCE_ATTACKS)
-NEEDS_SHADOW = "needs shadow_member_* and shadow_non_member_* arrays (a shadow model's scores)"
-NEEDS_REFERENCE = "needs reference_logits and reference_in (K >= 4 reference models)"
-NEEDS_POPULATION = "needs population_logits, population_labels and population_reference_logits (RMIA's z)"
+NEEDS_SHADOW = ("needs a shadow model's scores: shadow_member_* and shadow_non_member_* arrays (model route: "
+                "--shadow_checkpoint, --shadow_member_data, --shadow_non_member_data)")
+NEEDS_REFERENCE = ("needs K >= 4 reference models: reference_logits and reference_in (model route: "
+                   "--reference_models K --train_fn)")
+NEEDS_POPULATION = ("needs RMIA's population samples z: population_logits, population_labels and "
+                    "population_reference_logits (model route: --population_data)")
 
 
 @dataclass
@@ -85,8 +88,11 @@ def audit_inputs(inputs: AuditInputs, attacks: Sequence[str] = DEFAULT_AUDIT_ATT
     if reference_names:
         _add_reference_attacks(inputs, reference_names, evaluation, held_out_scores, skipped)
     table = attack_table(evaluation.results, order=list(target_sets))
-    row_reasons = {name: "; ".join(f"{attack}: {reason}" for attack, reason in skipped.items())
-                   for name in table.index}
+    by_reason: dict[str, list[str]] = {}
+    for attack, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(attack)
+    summary = "; ".join(f"{', '.join(attacks_)} not run: {reason}" for reason, attacks_ in by_reason.items())
+    row_reasons = {name: summary for name in table.index}
     for name, reason in _missing_set_references(inputs, evaluation).items():
         row_reasons[name] = "; ".join(r for r in (row_reasons[name], reason) if r)
     if any(row_reasons.values()):
