@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -93,11 +94,11 @@ def train_user_pool(specs: list[UserReferenceSpec], images: torch.Tensor, labels
 
     ray_info = None
     if missing:
-        _export_import_paths()
         rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
         try:
-            ray_info = train_pool_with_ray(missing, images, labels, rows, on_done, address=ray_address,
-                                           use_cuda=False, train_fn=UserTrainFn(train_fn))
+            with _import_paths_exported():
+                ray_info = train_pool_with_ray(missing, images, labels, rows, on_done, address=ray_address,
+                                               use_cuda=False, train_fn=UserTrainFn(train_fn))
         except Exception as error:
             cause = getattr(error, "cause", None) or error
             if not isinstance(cause, TrainFnError):
@@ -136,10 +137,19 @@ def _load(spec: UserReferenceSpec, path: Path) -> nn.Module | None:
     return load_user_checkpoint(spec.build(), path, flag=f"reference model {spec.index}")
 
 
-def _export_import_paths() -> None:
-    """Let Ray workers import the user's modules: this process's import folders go on PYTHONPATH
-    (read by :func:`pipeline.ray_pool.ray_cluster`)."""
-    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+@contextmanager
+def _import_paths_exported() -> Iterator[None]:
+    """Let Ray workers import the user's modules: while open, this process's import folders are on
+    PYTHONPATH (read by :func:`pipeline.ray_pool.ray_cluster`); the previous value is restored."""
+    previous = os.environ.get("PYTHONPATH")
+    current = [p for p in (previous or "").split(os.pathsep) if p]
     extra = [str(Path(p or ".").resolve()) for p in sys.path if (p == "" or Path(p).is_dir())
              and "site-packages" not in p and not p.startswith(sys.base_prefix)]
     os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(current + extra))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = previous
