@@ -201,6 +201,7 @@ class AttackSpec:
     uses_labels : the score depends on the sample's class label (the held-out table's label effect)
     needs_reference_models : scored against K reference models (:class:`ReferenceAttack`)
     fitted_on_shadow : its decision threshold (or classifier) is fitted on the shadow model
+    needs_population : also scored against population samples z (RMIA's reference points)
     """
 
     name: str
@@ -212,6 +213,7 @@ class AttackSpec:
     uses_labels: bool = False
     needs_reference_models: bool = False
     fitted_on_shadow: bool = True
+    needs_population: bool = False
     fixed: tuple[tuple[str, Any], ...] = ()   # constructor keywords fixed by this named variant
 
     @property

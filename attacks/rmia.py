@@ -32,7 +32,8 @@ class RmiaAttack(ReferenceAttack):
 
 
 RMIA = AttackSpec(
-    "rmia", RmiaAttack, paper=False, uses_labels=True, needs_reference_models=True, fixed=(("online", False),),
+    "rmia", RmiaAttack, paper=False, uses_labels=True, needs_reference_models=True, needs_population=True,
+    fixed=(("online", False),),
     params=(Option("rmia_a", "RMIA's offline correction Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2 (default "
                              "{default})", default=0.3, type=float, keyword="a", minimum=0.0, maximum=1.0),
             Option("rmia_gamma", "RMIA's likelihood-ratio threshold gamma (default {default})", default=1.0,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -75,7 +76,7 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iter
 def train_pool_with_ray(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
                         rows: Sequence[np.ndarray], on_done: Callable[[ReferenceModelSpec, dict], None], *,
                         address: str | None = None, num_cpus: int | None = None, cpus_per_task: int = 1,
-                        use_cuda: bool | None = None) -> dict:
+                        use_cuda: bool | None = None, train_fn: Callable | None = None) -> dict:
     """Train every spec as one Ray task; call ``on_done(spec, result)`` in this process as each finishes.
 
     Parameters
@@ -85,6 +86,8 @@ def train_pool_with_ray(specs: Sequence[ReferenceModelSpec], images: torch.Tenso
     address : existing cluster, or None for a local one with ``num_cpus`` CPUs
     cpus_per_task : CPUs (and torch threads) per task
     use_cuda : ask each task for a GPU fraction (default: when the cluster has GPUs)
+    train_fn : a per-model training callable ``(spec, images, labels, rows) -> state_dict`` used
+        instead of :func:`train_reference_model` (e.g. a user's recipe, :mod:`membership_audit.train_fn`)
 
     Returns
     -------
@@ -99,7 +102,7 @@ def train_pool_with_ray(specs: Sequence[ReferenceModelSpec], images: torch.Tenso
         gpu_fraction = min(1.0, gpus / concurrency) if use_gpu else 0.0
         task = ray.remote(_train_task).options(num_cpus=cpus_per_task, num_gpus=gpu_fraction, max_retries=0)
         images_ref, labels_ref = ray.put(images), ray.put(labels)
-        pending = {task.remote(spec, images_ref, labels_ref, rows[i], cpus_per_task, use_gpu): spec
+        pending = {task.remote(spec, images_ref, labels_ref, rows[i], cpus_per_task, use_gpu, train_fn): spec
                    for i, spec in enumerate(specs)}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -108,8 +111,13 @@ def train_pool_with_ray(specs: Sequence[ReferenceModelSpec], images: torch.Tenso
         return {"cpus": cpus, "gpus": gpus, "concurrency": concurrency, "gpu_fraction": gpu_fraction}
 
 
-def _train_task(spec, images, labels, rows, threads, use_gpu):
+def _train_task(spec, images, labels, rows, threads, use_gpu, train_fn=None):
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+    if train_fn is not None:
+        torch.set_num_threads(threads)
+        start = time.perf_counter()
+        state = train_fn(spec, images, labels, rows)
+        return {"index": spec.index, "state_dict": state, "seconds": time.perf_counter() - start}
     return train_reference_model(spec, images, labels, rows, threads=threads, device=device)
 
 

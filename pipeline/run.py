@@ -25,6 +25,7 @@ from pipeline.membership_check import MembershipCheck, check_loaded_models
 from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
 from pipeline.results import attack_table, performance_table, write_table
+from pipeline.sample_scores import sample_scores_name, sample_scores_table, write_sample_scores
 from pipeline.scores import ScoreCache, Scores
 from pipeline.stages import calibration as calibration_stage
 from pipeline.stages.data import ExperimentData, build_non_member_sets, load_experiment_data
@@ -182,6 +183,10 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> tuple[RunOutputs, Mani
     with manifest.timed("intervals"):
         intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, config.seed)
         files["intervals"] = write_table(intervals.set_index("set"), out_dir / intervals_csv_name(stem))
+    files["sample_scores"] = write_sample_scores(sample_scores_table(
+        evaluation.outputs, {name: s.labels for name, s in scores.target_scores.items()},
+        {"Members": prepared.positions["target_members"], "Original": prepared.positions["target_non_members"]}),
+        out_dir / sample_scores_name(stem))
     class_source = {name: "label" if s.in_label_space else "predicted" for name, s in non_member_scores.items()}
     manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,
                            "score_cache": {"hits": cache.hits, "misses": cache.misses, "repaired": cache.repaired},

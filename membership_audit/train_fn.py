@@ -1,0 +1,155 @@
+"""Reference models of a user's architecture, trained with the user's recipe through the Ray pool.
+
+The user writes ``train_fn(model, images, labels, seed) -> None``: it trains ``model`` (a fresh
+``nn.Module`` from ``--model``'s factory, on CPU) in place on ``images`` ``(n, C, H, W)``
+(normalised as the audited data) and ``labels`` ``(n,)``, with ``seed`` fixing its randomness.
+:class:`UserTrainFn` wraps it as the pool's per-model training callable
+``(spec, images, labels, rows) -> state_dict``. Finished models are saved as they complete
+(``{reference_dir}/{name}_reference_{k}.pt`` + ``.json``), so a pool stopped by an error keeps them
+and a rerun with the same inputs loads them instead of training them again.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from membership_audit.user_model import build_user_model, import_callable, load_user_checkpoint
+from models.checkpoints import WEIGHTS_KEY, config_path, save_checkpoint
+from models.reference_pool import digest_rows
+from utils.seeding import seeded
+
+
+class TrainFnError(RuntimeError):
+    """A user's ``--train_fn`` raised while training one reference model."""
+
+
+@dataclass(frozen=True)
+class UserReferenceSpec:
+    """What defines reference model ``index`` of a user's pool (saved beside its checkpoint)."""
+
+    index: int
+    factory: str          # --model, package.module:factory
+    train_fn: str         # --train_fn, package.module:function
+    init_seed: int
+    train_seed: int
+    population_sha256: str
+    members_sha256: str
+
+    def build(self) -> nn.Module:
+        with seeded(self.init_seed):
+            return build_user_model(self.factory)
+
+
+class UserTrainFn:
+    """The pool's training callable ``(spec, images, labels, rows) -> state_dict`` around a user's
+    ``train_fn(model, images, labels, seed) -> None``."""
+
+    def __init__(self, train_fn: str | Callable):
+        self.train_fn = train_fn
+
+    def __call__(self, spec: UserReferenceSpec, images: torch.Tensor, labels: torch.Tensor,
+                 rows: np.ndarray) -> dict[str, torch.Tensor]:
+        train = import_callable(self.train_fn, "--train_fn") if isinstance(self.train_fn, str) else self.train_fn
+        model = spec.build()
+        index = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        try:
+            with seeded(spec.train_seed):
+                train(model, images[index].clone(), labels[index].clone(), spec.train_seed)
+        except Exception as error:
+            raise TrainFnError(f"--train_fn {spec.train_fn} raised on reference model {spec.index}: "
+                               f"{type(error).__name__}: {error}") from None
+        return {key: value.detach().cpu() for key, value in model.state_dict().items()}
+
+
+def train_user_pool(specs: list[UserReferenceSpec], images: torch.Tensor, labels: torch.Tensor,
+                    membership: np.ndarray, reference_dir: Path, name: str, train_fn: str | Callable,
+                    ray_address: str | None = None) -> tuple[list[nn.Module], dict]:
+    """Load the reference models already trained with these specs, train the rest through Ray
+    (:func:`models.ray_pool.train_pool_with_ray`); returns the K models and a manifest note.
+
+    Raises a one-line ValueError naming the model whose ``train_fn`` raised; the models finished
+    before it stay saved.
+    """
+    from models.ray_pool import train_pool_with_ray
+
+    reference_dir.mkdir(parents=True, exist_ok=True)
+    models = {spec.index: model for spec in specs if (model := _load(spec, _path(reference_dir, name, spec)))}
+    missing = [spec for spec in specs if spec.index not in models]
+    seconds = {}
+
+    def on_done(spec, result):
+        model = spec.build()
+        model.load_state_dict(result["state_dict"], strict=True)
+        save_checkpoint(model, _path(reference_dir, name, spec), asdict(spec))
+        models[spec.index], seconds[spec.index] = model.eval(), round(result["seconds"], 3)
+
+    ray_info = None
+    if missing:
+        rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
+        try:
+            with _import_paths_exported():
+                ray_info = train_pool_with_ray(missing, images, labels, rows, on_done, address=ray_address,
+                                               use_cuda=False, train_fn=UserTrainFn(train_fn))
+        except Exception as error:
+            cause = getattr(error, "cause", None) or error
+            if not isinstance(cause, TrainFnError):
+                raise
+            raise ValueError(f"{cause}; the pool stopped, {len(models)} finished reference model(s) kept in "
+                             f"{reference_dir}") from None
+    note = {"models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
+            "train_seconds": seconds, "ray": ray_info, "ray_address": ray_address or "local",
+            "folder": str(reference_dir)}
+    return [models[spec.index] for spec in specs], note
+
+
+def user_reference_specs(count: int, factory: str, train_fn: str, seed: int, images: torch.Tensor,
+                         labels: torch.Tensor, membership: np.ndarray) -> list[UserReferenceSpec]:
+    from utils.seeding import derive_seed
+
+    population = digest_rows(images, labels)
+    return [UserReferenceSpec(k, str(factory), str(train_fn), derive_seed(seed, f"reference_{k}", "init"),
+                              derive_seed(seed, f"reference_{k}", "train"), population,
+                              digest_rows(np.flatnonzero(membership[k]))) for k in range(count)]
+
+
+def _path(folder: Path, name: str, spec: UserReferenceSpec) -> Path:
+    return folder / f"{name}_reference_{spec.index}.pt"
+
+
+def _load(spec: UserReferenceSpec, path: Path) -> nn.Module | None:
+    """The saved model of ``spec``, when its recorded spec matches; else None (it is trained)."""
+    try:
+        saved = json.loads(config_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    saved.pop(WEIGHTS_KEY, None)
+    if not path.is_file() or saved != json.loads(json.dumps(asdict(spec))):
+        return None
+    return load_user_checkpoint(spec.build(), path, flag=f"reference model {spec.index}")
+
+
+@contextmanager
+def _import_paths_exported() -> Iterator[None]:
+    """Let Ray workers import the user's modules: while open, this process's import folders are on
+    PYTHONPATH (read by :func:`models.ray_pool.ray_cluster`); the previous value is restored."""
+    previous = os.environ.get("PYTHONPATH")
+    current = [p for p in (previous or "").split(os.pathsep) if p]
+    extra = [str(Path(p or ".").resolve()) for p in sys.path if (p == "" or Path(p).is_dir())
+             and "site-packages" not in p and not p.startswith(sys.base_prefix)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(current + extra))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = previous

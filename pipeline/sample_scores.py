@@ -1,0 +1,59 @@
+"""Per-sample results: which samples each attack calls members, with what score.
+
+One row per evaluated sample (the members, then every non-member set in table order): ``set``,
+``index`` (its position in its source: the split or array it was drawn from), ``label`` (the label
+the attacks used; -1 for none), ``member`` (the truth), then per attack ``{Attack} score`` and
+``{Attack} decision``. Preset runs and audits write it with the same function, as
+``{stem}sample_scores.csv``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from utils.files import atomic_open
+
+SAMPLE_SCORES_SUFFIX = "sample_scores.csv"
+MEMBERS = "Members"
+
+
+def sample_scores_name(stem: str) -> str:
+    """``{stem}sample_scores.csv``."""
+    return f"{stem}{SAMPLE_SCORES_SUFFIX}"
+
+
+def sample_scores_table(outputs: Mapping[str, Mapping], labels: Mapping[str, np.ndarray],
+                        source_index: Mapping[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """The per-sample table.
+
+    Parameters
+    ----------
+    outputs : attack name -> set name (``"Members"`` and each non-member set) -> ``AttackOutputs``
+    labels : set name -> labels ``(n,)`` the attacks used (-1: none); its order is the row order
+    source_index : set name -> position of each row in its source (default ``0..n-1``)
+    """
+    source_index = source_index or {}
+    blocks = []
+    for set_name, set_labels in labels.items():
+        n = len(set_labels)
+        block = {"set": [set_name] * n,
+                 "index": np.asarray(source_index.get(set_name, np.arange(n)), dtype=np.int64),
+                 "label": np.asarray(set_labels, dtype=np.int64),
+                 "member": np.full(n, set_name == MEMBERS)}
+        for attack, per_set in outputs.items():
+            if set_name in per_set:
+                block[f"{attack} score"] = per_set[set_name].scores
+                block[f"{attack} decision"] = per_set[set_name].decisions
+        blocks.append(pd.DataFrame(block))
+    return pd.concat(blocks, ignore_index=True) if blocks else pd.DataFrame()
+
+
+def write_sample_scores(table: pd.DataFrame, path: str | Path) -> Path:
+    """Write the per-sample table atomically (scores with full precision)."""
+    path = Path(path)
+    with atomic_open(path) as handle:
+        table.to_csv(handle, index=False, float_format="%.8g")
+    return path
