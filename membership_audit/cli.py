@@ -124,8 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(INTERRUPTED, file=sys.stderr)
         return 130
-    print(format_console(result.attack_table))
+    if config.verbose:
+        print(format_console(result.attack_table))
+    print(f"== {config.name}: done ==")
+    print("\n".join(result.summary()))
     for attack, reason in result.skipped_attacks.items():
         print(f"{attack}: not run, {reason}")
-    print(f"results: {files['attack_results'].parent} ({files['report'].name if 'report' in files else 'no report'})")
+    if "report" in files:
+        print(f"Report: {files['report']}")
+    print(f"Every file, with checksums: {files['manifest']}")
     return 0

@@ -10,7 +10,7 @@ MODEL_ROUTE = ("model", "checkpoint", "member_data", "non_member_data", "ood_dat
                "population_data", "shadow_model", "shadow_checkpoint", "shadow_member_data",
                "shadow_non_member_data", "image_size", "normalize", "perturbed", "data_root", "device")
 REFERENCE = ("reference_models", "train_fn", "ray_address", "reference_dir")
-RUN = ("attacks", "seed", "results_dir", "name", "figures")
+RUN = ("attacks", "seed", "results_dir", "name", "figures", "verbose")
 
 
 @dataclass
@@ -56,6 +56,7 @@ class AuditConfig:
     results_dir: str = option("audit_results", "where CSVs, figures and report go (default {default})")
     name: str = option("audit", "file-name prefix of the results ({{name}}_attack_results.csv; default {default})")
     figures: bool = option(True, "write tables only", flag="--no_figures", action="store_false")
+    verbose: bool = option(False, "also print the full attack table at the end (default: a short summary)")
 
     def to_dict(self) -> dict:
         return asdict(self)

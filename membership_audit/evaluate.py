@@ -27,6 +27,7 @@ from pipeline.results import SKIPPED_COLUMN, attack_table
 from pipeline.sample_scores import sample_scores_table
 from pipeline.stages.evaluation import Evaluation, evaluate_sets, fit_attacks, score_attack_names
 from pipeline.stages.held_out import LABEL_SOURCE
+from pipeline.stages.intervals import interval_table
 from pipeline.stages.reference import HELD_OUT
 from utils.seeding import derive_seed
 
@@ -43,7 +44,9 @@ NEEDS_POPULATION = ("needs RMIA's population samples z: population_logits, popul
 class AuditResult:
     """What an audit found. ``attack_table``: the paper's layout (one row per non-member set);
     ``held_out_table``: FPR on every set at thresholds set on held-out non-members (None without
-    ``held_out_*``); ``sample_scores``: one row per sample; ``skipped_attacks``: attack -> why."""
+    ``held_out_*``); ``sample_scores``: one row per sample; ``skipped_attacks``: attack -> why;
+    ``intervals``: bootstrap 95% intervals (:func:`pipeline.stages.intervals.interval_table`, as a
+    preset run's ``{stem}intervals.csv``)."""
 
     attack_table: pd.DataFrame
     sample_scores: pd.DataFrame
@@ -55,6 +58,26 @@ class AuditResult:
     inputs: AuditInputs
     config: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    intervals: pd.DataFrame | None = None
+
+    def summary(self) -> list[str]:
+        """The opening sentences of the report (and the CLI's summary), from the same helpers as a
+        preset run's: headline finding, strongest attack at 1% FPR, chance-level attacks, OOD/fake."""
+        from reporting.held_out_fpr import fooled_summary
+        from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
+
+        sets = [name for name in self.attack_table.index]
+        sentences = [f"Audited: {len(self.inputs.members)} members against {len(sets)} non-member set(s) "
+                     f"({', '.join(sets)}); {len(self.outputs)} attack(s) ran"
+                     + (f", {len(self.skipped_attacks)} skipped." if self.skipped_attacks else ".")]
+        for text in (headline_finding(self.attack_table, self.intervals),
+                     strongest_at_low_fpr(self.attack_table, self.intervals),
+                     chance_sentence(self.attack_table, self.intervals)):
+            if text:
+                sentences.append(text)
+        if self.held_out_table is not None:
+            sentences.append(fooled_summary(self.held_out_table))
+        return sentences
 
     def write(self, folder, name: str = "audit", figures: bool = True) -> dict:
         """Write the CSVs, per-sample scores, figures, report and manifest into ``folder`` as one set
@@ -102,9 +125,12 @@ def audit_inputs(inputs: AuditInputs, attacks: Sequence[str] = DEFAULT_AUDIT_ATT
         table[SKIPPED_COLUMN] = [row_reasons[name] for name in table.index]
     labels = {MEMBERS: members.labels, **{name: s.labels for name, s in target_sets.items()}}
     samples = sample_scores_table(evaluation.outputs, labels, inputs.source_index)
-    held_out = _held_out_table(inputs, evaluation, held_out_scores)
+    per_set_held_out = _with_held_out_rows(evaluation, held_out_scores)
+    held_out = _held_out_table(inputs, per_set_held_out)
+    intervals = interval_table(evaluation.outputs, per_set_held_out or None, seed)
     return AuditResult(table, samples, _performance(inputs), held_out, evaluation.results, evaluation.outputs,
-                       skipped, inputs, dict(config or {"seed": seed, "attacks": list(attacks)}))
+                       skipped, inputs, dict(config or {"seed": seed, "attacks": list(attacks)}),
+                       intervals=intervals)
 
 
 def _display_name(attack: str) -> str:
@@ -186,14 +212,15 @@ def _missing_set_references(inputs: AuditInputs, evaluation) -> dict[str, str]:
             if ran and name not in inputs.reference.sets}
 
 
-def _held_out_table(inputs: AuditInputs, evaluation, held_out_scores: dict) -> pd.DataFrame | None:
-    if not held_out_scores:
+def _with_held_out_rows(evaluation: Evaluation, held_out_scores: dict) -> dict[str, dict[str, np.ndarray]]:
+    """attack -> set (and ``"Held-out"``) -> scores, for the attacks with held-out scores."""
+    return {attack: {**{name: out.scores for name, out in evaluation.outputs[attack].items()}, HELD_OUT: held_out}
+            for attack, held_out in held_out_scores.items()}
+
+
+def _held_out_table(inputs: AuditInputs, scores: dict) -> pd.DataFrame | None:
+    if not scores:
         return None
-    scores = {}
-    for attack, held_out in held_out_scores.items():
-        per_set = {name: out.scores for name, out in evaluation.outputs[attack].items()}
-        per_set[HELD_OUT] = held_out
-        scores[attack] = per_set
     table = held_out_fpr_table(scores, held_out=HELD_OUT)
     sets = inputs.target_sets()
     table.insert(0, LABEL_SOURCE, ["label" if name not in sets or sets[name].scores.in_label_space else "predicted"
