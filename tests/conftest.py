@@ -19,7 +19,8 @@ SLOW_TESTS = {"test_amp_recorded_and_mismatched_loads_name_the_flag",
               "test_lira_reaches_the_optimal_auroc_on_gaussian_signals",   # 128 models x 20,000 samples
               "test_llla_marglik_through_the_factory",
               "test_a_checkpoint_trained_on_other_indices_is_flagged",
-              "test_resnet50_replaces_the_classifier_and_accepts_small_images"}
+              "test_resnet50_replaces_the_classifier_and_accepts_small_images",
+              "test_examples_run"}   # docs/audit_your_model.md's examples: trains small models
 
 
 def pytest_collection_modifyitems(config, items):

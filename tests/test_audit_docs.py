@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytestmark = pytest.mark.slow  # trains small models, starts Ray
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "audit_your_model.md"
 BLOCK = re.compile(r"```(python|bash)\n(.*?)```", re.S)
 FILE_MARKER = re.compile(r"^# (\S+\.py)\n")
+QUICK = {"MAX_ITER": "50", "EPOCHS": "8"}   # the quick sizes the doc names
 
 
 def blocks():
@@ -23,12 +23,13 @@ def blocks():
 
 def test_the_doc_has_the_three_examples():
     text = DOC.read_text()
+    assert " ".join(f"{k}={v}" for k, v in QUICK.items()) in text
     for needle in ("predict_proba", "def make_model", "member_images", "--train_fn", "--scores"):
         assert needle in text
 
 
 def test_examples_run(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **QUICK}
     for index, (kind, text) in enumerate(blocks()):
         marker = FILE_MARKER.match(text)
         if kind == "python" and marker:
