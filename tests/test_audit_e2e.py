@@ -120,12 +120,12 @@ PYTHON_CALL_PY = """
 from membership_audit import audit_model, audit_scores
 import membership_audit, sys
 assert "site" in membership_audit.__file__, membership_audit.__file__
-audit_scores("sklearn_scores.npz").write("python_out", name="sklearn")
+audit_scores("sklearn_scores.npz").write("python_out", name="sklearn", figures=False)
 audit_model("user_project.models:make_model", "members", "non_members", checkpoint="target.pt",
             ood_data={"Noise": "ood"}, held_out_data="held_out", shadow_checkpoint="shadow.pt",
             shadow_member_data="shadow_members", shadow_non_member_data="shadow_non_members",
             image_size=12, normalize=((0.5,), (0.5,)), reference_models=4, train_fn="user_project.models:train",
-            reference_dir="cli_out/reference_models", name="cnn").write("python_out", name="cnn")
+            reference_dir="cli_out/reference_models", name="cnn").write("python_out", name="cnn", figures=False)
 """
 
 
@@ -181,7 +181,8 @@ def check_samples_agree(folder: Path, name: str, table: pd.DataFrame) -> None:
 
 def test_every_route_through_the_cli_and_the_python_call(project):
     folder, env = project
-    done = cli(project, "--scores", "sklearn_scores.npz", "--results_dir", "cli_out", "--name", "sklearn")
+    done = cli(project, "--scores", "sklearn_scores.npz", "--results_dir", "cli_out", "--name", "sklearn",
+               "--no_figures")
     assert done.returncode == 0, done.stderr
     sklearn = pd.read_csv(folder / "cli_out" / "sklearn_attack_results.csv", index_col=0)
     assert list(sklearn.index) == ["Original", "Shifted"] and sklearn.loc["Original", "Threshold Attack AUROC"] > 0.5
