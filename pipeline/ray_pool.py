@@ -165,7 +165,7 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     cuda = torch.device(device).type == "cuda"
     if workers is None:
         workers = max(1, torch.cuda.device_count()) if cuda else (os.cpu_count() or 1)
-    local_chunks = plan_chunks(len(specs), workers, max_chunk)
+    local_chunks = plan_chunks(len(specs), 1, max_chunk)   # in this process: the biggest chunks that fit
     if use_ray is None:
         use_ray = bool(address) or (workers >= 2 and len(specs) >= 2 * MIN_MODELS_PER_TASK)
     bar = pool_progress(len(specs), progress)
