@@ -2,9 +2,11 @@
 
 After ``ray.init`` starts a local cluster, some of its helpers (the dashboard and runtime-env agents)
 outlive a run killed with SIGKILL and ignore SIGTERM. :func:`guard_processes` starts this file as a
-tiny separate process holding the read end of a pipe; the run keeps the write end. When the run
-exits, however it exits, the pipe closes and the watchdog SIGKILLs every process it was told about
-that still has the same start time (so a reused pid is never touched), then exits itself.
+tiny separate process holding the read end of a pipe; the run keeps the write end. The watchdog
+records the run's descendants every second (and any pid the run sends it). When the run exits,
+however it exits, the pipe closes and the watchdog SIGKILLs every process it was told about
+that still has the same start time (so a reused pid is never touched), and their descendants
+(workers the raylet started since), then exits itself.
 The watchdog imports nothing from the package (it runs as a plain script).
 """
 from __future__ import annotations
@@ -76,15 +78,37 @@ class ProcessGuard:
 
 
 def _watch() -> None:
-    """Read ``pid start_time`` lines until EOF (the run ended), then kill what is still alive."""
+    """Until EOF on stdin (the run ended): record ``pid start_time`` lines and, every second, the run's
+    descendants; then kill what is still alive (and what those started since)."""
+    import select
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the whole group: outlive the run
-    recorded = []
-    for line in sys.stdin:
-        pid, started = line.split()
-        recorded.append((int(pid), started))
+    run = os.getppid()
+    recorded: dict[int, str] = {}
+    pending = b""
+    while True:
+        readable, _, _ = select.select([0], [], [], 1.0)
+        if readable:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if line.strip():
+                    pid, started = line.split()
+                    recorded[int(pid)] = started.decode()
+        for pid in descendants(run):
+            started = start_time(pid)
+            if started is not None and pid != os.getpid():
+                recorded.setdefault(pid, started)
     time.sleep(0.5)   # a clean ray.shutdown has usually ended them by now
-    for pid, started in recorded:
-        if start_time(pid) == started:
+    alive = [pid for pid, started in recorded.items() if start_time(pid) == started]
+    targets = {pid: recorded[pid] for pid in alive}
+    for pid in alive:                 # and what they started since (e.g. workers of the raylet)
+        targets.update({child: start_time(child) for child in descendants(pid)})
+    for pid, started in targets.items():
+        if pid != os.getpid() and started is not None and start_time(pid) == started:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:

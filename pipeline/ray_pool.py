@@ -106,7 +106,7 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None, verbose
             ray.init(address=address, **options)
         else:
             _guard = ProcessGuard()
-            ray.init(num_cpus=num_cpus or os.cpu_count() or 1, **options)
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **options)  # never another run's cluster
             _guard.add(descendants(os.getpid()))
     try:
         yield dict(ray.cluster_resources())
@@ -200,7 +200,7 @@ def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, train
 def _train_with_ray(specs, images, labels, rows, on_done, bar, *, max_chunk, address, num_cpus, use_cuda,
                     trainer, verbose) -> dict:
     import ray
-    from ray.exceptions import RayError
+    from ray.exceptions import RayError, RayTaskError
 
     from pipeline.ray_cleanup import descendants
 
@@ -224,7 +224,12 @@ def _train_with_ray(specs, images, labels, rows, on_done, bar, *, max_chunk, add
             chunk = pending.pop(done[0])
             try:
                 outcome = ray.get(done[0])
-            except RayError as error:
+            except RayTaskError as error:   # the task raised (not retried: it would raise again)
+                cause = error.cause if getattr(error, "cause", None) is not None else error
+                first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                failures.append(([specs[i].index for i in chunk], f"its task raised {type(cause).__name__}: {first}"))
+                continue
+            except RayError as error:       # the worker died (Ray retried the task once)
                 failures.append(([specs[i].index for i in chunk],
                                  f"its Ray worker failed twice ({type(error).__name__})"))
                 continue

@@ -225,10 +225,10 @@ def test_an_address_that_does_not_answer_as_ray_fails_within_ten_seconds(behavio
     assert ("not a Ray cluster" in message) if behaviour == "http" else ("no Ray cluster answers" in message)
 
 
-def dies_in_its_worker(spec, images, labels, rows):
-    """A trainer whose Ray worker dies for model 1 (each attempt leaves a line in ATTEMPTS)."""
+def dies_in_its_worker(spec, images, labels, rows, attempts=None):
+    """A trainer whose Ray worker dies for model 1 (each attempt leaves a line in ``attempts``)."""
     if spec.index == 1:
-        with open(os.environ["POOL_TEST_ATTEMPTS"], "a") as handle:
+        with open(attempts, "a") as handle:
             handle.write("attempt\n")
         os._exit(1)
     return {k: torch.zeros_like(v) for k, v in spec.build().state_dict().items()}
@@ -236,19 +236,17 @@ def dies_in_its_worker(spec, images, labels, rows):
 
 @pytest.mark.slow
 def test_a_worker_that_dies_is_retried_once_then_named_in_one_line(tmp_path, monkeypatch):
-    import cloudpickle
+    import functools
 
     attempts = tmp_path / "attempts.txt"
-    monkeypatch.setenv("POOL_TEST_ATTEMPTS", str(attempts))
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    here = str(Path(__file__).parent)                                  # workers import this module by name
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
     images, labels = population()
     done = {}
-    try:
-        with pytest.raises(PoolTrainingError) as error:
-            train_pool(specs_with(3), images, labels, [np.arange(24)] * 3, lambda s, r: done.__setitem__(s.index, r),
-                       max_chunk=1, workers=2, trainer=dies_in_its_worker, use_ray=True)
-    finally:
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    with pytest.raises(PoolTrainingError) as error:
+        train_pool(specs_with(3), images, labels, [np.arange(24)] * 3, lambda s, r: done.__setitem__(s.index, r),
+                   max_chunk=1, workers=2, trainer=functools.partial(dies_in_its_worker, attempts=str(attempts)),
+                   use_ray=True)
     assert str(error.value).startswith("reference model(s) 1: its Ray worker failed twice")
     assert attempts.read_text().count("attempt") == 2                                   # retried once
     assert sorted(done) == [0, 2]                                                        # finished ones kept
