@@ -134,7 +134,7 @@ def pool_progress(total: int, enabled: bool, initial: int = 0) -> tqdm:
     terminal = hasattr(stream, "isatty") and stream.isatty()
     return tqdm(total=total, initial=initial, desc="reference models", unit="model", disable=not enabled,
                 mininterval=0.5 if terminal else 30.0, maxinterval=60.0 if terminal else 300.0,
-                bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]", file=stream, leave=False)
+                bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]", file=stream, leave=not terminal)
 
 
 def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
@@ -190,8 +190,9 @@ def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, train
         outcome = train_chunk(chunk_specs, images, labels, [rows[i] for i in chunk], device=device,
                               trainer=trainer, on_progress=bar.update)
         _deliver(outcome, specs, on_done, failures)
-        bar.n = done_before + len(outcome["results"])
-        bar.refresh()
+        settle = done_before + len(outcome["results"]) - bar.n   # whole models (epochs report fractions)
+        if abs(settle) > 1e-9:
+            bar.update(settle)
         batched.append(outcome["batched"])
     _raise_failures(failures)
     return {"mode": "local", "workers": 1, "chunks": [len(c) for c in chunks], "batched": all(batched)}

@@ -137,8 +137,18 @@ def test_custom_trainer_plugs_into_the_pool():
     assert all(float(v.abs().sum()) == 0 for v in done[1]["state_dict"].values())
 
 
+def test_pool_progress_writes_a_few_lines_to_a_log_that_is_not_a_terminal(capsys):
+    specs = tiny_specs(6)
+    images, labels = tiny_population()
+    train_pool(specs, images, labels, [np.arange(24)] * 6, lambda s, r: None, max_chunk=2, use_ray=False,
+               progress=True)
+    err = capsys.readouterr().err
+    assert "reference models" in err and "6/6" in err
+    assert len(err.replace("\r", "\n").splitlines()) <= 4, err
+
+
 @pytest.mark.slow
-def test_local_ray_pool_on_two_cpus_equals_training_alone():
+def test_local_ray_pool_on_two_cpus_equals_training_alone(capfd):
     specs = tiny_specs(3)
     images, labels = tiny_population()
     rows = [np.arange(i, 48, 2) for i in range(3)]
@@ -157,6 +167,7 @@ def test_local_ray_pool_on_two_cpus_equals_training_alone():
     import ray
 
     assert not ray.is_initialized()                                # the local cluster was shut down
+    assert "Token authentication" not in capfd.readouterr().err    # Ray's notices stay in its logs
 
 
 def free_port() -> int:
