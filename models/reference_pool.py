@@ -123,9 +123,10 @@ def chunk_mode(spec: ReferenceModelSpec, trainer: ModelTrainer | None = None) ->
 
 def train_chunk(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
                 rows: Sequence[np.ndarray], device: str = "cpu", threads: int | None = None,
-                trainer: ModelTrainer | None = None, on_progress: Callable[[float], None] | None = None) -> dict:
-    """Train one chunk of models: batched (:func:`models.batched_training.train_stacked`) when the
-    architecture allows, else one model per step with ``trainer`` (default: :func:`default_trainer`).
+                trainer: ModelTrainer | None = None, on_progress: Callable[[float], None] | None = None,
+                batch: bool = True) -> dict:
+    """Train one chunk of models: batched (:func:`models.batched_training.train_stacked`) when
+    ``batch`` and the architecture allow, else one model per step with ``trainer`` (default: :func:`default_trainer`).
 
     Never raises for a failing model: returns ``{"results": [{"index", "state_dict", "seconds"}...],
     "failed": None or {"models": [indices], "reason": str}, "batched": bool}`` so the models that
@@ -133,7 +134,7 @@ def train_chunk(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, label
     batched chunk reports ``len(specs) / epochs`` per epoch).
     """
     results, start = [], time.perf_counter()
-    batched = chunk_mode(specs[0], trainer) is None
+    batched = batch and chunk_mode(specs[0], trainer) is None
     with torch_threads(threads):
         if batched:
             try:

@@ -3,7 +3,9 @@
 :func:`train_pool` splits the models to train into chunks (:func:`plan_chunks`): as many chunks as
 workers (CPUs of the cluster, one torch thread each; with CUDA one chunk per GPU), more when a chunk
 would exceed the models that fit in memory at once. Each chunk trains as one batched model
-(:func:`models.reference_pool.train_chunk`). Ray is used only where it pays: with ``--ray_address``,
+(:func:`models.reference_pool.train_chunk`) where ``batch`` (the reference stage batches on CUDA,
+or on a CPU with ``--pool_chunk_size N > 1``: small CPU models are arithmetic-bound and trained
+slower batched in this package's benchmark). Ray is used only where it pays: with ``--ray_address``,
 or locally when there are at least two workers and enough models for two chunks of
 :data:`MIN_MODELS_PER_TASK`; otherwise the chunks train in this process and no cluster starts.
 Finished chunks come back as they complete (``on_done`` per model), so an interrupted or failing
@@ -35,7 +37,7 @@ from models.reference_pool import ModelTrainer, ReferenceModelSpec, train_chunk,
 log = logging.getLogger(__name__)
 REPOSITORY_ROOT = str(Path(__file__).resolve().parents[1])
 CONNECT_TIMEOUT_S = 5.0          # per step of the address check (TCP connect, then the HTTP/2 answer)
-MIN_MODELS_PER_TASK = 8          # a local Ray task must carry at least this many models to pay its start
+MIN_MODELS_PER_TASK = 4          # a local Ray task must carry at least this many models to pay its start
 _guard = None                    # the watchdog of the local cluster this process started (pipeline.ray_cleanup)
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
 
@@ -141,7 +143,7 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
                rows: Sequence[np.ndarray], on_done: Callable[[ReferenceModelSpec, dict], None], *,
                max_chunk: int, address: str | None = None, workers: int | None = None,
                device: str = "cpu", progress: bool = False, trainer: ModelTrainer | None = None,
-               use_ray: bool | None = None, verbose: bool = False) -> dict:
+               use_ray: bool | None = None, verbose: bool = False, batch: bool = True) -> dict:
     """Train ``specs`` (``rows[i]``: the population rows of ``specs[i]``) in chunks; ``on_done(spec,
     result)`` runs in this process for each model as its chunk finishes.
 
@@ -151,7 +153,9 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     address : an existing Ray cluster (``--ray_address``); None: local
     workers : local workers (default: this machine's CPUs; one per GPU with CUDA)
     use_ray : force (True) or forbid (False) a local Ray cluster; None: when it pays (module docstring)
-    trainer : a per-model training function (no batching); None: the package's recipe, batched
+    trainer : a per-model training function (no batching); None: the package's recipe
+    batch : train each chunk as one batched model (where the architecture allows); False: one model
+        per step inside each chunk (the faster choice for small models on a CPU, see the benchmark)
 
     Returns
     -------
@@ -165,7 +169,8 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     cuda = torch.device(device).type == "cuda"
     if workers is None:
         workers = max(1, torch.cuda.device_count()) if cuda else (os.cpu_count() or 1)
-    local_chunks = plan_chunks(len(specs), 1, max_chunk)   # in this process: the biggest chunks that fit
+    # in this process: the biggest batched chunks that fit; unbatched, one model each (each saved at once)
+    local_chunks = plan_chunks(len(specs), 1, max_chunk if batch else 1)
     if use_ray is None:
         use_ray = bool(address) or (workers >= 2 and len(specs) >= 2 * MIN_MODELS_PER_TASK)
     bar = pool_progress(len(specs), progress)
@@ -173,22 +178,22 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
         if use_ray:
             info = _train_with_ray(specs, images, labels, rows, on_done, bar, max_chunk=max_chunk, address=address,
                                    num_cpus=None if address else workers, use_cuda=cuda, trainer=trainer,
-                                   verbose=verbose)
+                                   verbose=verbose, batch=batch)
         else:
-            info = _train_here(specs, images, labels, rows, on_done, bar, local_chunks, device, trainer)
+            info = _train_here(specs, images, labels, rows, on_done, bar, local_chunks, device, trainer, batch)
     finally:
         bar.close()
     return info
 
 
-def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, trainer) -> dict:
+def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, trainer, batch) -> dict:
     """Every chunk in this process, one after another (torch uses this process's threads)."""
     failures, batched = [], []
     for chunk in chunks:
         chunk_specs = [specs[i] for i in chunk]
         done_before = bar.n
         outcome = train_chunk(chunk_specs, images, labels, [rows[i] for i in chunk], device=device,
-                              trainer=trainer, on_progress=bar.update)
+                              trainer=trainer, on_progress=bar.update, batch=batch)
         _deliver(outcome, specs, on_done, failures)
         settle = done_before + len(outcome["results"]) - bar.n   # whole models (epochs report fractions)
         if abs(settle) > 1e-9:
@@ -199,7 +204,7 @@ def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, train
 
 
 def _train_with_ray(specs, images, labels, rows, on_done, bar, *, max_chunk, address, num_cpus, use_cuda,
-                    trainer, verbose) -> dict:
+                    trainer, verbose, batch) -> dict:
     import ray
     from ray.exceptions import RayError, RayTaskError
 
@@ -214,7 +219,7 @@ def _train_with_ray(specs, images, labels, rows, on_done, bar, *, max_chunk, add
                                                      max_retries=1, retry_exceptions=False)
         images_ref, labels_ref = ray.put(images), ray.put(labels)
         pending = {task.remote([specs[i] for i in chunk], images_ref, labels_ref, [rows[i] for i in chunk],
-                               use_gpu, trainer): chunk for chunk in chunks}
+                               use_gpu, trainer, batch): chunk for chunk in chunks}
         failures, batched = [], []
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
@@ -256,9 +261,9 @@ def _raise_failures(failures: list) -> None:
         raise PoolTrainingError("; ".join(parts) + " (the other models are saved; rerun to train the missing ones)")
 
 
-def _train_chunk_task(specs, images, labels, rows, use_gpu, trainer):
+def _train_chunk_task(specs, images, labels, rows, use_gpu, trainer, batch):
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
-    return train_chunk(specs, images, labels, rows, device=device, threads=1, trainer=trainer)
+    return train_chunk(specs, images, labels, rows, device=device, threads=1, trainer=trainer, batch=batch)
 
 
 def train_pool_per_model_with_ray(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,

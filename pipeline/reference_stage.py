@@ -143,7 +143,7 @@ def load_or_train_pool(config, prepared, population: Population, manifest,
     without it only missing models are trained. ``trainer``: a per-model training function
     (:data:`models.reference_pool.ModelTrainer`) instead of the package's batched recipe.
     """
-    from models.batched_training import chunk_size
+    from models.batched_training import MAX_CHUNK, chunk_size
     from pipeline.ray_pool import train_pool
 
     membership = balanced_membership(config.reference_models, population.size,
@@ -172,17 +172,23 @@ def load_or_train_pool(config, prepared, population: Population, manifest,
     pool_info, note = None, None
     if missing:
         device = prepared.device
-        note = chunk_mode(missing[0], trainer)
+        # Batched steps pay on a GPU; on a CPU small models are arithmetic-bound and trained slower
+        # batched (benchmarks/reference_pool.py), so there chunks train one model per step unless
+        # --pool_chunk_size N > 1 asks for batches of N.
+        batch = device.type == "cuda" or config.pool_chunk_size > 1
+        note = chunk_mode(missing[0], trainer) or (None if batch else
+                                                  "one model per step on the CPU (--pool_chunk_size N batches N)")
         if note:
             log.info("reference pool: %s", note)
         batch_size = TrainConfig.from_dict(missing[0].recipe).batch_size
         max_chunk = config.pool_chunk_size or (
-            1 if note else chunk_size(missing[0].build(), population.images[0], batch_size, device))
+            chunk_size(missing[0].build(), population.images[0], batch_size, device) if batch else MAX_CHUNK)
         train_rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
         pool_info = train_pool(missing, population.images[:population.size],
                                torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
                                max_chunk=max_chunk, address=config.ray_address, device=str(device),
-                               progress=config.progress, trainer=trainer, verbose=config.ray_verbose)
+                               progress=config.progress, trainer=trainer, verbose=config.ray_verbose,
+                               batch=batch)
         pool_info["max_chunk"] = max_chunk
     manifest.notes["reference_pool"] = {
         "models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
