@@ -3,9 +3,8 @@
 :func:`train_pool` splits the models to train into chunks (:func:`plan_chunks`): as many chunks as
 workers (CPUs of the cluster, one torch thread each; with CUDA one chunk per GPU), more when a chunk
 would exceed the models that fit in memory at once. Each chunk trains as one batched model
-(:func:`models.reference_pool.train_chunk`) where ``batch`` (the reference stage batches on CUDA,
-or on a CPU with ``--pool_chunk_size N > 1``: small CPU models are arithmetic-bound and trained
-slower batched in this package's benchmark). Ray is used only where it pays: with ``--ray_address``,
+(:func:`models.reference_pool.train_chunk`) unless ``batch`` is False (``--pool_chunk_size 1``).
+Ray is used only where it pays: with ``--ray_address``,
 or locally when there are at least two workers and enough models for two chunks of
 :data:`MIN_MODELS_PER_TASK`; otherwise the chunks train in this process and no cluster starts.
 Finished chunks come back as they complete (``on_done`` per model), so an interrupted or failing
@@ -37,7 +36,7 @@ from models.reference_pool import ModelTrainer, ReferenceModelSpec, train_chunk,
 log = logging.getLogger(__name__)
 REPOSITORY_ROOT = str(Path(__file__).resolve().parents[1])
 CONNECT_TIMEOUT_S = 5.0          # per step of the address check (TCP connect, then the HTTP/2 answer)
-MIN_MODELS_PER_TASK = 4          # a local Ray task must carry at least this many models to pay its start
+MIN_MODELS_PER_TASK = 8          # a local Ray task must carry at least this many models to pay its start
 _guard = None                    # the watchdog of the local cluster this process started (pipeline.ray_cleanup)
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
 
@@ -155,7 +154,7 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     use_ray : force (True) or forbid (False) a local Ray cluster; None: when it pays (module docstring)
     trainer : a per-model training function (no batching); None: the package's recipe
     batch : train each chunk as one batched model (where the architecture allows); False: one model
-        per step inside each chunk (the faster choice for small models on a CPU, see the benchmark)
+        per step inside each chunk
 
     Returns
     -------

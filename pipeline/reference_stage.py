@@ -172,12 +172,8 @@ def load_or_train_pool(config, prepared, population: Population, manifest,
     pool_info, note = None, None
     if missing:
         device = prepared.device
-        # Batched steps pay on a GPU; on a CPU small models are arithmetic-bound and trained slower
-        # batched (benchmarks/reference_pool.py), so there chunks train one model per step unless
-        # --pool_chunk_size N > 1 asks for batches of N.
-        batch = device.type == "cuda" or config.pool_chunk_size > 1
-        note = chunk_mode(missing[0], trainer) or (None if batch else
-                                                  "one model per step on the CPU (--pool_chunk_size N batches N)")
+        batch = config.pool_chunk_size != 1        # --pool_chunk_size 1: one model per step
+        note = chunk_mode(missing[0], trainer) or (None if batch else "one model per step (--pool_chunk_size 1)")
         if note:
             log.info("reference pool: %s", note)
         batch_size = TrainConfig.from_dict(missing[0].recipe).batch_size
