@@ -42,8 +42,8 @@ class AuditConfig:
                              action="store_false")
     data_root: str = option("data", "folder of the data sets named by name (default data/)")
     device: str = option("auto", "auto (CUDA when present), cpu, cuda, cuda:N")
-    reference_models: int = option(0, "K >= 4 reference models of --model trained with --train_fn through Ray on "
-                                      "random halves of the members and non-members (default 0 = off)", minimum=0)
+    reference_models: int = option(0, "K >= 4 reference models of --model trained with --train_fn by the reference pool "
+                                      "(Ray with --ray_address) on random halves of the members and non-members (default 0 = off)", minimum=0)
     train_fn: str | None = option(None, "package.module:function with signature (model, images, labels, seed) -> "
                                         "None that trains model in place", type=str)
     ray_address: str | None = option(None, "train the reference models on this running Ray cluster (host:port)",

@@ -3,7 +3,7 @@
 The model runs once over the members, the non-members, their perturbed copies (Permuted, Scaled,
 No Normalization, as in the paper), every OOD set, the held-out and the population rows; with
 ``reference_models`` and ``train_fn`` K reference models of the user's architecture are trained
-through the Ray pool on balanced random halves of the members and non-members and run once over
+by the reference pool on balanced random halves of the members and non-members and run once over
 the same rows. The arrays then go through :func:`membership_audit.inputs.inputs_from_arrays`, so
 this route checks and evaluates exactly what a scores file would hold.
 """

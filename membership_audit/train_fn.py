@@ -1,11 +1,13 @@
-"""Reference models of a user's architecture, trained with the user's recipe through the Ray pool.
+"""Reference models of a user's architecture, trained with the user's recipe by the reference pool.
 
 The user writes ``train_fn(model, images, labels, seed) -> None``: it trains ``model`` (a fresh
 ``nn.Module`` from ``--model``'s factory, on CPU) in place on ``images`` ``(n, C, H, W)``
 (normalised as the audited data) and ``labels`` ``(n,)``, with ``seed`` fixing its randomness.
 :class:`UserTrainFn` wraps it as the pool's per-model training callable
-``(spec, images, labels, rows) -> state_dict``. Finished models are saved as they complete
-(``{reference_dir}/{name}_reference_{k}.pt`` + ``.json``), so a pool stopped by an error keeps them
+(:data:`models.reference_pool.ModelTrainer`, ``(spec, images, labels, rows) -> state_dict``), which
+:func:`models.ray_pool.train_pool` runs one model per step, in this process or, with
+``--ray_address`` (or enough models to pay a local cluster), in Ray tasks. Finished models are
+saved as they complete (``{reference_dir}/{name}_reference_{k}.pt`` + ``.json``), so a failed pool keeps them
 and a rerun with the same inputs loads them instead of training them again.
 """
 from __future__ import annotations
@@ -73,13 +75,14 @@ class UserTrainFn:
 def train_user_pool(specs: list[UserReferenceSpec], images: torch.Tensor, labels: torch.Tensor,
                     membership: np.ndarray, reference_dir: Path, name: str, train_fn: str | Callable,
                     ray_address: str | None = None) -> tuple[list[nn.Module], dict]:
-    """Load the reference models already trained with these specs, train the rest through Ray
-    (:func:`models.ray_pool.train_pool_with_ray`); returns the K models and a manifest note.
+    """Load the reference models already trained with these specs, train the rest with the pool
+    (:func:`models.ray_pool.train_pool`, ``train_fn`` as its per-model trainer); returns the K models
+    and a manifest note.
 
-    Raises a one-line ValueError naming the model whose ``train_fn`` raised; the models finished
-    before it stay saved.
+    Raises a one-line ValueError naming the models whose ``train_fn`` raised; every model that
+    finished stays saved (a rerun trains only the missing ones).
     """
-    from models.ray_pool import train_pool_with_ray
+    from models.ray_pool import PoolTrainingError, train_pool
 
     reference_dir.mkdir(parents=True, exist_ok=True)
     models = {spec.index: model for spec in specs if (model := _load(spec, _path(reference_dir, name, spec)))}
@@ -92,21 +95,18 @@ def train_user_pool(specs: list[UserReferenceSpec], images: torch.Tensor, labels
         save_checkpoint(model, _path(reference_dir, name, spec), asdict(spec))
         models[spec.index], seconds[spec.index] = model.eval(), round(result["seconds"], 3)
 
-    ray_info = None
+    pool_info = None
     if missing:
         rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
         try:
             with _import_paths_exported():
-                ray_info = train_pool_with_ray(missing, images, labels, rows, on_done, address=ray_address,
-                                               use_cuda=False, train_fn=UserTrainFn(train_fn))
-        except Exception as error:
-            cause = getattr(error, "cause", None) or error
-            if not isinstance(cause, TrainFnError):
-                raise
-            raise ValueError(f"{cause}; the pool stopped, {len(models)} finished reference model(s) kept in "
-                             f"{reference_dir}") from None
+                pool_info = train_pool(missing, images, labels, rows, on_done, max_chunk=1, address=ray_address,
+                                       trainer=UserTrainFn(train_fn), batch=False)
+        except PoolTrainingError as error:
+            raise ValueError(f"--train_fn {train_fn} failed: {error}; {len(models)} finished reference model(s) "
+                             f"kept in {reference_dir}") from None
     note = {"models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
-            "train_seconds": seconds, "ray": ray_info, "ray_address": ray_address or "local",
+            "train_seconds": seconds, "pool": pool_info, "ray_address": ray_address or "local",
             "folder": str(reference_dir)}
     return [models[spec.index] for spec in specs], note
 

@@ -221,8 +221,9 @@ def test_a_train_fn_that_raises_stops_the_pool_and_keeps_the_finished_models(pro
                "--results_dir", "broken_out", "--attacks", "lira")
     assert done.returncode == 2
     error = done.stderr.strip().splitlines()[-1]
-    assert error.startswith("error: --train_fn user_project.models:broken raised on reference model 2: "
-                            "RuntimeError: CUDA out of memory (simulated)"), done.stderr
-    kept = int(error.split("the pool stopped, ")[1].split(" ")[0])
+    assert error.startswith("error: --train_fn user_project.models:broken failed: reference model(s) 2: "), done.stderr
+    assert "raised on reference model 2: RuntimeError: CUDA out of memory (simulated)" in error, error
+    kept = int(error.split("; ")[-1].split(" ")[0])
+    assert kept == 3   # the pool trains the other models, one per step, and keeps them
     assert len(list((folder / "broken_out" / "reference_models").glob("*.pt"))) == kept
     assert not list((folder / "broken_out").glob("*_attack_results.csv"))
