@@ -87,12 +87,19 @@ def model_options(config: AuditConfig) -> dict:
 
 
 def parse_named(items: Sequence[str]) -> dict[str, str]:
-    """``NAME=PATH`` pairs of ``--ood_data`` as a dict (names unique)."""
+    """``NAME=PATH`` pairs of ``--ood_data`` as a dict (names unique). A bare data set key of the
+    registry (``svhn``, ``stl10:test``) is a row named by its declared display name (``SVHN``)."""
+    from datasets.registry import dataset_names, set_declaration
+
     named = {}
     for item in items:
         name, sep, path = item.partition("=")
+        if not sep and item.partition(":")[0] in dataset_names():
+            declared = set_declaration(item.partition(":")[0])
+            name, sep, path = (declared.display_name if declared and declared.display_name else item), "=", item
         if not sep or not name or not path:
-            raise ValueError(f"--ood_data {item!r}: expected NAME=PATH (e.g. SVHN=data/svhn_folder)")
+            raise ValueError(f"--ood_data {item!r}: expected NAME=PATH (e.g. SVHN=data/svhn_folder) or a data set "
+                             f"name ({', '.join(dataset_names())})")
         if name in named:
             raise ValueError(f"--ood_data: the row name {name!r} is given twice")
         named[name] = path

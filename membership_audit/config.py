@@ -26,7 +26,8 @@ class AuditConfig:
     member_data: str | None = option(None, "the model's training samples: an ImageFolder folder, a .npz "
                                            "(images, labels) or a data set name ({datasets})", type=str)
     non_member_data: str | None = option(None, "samples the model never saw, same forms", type=str)
-    ood_data: tuple[str, ...] = option((), "extra non-member rows NAME=PATH (repeatable; labels optional)",
+    ood_data: tuple[str, ...] = option((), "extra non-member rows NAME=PATH, or a data set name "
+                                           "(its row named as in the paper's tables, e.g. svhn -> SVHN)",
                                        nargs="+", type=str)
     held_out_data: str | None = option(None, "more in-distribution non-members for the held-out FPR table", type=str)
     population_data: str | None = option(None, "RMIA's population samples z (in-distribution, not audited)", type=str)

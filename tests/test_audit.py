@@ -242,3 +242,12 @@ def test_model_route_writes_the_paper_layout(tmp_path, capsys):
     assert table.loc["Original", "Threshold Attack AUROC"] == 0.5     # members and non-members are the same images
     samples = pd.read_csv(tmp_path / "out" / "tiny_sample_scores.csv")
     assert len(samples) == 6 * 5 and set(samples["member"]) == {True, False}
+
+
+def test_ood_data_by_data_set_name_is_named_by_its_declaration():
+    from membership_audit.cli import parse_named
+
+    assert parse_named(["svhn", "stl10:test", "Mine=photos"]) == {"SVHN": "svhn", "STL-10": "stl10:test",
+                                                                  "Mine": "photos"}
+    with pytest.raises(ValueError, match="SVHN.*given twice"):
+        parse_named(["svhn", "SVHN=photos"])
