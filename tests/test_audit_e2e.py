@@ -18,7 +18,7 @@ from configuration.config import config_from_preset
 from pipeline.run import run_experiment
 from utils.seeding import derive_seed
 
-pytestmark = pytest.mark.slow  # trains models, installs the package, starts Ray
+pytestmark = pytest.mark.slow  # trains models, installs the package
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = sorted(p.parent.name for p in ROOT.glob("*/__init__.py"))   # every top-level package
@@ -215,7 +215,7 @@ def test_every_route_through_the_cli_and_the_python_call(project):
                            folder / "python_out" / f"{name}_sample_scores.csv", shallow=False), name
 
 
-def test_a_train_fn_that_raises_stops_the_pool_and_keeps_the_finished_models(project):
+def test_a_train_fn_that_raises_names_the_model_and_keeps_the_finished_models(project):
     folder, _ = project
     done = cli(project, *MODEL_ARGS, "--reference_models", "4", "--train_fn", "user_project.models:broken",
                "--results_dir", "broken_out", "--attacks", "lira")
