@@ -57,7 +57,8 @@ class AuditConfig:
     results_dir: str = option("audit_results", "where CSVs, figures and report go (default {default})")
     name: str = option("audit", "file-name prefix of the results ({{name}}_attack_results.csv; default {default})")
     figures: bool = option(True, "write tables only", flag="--no_figures", action="store_false")
-    verbose: bool = option(False, "also print the full attack table at the end (default: a short summary)")
+    verbose: bool = option(False, "also print the full attack table at the end (default: a short summary)",
+                           action="store_true")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -110,8 +110,14 @@ def test_held_out_table_is_public_and_written(tmp_path):
                           attacks=("threshold",))
     assert result.held_out_table.loc["Held-out", "Threshold FPR@1%HeldOutFPR"] <= 0.01
     files = result.write(tmp_path, name="mine")
-    assert {"attack_results", "held_out_fpr_results", "sample_scores", "report", "manifest"} <= set(files)
+    assert {"attack_results", "held_out_fpr_results", "sample_scores", "intervals", "report", "manifest"} <= set(files)
     assert pd.read_csv(files["sample_scores"]).shape[0] == 200
+    intervals = pd.read_csv(files["intervals"])
+    assert set(intervals["set"]) == {"Original", "Members"}     # Members: TPR at the held-out thresholds
+    assert (intervals["low"] <= intervals["estimate"] + 1e-12).all() and (intervals["estimate"] <= intervals["high"] + 1e-12).all()
+    report = files["report"].read_text()
+    for sentence in result.summary():     # the report opens with the summary a preset run's has
+        assert sentence in report
     table = held_out_fpr_table({"A": {"Held-out": np.arange(100.0), "Other": np.full(10, 1000.0)}})
     assert table.loc["Other", "A FPR@1%HeldOutFPR"] == 1.0
 
@@ -251,3 +257,16 @@ def test_ood_data_by_data_set_name_is_named_by_its_declaration():
                                                                   "Mine": "photos"}
     with pytest.raises(ValueError, match="SVHN.*given twice"):
         parse_named(["svhn", "SVHN=photos"])
+
+
+def test_cli_prints_the_summary_and_with_verbose_the_table(tmp_path, capsys):
+    np.savez(tmp_path / "scores.npz", **good_arrays(np.random.default_rng(0)))
+    argv = ["--scores", str(tmp_path / "scores.npz"), "--results_dir", str(tmp_path / "out"), "--no_figures",
+            "--attacks", "threshold", "lira"]
+    assert main(argv) == 0
+    short = capsys.readouterr().out
+    assert short.startswith("== audit: done ==") and "Threshold attack\n" not in short
+    assert "LiRA: not run, needs K >= 4 reference models" in short and "audit_manifest.json" in short
+    assert main([*argv, "--verbose"]) == 0
+    verbose = capsys.readouterr().out
+    assert verbose.startswith("Threshold attack\n") and "AUROC" in verbose
