@@ -116,8 +116,8 @@ def rmia_world(n=5_000, z=5_000, k=128, shift=0.8, sd=0.6, seed=1):
     """
     rng = np.random.default_rng(seed)
 
-    def probs(p):
-        return np.stack([p, 1 - p], axis=-1)
+    def probs(p):   # only the label's column matters; the other stays non-negative where p > 1
+        return np.stack([p, np.maximum(1 - p, 0)], axis=-1)
 
     q = rng.uniform(0.005, 0.05, n)
     reference_in = balanced_membership(k, n, rng)
@@ -141,38 +141,55 @@ def test_rmia_reaches_the_optimal_auroc_on_gaussian_signals(online, a):
 
 
 def test_rmia_offline_hand_computed():
-    # one sample x, two population samples z; K = 2 models, model 1 trained on x
+    # one sample x, two population samples z; K = 3 models, model 2 trained on x and on both z,
+    # so x and every z have the same 2 OUT models (models 0 and 1) and 1 IN model
     target = np.array([[0.6, 0.4]])
-    refs = np.array([[[0.3, 0.7]], [[0.9, 0.1]]])
-    reference_in = np.array([[False], [True]])
+    refs = np.array([[[0.3, 0.7]], [[0.5, 0.5]], [[0.9, 0.1]]])
+    reference_in = np.array([[False], [False], [True]])
     z_target = np.array([[0.5, 0.5], [0.2, 0.8]])
-    z_refs = np.array([[[0.5, 0.5], [0.4, 0.6]], [[0.3, 0.7], [0.2, 0.8]]])
+    z_refs = np.array([[[0.5, 0.5], [0.4, 0.6]], [[0.3, 0.7], [0.2, 0.8]], [[0.9, 0.1], [0.6, 0.4]]])
+    z_in = np.array([[False, False], [False, False], [True, True]])
     a = 0.5
-    prior_x = ((1 + a) * 0.3 + (1 - a)) / 2                    # OUT model only
-    ratio_x = 0.6 / prior_x                                     # 1.4117...
-    ratio_z = [0.5 / (((1 + a) * 0.4 + (1 - a)) / 2), 0.2 / (((1 + a) * 0.3 + (1 - a)) / 2)]  # 0.909, 0.421
+    offline = lambda out: ((1 + a) * out + (1 - a)) / 2
+    ratio_x = 0.6 / offline(0.4)                                # OUT mean (0.3 + 0.5) / 2: 0.909
+    ratio_z = [0.5 / offline(0.4), 0.2 / offline(0.3)]          # 0.909, 0.421
     labels, z_labels = np.array([0]), np.array([0, 0])
-    for gamma, expected in ((1.0, 1.0), (2.0, 0.5), (4.0, 0.0)):
-        assert [ratio_x / r >= gamma for r in ratio_z].count(True) / 2 == expected
-        score = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=gamma)
+    for gamma, expected in ((1.0, 1.0), (1.5, 0.5), (4.0, 0.0)):
+        assert [ratio_x / r >= gamma - 1e-12 for r in ratio_z].count(True) / 2 == expected
+        score = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=gamma,
+                            population_in=z_in)
         assert score[0] == expected
-    online = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=1.6,
-                         online=True)
-    ratio_online = 0.6 / 0.6                                    # Pr(x) averaged over both models
-    assert [ratio_online / r >= 1.6 for r in ratio_z] == [False, True]   # 1.1, 2.375 (z: offline Pr)
-    assert online[0] == 0.5
+    online = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=1.2,
+                         online=True, population_in=z_in)
+    ratio_online = 0.6 / ((0.9 + 0.4) / 2)                      # (Pr_IN + Pr_OUT) / 2: 0.923
+    ratio_z = [0.5 / ((0.9 + 0.4) / 2), 0.2 / ((0.6 + 0.3) / 2)]  # 0.769, 0.444
+    assert [ratio_online / r >= 1.2 for r in ratio_z] == [True, True] and online[0] == 1.0
+    online = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=1.25,
+                         online=True, population_in=z_in)
+    assert [ratio_online / r >= 1.25 for r in ratio_z] == [False, True] and online[0] == 0.5
 
 
 def test_online_attacks_score_samples_outside_the_reference_population():
-    """Samples no reference model trained on: LiRA uses mu_out + the mean IN-OUT gap, RMIA their OUT average."""
+    """Rows declared outside the population: LiRA uses mu_out + the mean IN-OUT gap, RMIA the offline
+    estimate; undeclared rows without IN models are refused, naming them."""
     target, labels, refs, reference_in, is_member, analytic = gaussian_world(k=64, outside_non_members=True)
-    assert (~reference_in.any(axis=0)).sum() > 4_000
-    scores = lira_scores(target, labels, refs, reference_in, online=True, fixed_variance=True)
+    outside = ~reference_in.any(axis=0)
+    assert outside.sum() > 4_000
+    scores = lira_scores(target, labels, refs, reference_in, online=True, fixed_variance=True,
+                         outside_population=outside)
     assert np.isfinite(scores).all()
     assert roc_auc_score(is_member, scores) == pytest.approx(analytic, abs=0.01)
+    with pytest.raises(ValueError, match=r"reference_in: sample \d+, sample \d+, sample \d+ \(\d+ in all\) are "
+                                         r"IN for no reference model; online LiRA"):
+        lira_scores(target, labels, refs, reference_in, online=True, fixed_variance=True)
     *inputs, is_member, _ = rmia_world(n=2_000, z=2_000, k=16)
     inputs[3] = inputs[3] & ~(~is_member & (np.arange(2_000) % 2 == 0))[None, :]
-    assert np.isfinite(rmia_scores(*inputs, online=True)).all()
+    outside = ~inputs[3].any(axis=0)
+    assert np.isfinite(rmia_scores(*inputs, online=True, outside_population=outside)).all()
+    with pytest.raises(ValueError, match="IN for no reference model; online RMIA"):
+        rmia_scores(*inputs, online=True)
+    with pytest.raises(ValueError, match=r"outside_population: sample 1 is declared outside"):
+        lira_scores(target, labels, refs, reference_in, outside_population=np.ones(len(labels), bool))
 
 
 def test_rmia_bad_inputs_are_one_line_errors():
@@ -185,7 +202,7 @@ def test_rmia_bad_inputs_are_one_line_errors():
     with pytest.raises(ValueError, match=r"a must lie in \[0, 1\]"):
         rmia_scores(*inputs, a=1.5)
     all_in = np.ones_like(reference_in)
-    with pytest.raises(ValueError, match="is IN for every reference model"):
+    with pytest.raises(ValueError, match="sample 0 has 0 OUT reference model"):
         rmia_scores(target, labels, refs, all_in, z_target, z_labels, z_refs)
 
 
