@@ -8,6 +8,8 @@ from pathlib import Path
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
                        plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
 
+from pipeline.reference_evaluation import report_sections as reference_report_sections
+
 log = logging.getLogger(__name__)
 FALSE_POSITIVE_ATTACK = "Threshold"  # the paper's headline figure uses the threshold attack
 
@@ -59,7 +61,7 @@ def write_figures_and_report(outputs, prepared, results_dir: Path,
     for name, path in prepared.extra_figures.items():
         files[name] = Path(path)
 
-    sections = _held_out_section(outputs, results_dir, files)
+    sections = _held_out_section(outputs, results_dir, files) + reference_report_sections(outputs.reference, files)
     paper = paper_table(stem)
     comparison = compare_with_paper(outputs.attack_table, paper) if paper is not None else None
     notes = [f"Shokri attack class source per set: {outputs.class_source}"]
@@ -87,9 +89,10 @@ def _held_out_section(outputs, results_dir: Path, files: dict) -> list[tuple[str
     pool = outputs.reference is not None
     if pool:
         note = ("LiRA and RMIA score the target's logits before any calibration (as their reference models "
-                "are scored). Each reference model trained on a random half of the target's and shadow's "
-                "training splits; non-members and the OOD/fake sets are OUT for every reference model "
-                "(see the manifest's reference_pool note), so on them online LiRA ranks like offline LiRA. "
+                "are scored). The reference population holds every in-distribution row (members, Original "
+                "and held-out non-members), each IN for the same number of reference models; the OOD/fake "
+                "sets are in no reference model's training set and are scored from the same number of OUT "
+                "models (online attacks estimate their IN statistics; see docs/attack_api.md). "
                 "RMIA's score is a fraction of its population samples z, so it moves in steps of 1/|z| and "
                 "ties at 1 for samples above every z.")
     body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set, note)

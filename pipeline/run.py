@@ -22,6 +22,7 @@ from pipeline.held_out_stage import HeldOutResults, add_reference_attacks, held_
 from pipeline.manifest import Manifest, tensor_digest
 from pipeline.outputs import OutputSet
 from pipeline.preflight import check_before_work
+from pipeline.reference_evaluation import write_reference_tables
 from pipeline.reference_stage import ReferenceOutcome
 from pipeline.model_stage import ROLES, load_or_train_models
 from pipeline.report_stage import write_figures_and_report
@@ -204,6 +205,8 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> RunOutputs:
                                 out_dir, stem)
     if held_out is not None:
         files.update(held_out.files)
+    if reference is not None:   # the null test and the reference models as targets
+        files.update(write_reference_tables(reference, out_dir, stem))
     class_source = {name: "label" if s.in_label_space else "predicted"
                     for name, s in non_member_scores.items()}
     manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,

@@ -296,3 +296,95 @@ def test_new_score_attacks_follow_the_attack_lifecycle(name):
     np.testing.assert_array_equal(from_torch.score(non_members, labels[40:]), scores)
     with pytest.raises(ValueError, match=r"labels: has 3 entries but probs has 40 rows"):
         attack.predict(members, np.array([0, 1, 2]))
+
+
+# ------------------------------------------------------------------ count invariance (no membership signal)
+
+def unequal_world(n=5_000, k=16, z=2_000, member_in=8, non_member_in=4, seed=3):
+    """Members IN for ``member_in`` of k models, non-members for ``non_member_in``; saturated,
+    heavy-tailed signals: logit phi = s_i + IN + t(2) noise with s_i ~ U(8, 16) (1 - p ~ 1e-6 and far
+    lower in the tail). The target is drawn like an OUT model for every row: it carries no membership.
+    """
+    rng = np.random.default_rng(seed)
+
+    def layout(rows, ins):
+        keys = rng.random((k, rows))
+        return keys < np.sort(keys, axis=0)[ins - 1][None, :] + 1e-12 if ins else np.zeros((k, rows), bool)
+
+    reference_in = np.concatenate([layout(n, member_in), layout(n, non_member_in)], axis=1)
+    is_member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    difficulty = rng.uniform(8, 16, 2 * n)
+    noise = lambda shape: rng.standard_t(2, shape)
+    ref_phi = difficulty + 1.5 * reference_in + noise((k, 2 * n))
+    target_phi = difficulty + noise(2 * n)                      # independent of membership
+    z_difficulty = rng.uniform(8, 16, z)
+    z_ref_phi, z_phi = z_difficulty + noise((k, z)), z_difficulty + noise(z)
+    logits = lambda phi: np.stack([phi, np.zeros_like(phi)], axis=-1)
+    probs = lambda phi: np.stack([1 / (1 + np.exp(-phi)), 1 / (1 + np.exp(phi))], axis=-1)
+    return dict(target_phi=target_phi, ref_phi=ref_phi, reference_in=reference_in, is_member=is_member,
+                z_phi=z_phi, z_ref_phi=z_ref_phi, logits=logits, probs=probs, labels=np.zeros(2 * n, int),
+                z_labels=np.zeros(z, int))
+
+
+@pytest.mark.parametrize("member_in,non_member_in", [(8, 4), (4, 8), (8, 0)])
+@pytest.mark.parametrize("online", [False, True])
+def test_every_reference_attack_gives_chance_when_the_target_carries_no_membership(member_in, non_member_in, online):
+    """Different IN/OUT counts for members and non-members must not move the AUROC off 0.5."""
+    w = unequal_world(member_in=member_in, non_member_in=non_member_in)
+    if online and non_member_in == 0:
+        with pytest.raises(ValueError, match="IN for no reference model; online LiRA"):
+            lira_scores(w["logits"](w["target_phi"]), w["labels"], w["logits"](w["ref_phi"]), w["reference_in"])
+        return
+    for fixed in (True, False):
+        scores = lira_scores(w["logits"](w["target_phi"]), w["labels"], w["logits"](w["ref_phi"]),
+                             w["reference_in"], online=online, fixed_variance=fixed)
+        assert roc_auc_score(w["is_member"], scores) == pytest.approx(0.5, abs=0.02), ("LiRA", fixed)
+    for a in (0.3, 1.0):
+        scores = rmia_scores(w["probs"](w["target_phi"]), w["labels"], w["probs"](w["ref_phi"]), w["reference_in"],
+                             w["probs"](w["z_phi"]), w["z_labels"], w["probs"](w["z_ref_phi"]), a=a, online=online)
+        assert roc_auc_score(w["is_member"], scores) == pytest.approx(0.5, abs=0.02), ("RMIA", a)
+
+
+def test_equal_counts_use_seeded_subsets_and_leave_balanced_layouts_alone():
+    w = unequal_world(n=500, z=100)
+    args = (w["logits"](w["target_phi"]), w["labels"], w["logits"](w["ref_phi"]), w["reference_in"])
+    np.testing.assert_array_equal(lira_scores(*args, seed=1), lira_scores(*args, seed=1))
+    assert not np.array_equal(lira_scores(*args, seed=1), lira_scores(*args, seed=2))
+    target, labels, refs, reference_in, _, _ = gaussian_world(n=300, k=8)      # K/2 IN for every row
+    np.testing.assert_array_equal(lira_scores(target, labels, refs, reference_in, seed=1),
+                                  lira_scores(target, labels, refs, reference_in, seed=2))
+    fixed = lira_scores(*args, online=False, models_per_row=2)
+    assert np.isfinite(fixed).all()
+    with pytest.raises(ValueError, match=r"models_per_row=9 needs 9 per sample"):
+        lira_scores(*args, online=False, models_per_row=9)        # non-members have 8 OUT models... members 8
+    with pytest.raises(ValueError, match=r"models_per_row: expected an integer >= 2 for online LiRA"):
+        lira_scores(*args, online=True, models_per_row=1)
+
+
+def test_rmia_signal_options():
+    from attacks.rmia_signal import rmia_signal
+
+    logits = np.array([[3.0, 1.0, -2.0], [0.5, 0.2, 0.1]])
+    labels = np.array([0, 2])
+    soft = rmia_signal(logits, labels)
+    np.testing.assert_allclose(soft, np.exp(logits[[0, 1], labels]) / np.exp(logits).sum(1))
+    hot = rmia_signal(logits, labels, temperature=2.0)
+    np.testing.assert_allclose(hot, np.exp(logits[[0, 1], labels] / 2) / np.exp(logits / 2).sum(1))
+    t = lambda x: 1 + x + x ** 2 / 2 + x ** 3 / 6                 # n = 4 terms
+    x = logits / 2
+    expected = t(x[0, 0] - 0.6) / (t(x[0, 0] - 0.6) + t(x[0, 1]) + t(x[0, 2]))
+    taylor = rmia_signal(logits, labels, "taylor_soft_margin", temperature=2.0, taylor_m=0.6, taylor_n=4)
+    assert taylor[0] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unknown 'margin'; valid: softmax, taylor_soft_margin"):
+        rmia_signal(logits, labels, "margin")
+    target, labels, refs, reference_in, is_member, _ = gaussian_world(n=2_000, k=16)
+    signals = ReferenceSignals(target, labels, refs, reference_in, target[:50], labels[:50], refs[:, :50])
+    members, non_members = np.flatnonzero(is_member)[:500], np.flatnonzero(~is_member)[:500]
+    auto = build_reference_attack("rmia", temperature="auto")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        auto.score(signals)
+    auto.fit(signals, members, non_members)
+    assert auto.temperature_ in ReferenceAttack.TEMPERATURES
+    assert set(auto.shadow_auroc_by_temperature_) == set(ReferenceAttack.TEMPERATURES)
+    fixed = build_reference_attack("rmia_online", temperature=2.0, gamma=2.0, models_per_row=4)
+    assert fixed.fit(signals, members, non_members).score(signals).shape == (2_000,)
