@@ -80,9 +80,9 @@ def select_models(member: np.ndarray, *, online: bool, outside_population: np.nd
             n_in = want_in
         if seen.any():
             _enough(np.where(seen, counts_in, need_in), need_in, "IN", attack, name)
-    keys = np.random.default_rng(seed).random((k, n))
-    return ModelSelection(_first(keys, member, n_in) if online else np.zeros_like(member),
-                          _first(keys, ~member, n_out), n_in, n_out, declared)
+    keys = _Keys(seed, (k, n))
+    return ModelSelection(_first(keys, member, n_in, counts_in, declared) if online else np.zeros_like(member),
+                          _first(keys, ~member, n_out, counts_out), n_in, n_out, declared)
 
 
 def _wanted(models_per_row: int | None, online: bool, attack: str) -> tuple[int | None, int | None]:
@@ -105,10 +105,29 @@ def _enough(counts: np.ndarray, need: int, kind: str, who: str, name) -> None:
                          + " or fewer models per row)")
 
 
-def _first(keys: np.ndarray, mask: np.ndarray, count: int) -> np.ndarray:
-    """Per column, the ``count`` entries of ``mask`` with the smallest keys (all of them where fewer)."""
+class _Keys:
+    """Seeded random keys (K, N), drawn only when some row has more models than it uses."""
+
+    def __init__(self, seed: int, shape: tuple[int, int]):
+        self.seed, self.shape, self._values = seed, shape, None
+
+    def values(self) -> np.ndarray:
+        if self._values is None:
+            self._values = np.random.default_rng(self.seed).random(self.shape[::-1])   # (N, K): rows contiguous
+        return self._values
+
+
+def _first(keys: _Keys, mask: np.ndarray, count: int, counts: np.ndarray,
+           unseen: np.ndarray | None = None) -> np.ndarray:
+    """Per column, the ``count`` entries of ``mask`` with the smallest keys (none in ``unseen`` columns)."""
     if count == 0:
         return np.zeros_like(mask)
-    masked = np.where(mask, keys, np.inf)
-    kth = np.partition(masked, count - 1, axis=0)[count - 1]
-    return mask & (masked <= kth)
+    exact = counts == count if unseen is None else (counts == count) | unseen
+    if exact.all():                       # nothing to choose (e.g. a balanced layout): the mask itself
+        return mask.copy()
+    chosen = mask.copy()
+    columns = np.flatnonzero(~exact)
+    masked = np.where(mask[:, columns].T, keys.values()[columns], np.inf)       # (n, K)
+    kth = np.partition(masked, count - 1, axis=1)[:, count - 1]
+    chosen[:, columns] = (masked <= kth[:, None]).T & mask[:, columns]
+    return chosen
