@@ -120,7 +120,9 @@ def report_sections(reference, files: dict) -> list[tuple[str, str]]:
     verdict = ("\n".join(f"- {p}" for p in problems) if problems else
                f"Every reference attack's null AUROC on {NULL_SET} lies within 0.5 +- {NULL_TOLERANCE}.")
     null_body = ("The shadow model scored as if it were the target: it trained on none of the audited rows, "
-                 "so every AUROC should be ~0.5 (columns `Null`), beside the real target's.\n\n"
+                 "so on the in-distribution sets (Original, Held-out) every AUROC should be ~0.5 (columns "
+                 "`Null`), beside the real target's. On OOD and generated sets a null AUROC away from 0.5 "
+                 "measures how differently any model sees those rows, not membership.\n\n"
                  f"{verdict}\n\n{markdown_table(null)}")
     table = reference.as_target.copy()
     text = pd.DataFrame({"targets": table["Targets"]}, index=table.index)
