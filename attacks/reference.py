@@ -176,12 +176,15 @@ def rmia_scores(target_probs: Any, labels: Any, reference_probs: Any, reference_
                                                       "target_probs", "reference_probs")
     z_target, z_y, z_refs, z_member = _check_population(population_target_probs, population_labels,
                                                         population_reference_probs, population_in, refs.shape[0])
+    picked = {name: label_probs(values, labels_of) for name, values, labels_of in (
+        ("target_probs", target, y), ("reference_probs", refs, y),
+        ("population_target_probs", z_target, z_y), ("population_reference_probs", z_refs, z_y))}
     for name, values in (("target_probs", target), ("reference_probs", refs),
                          ("population_target_probs", z_target), ("population_reference_probs", z_refs)):
-        _check_probabilities(values, name)
-    return _rmia(label_probs(target, y), label_probs(refs, y), member, label_probs(z_target, z_y),
-                 label_probs(z_refs, z_y), z_member, a, gamma, online, _outside(outside_population, len(y)),
-                 population_in is None, models_per_row, seed)
+        _check_probabilities(values, picked[name], name)
+    return _rmia(picked["target_probs"], picked["reference_probs"], member, picked["population_target_probs"],
+                 picked["population_reference_probs"], z_member, a, gamma, online,
+                 _outside(outside_population, len(y)), population_in is None, models_per_row, seed)
 
 
 def _rmia(p_x: np.ndarray, p_x_refs: np.ndarray, member: np.ndarray, p_z: np.ndarray, p_z_refs: np.ndarray,
@@ -281,17 +284,18 @@ def _check_population(z_probs: Any, z_labels: Any, z_refs: Any, z_in: Any,
         raise ValueError(str(error).replace("reference_in:", "population_in:")) from None
 
 
-def _check_probabilities(values: np.ndarray, name: str) -> None:
-    """Non-negative probabilities with no all-zero row, one model at a time."""
-    for k, part in enumerate(values if values.ndim == 3 else values[None]):
-        where = f" (model {k})" if values.ndim == 3 else ""
-        if (part < 0).any():
-            row = int(np.flatnonzero((part < 0).any(axis=-1))[0])
-            raise ValueError(f"{name}: row {row}{where} has negative values; RMIA needs probabilities "
-                             "(apply a softmax to logits)")
-        if (part.sum(axis=-1) <= 0).any():
-            row = int(np.flatnonzero(part.sum(axis=-1) <= 0)[0])
-            raise ValueError(f"{name}: row {row}{where} is all zero; RMIA needs probabilities "
+def _check_probabilities(values: np.ndarray, picked: np.ndarray, name: str) -> None:
+    """Non-negative probabilities with no all-zero row; ``picked`` holds each row's label probability
+    (only rows where it is 0 can be all zero, so only those are summed)."""
+    if (values < 0).any():
+        where = np.argwhere(values < 0)[0]
+        model = f" (model {where[0]})" if values.ndim == 3 else ""
+        raise ValueError(f"{name}: row {where[-2]}{model} has negative values; RMIA needs probabilities "
+                         "(apply a softmax to logits)")
+    for index in np.argwhere(picked == 0):
+        if not values[tuple(index)].any():
+            model = f" (model {index[0]})" if values.ndim == 3 else ""
+            raise ValueError(f"{name}: row {index[-1]}{model} is all zero; RMIA needs probabilities "
                              "(apply a softmax to logits)")
 
 
