@@ -106,15 +106,17 @@ def _enough(counts: np.ndarray, need: int, kind: str, who: str, name) -> None:
 
 
 class _Keys:
-    """Seeded random keys (K, N), drawn only when some row has more models than it uses."""
+    """Seeded random keys, one per (row, model), drawn only for rows with more models than they use
+    (which rows those are depends on the membership matrix alone)."""
 
     def __init__(self, seed: int, shape: tuple[int, int]):
-        self.seed, self.shape, self._values = seed, shape, None
+        self.seed, self.shape, self._rng = seed, shape, None
 
-    def values(self) -> np.ndarray:
-        if self._values is None:
-            self._values = np.random.default_rng(self.seed).random(self.shape[::-1])   # (N, K): rows contiguous
-        return self._values
+    def values(self, columns: np.ndarray) -> np.ndarray:
+        """Keys (len(columns), K) of these rows."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng.random((len(columns), self.shape[0]))
 
 
 def _first(keys: _Keys, mask: np.ndarray, count: int, counts: np.ndarray,
@@ -127,7 +129,7 @@ def _first(keys: _Keys, mask: np.ndarray, count: int, counts: np.ndarray,
         return mask.copy()
     chosen = mask.copy()
     columns = np.flatnonzero(~exact)
-    masked = np.where(mask[:, columns].T, keys.values()[columns], np.inf)       # (n, K)
+    masked = np.where(mask[:, columns].T, keys.values(columns), np.inf)         # (n, K)
     kth = np.partition(masked, count - 1, axis=1)[:, count - 1]
     chosen[:, columns] = (masked <= kth[:, None]).T & mask[:, columns]
     return chosen

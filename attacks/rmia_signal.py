@@ -37,12 +37,10 @@ def rmia_signal(logits: Any, labels: Any, signal: str = "softmax", temperature: 
 
 
 def label_probs(probs: Any, labels: Any) -> np.ndarray:
-    """``probs[..., i, labels[i]]`` as float64 ``(..., N)``, one model at a time."""
+    """``probs[..., i, labels[i]]`` as float64 ``(..., N)`` (one gather; no copy of the whole array)."""
     p = to_numpy(probs, "probs")
     y = np.asarray(labels, dtype=np.int64)
-    if p.ndim == 2:
-        return np.take_along_axis(p, y[:, None], axis=1)[:, 0].astype(np.float64)
-    return np.stack([np.take_along_axis(p[k], y[:, None], axis=1)[:, 0] for k in range(len(p))]).astype(np.float64)
+    return np.asarray(p[..., np.arange(len(y)), y], dtype=np.float64)
 
 
 def _one(logits: np.ndarray, labels: np.ndarray, signal: str, temperature: float, m: float, n: int) -> np.ndarray:
