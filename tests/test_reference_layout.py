@@ -91,3 +91,37 @@ def test_null_test_table_and_flag():
     (null_heading, null_body), (_, target_body) = report_sections(Outcome(), {})
     assert null_heading == "Null test of the reference attacks" and "measurement problem" in null_body
     assert "| A | 4 | 0.6000 +- 0.0100 |" in target_body
+
+
+@pytest.mark.slow
+def test_run_uses_the_papers_layout_and_writes_the_null_test_and_reference_as_target_tables(tmp_path):
+    import json
+
+    from pipeline.config import config_from_preset
+    from pipeline.reference_stage import HELD_OUT, POPULATION_Z
+    from pipeline.run import run_experiment
+
+    config = config_from_preset(
+        "digits", epochs=2, train_set_size=60, test_set_size=60, attack_set_size=30, batch_size=32,
+        sets=("original", "noise"), reference_models=8, progress=False, figures=True,
+        results_dir=str(tmp_path / "results"), pretrained_dir=str(tmp_path / "checkpoints"))
+    outputs = run_experiment(config)
+    reference = outputs.reference
+    population = reference.population
+    assert population.size == 240 and population.train_rows == 60       # all four splits; the target's count
+    reference_in = reference.signals["target"].reference_in
+    per_row = reference_in[:, :population.size].sum(axis=0)
+    assert (per_row == 2).all() and not reference_in[:, population.size:].any()   # K * 60 / 240; OOD: none
+    for block in ("Members", "Original", HELD_OUT, POPULATION_Z):
+        assert population.blocks[block].max() < population.size
+    assert reference.signals["target"].outside_population[population.blocks["Noise"]].all()
+    null = pd.read_csv(outputs.files["reference_null_test_results"], index_col=0)
+    assert {"Original", "Noise", HELD_OUT} <= set(null.index)
+    assert {"LiRA Null AUROC", "RMIA Online Null TPR@1%FPR", "RMIA AUROC"} <= set(null.columns)
+    as_target = pd.read_csv(outputs.files["reference_as_target_results"], index_col=0)
+    assert list(as_target.index) == ["LiRA", "LiRA Offline", "RMIA", "RMIA Online"]
+    assert as_target.loc["LiRA Offline", "Targets"] == 8
+    report = outputs.files["report"].read_text()
+    assert "## Null test of the reference attacks" in report and "## Reference models as targets" in report
+    notes = json.loads(outputs.files["manifest"].read_text())["notes"]["reference_pool"]
+    assert notes["in_models_per_row"] == [2] and notes["train_rows_per_model"] == 60
