@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.special import logsumexp
 
 from attacks.equal_counts import ModelSelection, select_models
 from attacks.rmia_signal import label_probs, rmia_signal
@@ -72,7 +71,8 @@ def _confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     picked = np.take_along_axis(z, index, axis=-1)[..., 0]
     others = z.copy()
     np.put_along_axis(others, index, -np.inf, axis=-1)
-    return picked - logsumexp(others, axis=-1)
+    top = others.max(axis=-1)
+    return picked - (top + np.log(np.exp(others - top[..., None]).sum(axis=-1)))
 
 
 def lira_scores(target_logits: Any, labels: Any, reference_logits: Any, reference_in: Any,
@@ -117,12 +117,17 @@ def lira_scores(target_logits: Any, labels: Any, reference_logits: Any, referenc
     if online and refs.shape[0] < 2:
         raise ValueError(f"online LiRA needs at least 2 reference models (an IN and an OUT one per "
                          f"sample), got K={refs.shape[0]}; use online=False or more reference models")
+    return _lira(logit_scaled_confidence(target, y), logit_scaled_confidence(refs, y), member, online,
+                 fixed_variance, _outside(outside_population, len(y)), models_per_row, seed)
+
+
+def _lira(phi: np.ndarray, ref_phi: np.ndarray, member: np.ndarray, online: bool, fixed_variance: bool,
+          outside: np.ndarray, models_per_row: int | None, seed: int) -> np.ndarray:
+    """LiRA on logit-scaled confidences: target ``(N,)``, reference models ``(K, N)``."""
     need = 1 if fixed_variance else 2
-    chosen = select_models(member, online=online, outside_population=_outside(outside_population, len(y)),
+    chosen = select_models(member, online=online, outside_population=outside,
                            need_in=need, need_out=need, models_per_row=models_per_row, seed=seed,
                            attack="LiRA" + ("" if fixed_variance else " with per-sample variance"))
-    phi = logit_scaled_confidence(target, y)
-    ref_phi = logit_scaled_confidence(refs, y)                       # (K, N), one model at a time
     mu_out, squares_out = _moments(ref_phi, chosen.outside, chosen.n_out)
     if not online:
         sd_out = _pooled(squares_out, chosen.n_out) if fixed_variance else _per_row(squares_out, chosen.n_out)
@@ -132,9 +137,9 @@ def lira_scores(target_logits: Any, labels: Any, reference_logits: Any, referenc
     gap = float(np.mean(mean_in[seen] - mu_out[seen]))
     mu_in = np.where(seen, mean_in, mu_out + gap)
     if fixed_variance:  # one variance for IN and OUT (as the LiRA authors' code): a ratio monotone in phi
-        dof = (chosen.n_in - 1) * int(seen.sum()) + (chosen.n_out - 1) * len(y)
+        dof = (chosen.n_in - 1) * int(seen.sum()) + (chosen.n_out - 1) * len(phi)
         total = float(squares_in[seen].sum() + squares_out.sum())
-        sd_in = sd_out = np.full(len(y), max(np.sqrt(total / dof) if dof > 0 else 0.0, 1e-30))
+        sd_in = sd_out = np.full(len(phi), max(np.sqrt(total / dof) if dof > 0 else 0.0, 1e-30))
     else:
         sd_out = _per_row(squares_out, chosen.n_out)
         sd_in = np.where(seen, _per_row(np.where(seen, squares_in, 0.0), max(chosen.n_in, 2)), sd_out)
@@ -359,6 +364,16 @@ class ReferenceSignals:
         self.population_in = None if population_in is None else np.asarray(population_in, dtype=bool)
         self.outside_population = (np.zeros(len(self.labels), dtype=bool) if outside_population is None
                                    else np.asarray(outside_population, dtype=bool))
+        self._derived: dict = {}     # signal key -> (target (N,), references (K, N), z target (Z,), z refs (K, Z))
+
+    def derived(self, key, signal) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``signal(logits, labels)`` of the target, the reference models and the z, computed once per
+        ``key`` and carried over by :meth:`rows` and :meth:`without_model` (which only select from it)."""
+        if key not in self._derived:
+            self._derived[key] = (signal(self.target_logits, self.labels), signal(self.reference_logits, self.labels),
+                                  signal(self.population_target_logits, self.population_labels),
+                                  signal(self.population_reference_logits, self.population_labels))
+        return self._derived[key]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -371,6 +386,10 @@ class ReferenceSignals:
                       population_in=self.population_in, outside_population=self.outside_population)
         return ReferenceSignals(**{**fields, **changes})
 
+    def _carry(self, other: "ReferenceSignals", select) -> "ReferenceSignals":
+        other._derived = {key: select(*values) for key, values in self._derived.items()}
+        return other
+
     def with_labels(self, labels) -> "ReferenceSignals":
         """The same signals scored against other labels (N,)."""
         return self._replace(labels=labels)
@@ -382,19 +401,21 @@ class ReferenceSignals:
     def without_model(self, k: int) -> "ReferenceSignals":
         """Reference model ``k`` as the target, the other K - 1 as reference models."""
         keep = np.arange(self.reference_logits.shape[0]) != k
-        return self._replace(target_logits=self.reference_logits[k],
+        return self._carry(self._replace(target_logits=self.reference_logits[k],
                              population_target_logits=self.population_reference_logits[k],
                              reference_logits=self.reference_logits[keep], reference_in=self.reference_in[keep],
                              population_reference_logits=self.population_reference_logits[keep],
-                             population_in=None if self.population_in is None else self.population_in[keep])
+                             population_in=None if self.population_in is None else self.population_in[keep]),
+            lambda target, refs, z_target, z_refs: (refs[k], refs[keep], z_refs[k], z_refs[keep]))
 
     def rows(self, positions) -> "ReferenceSignals":
         """The signals of a subset of the N samples (population unchanged). Score whole sets in one
         call where online LiRA needs samples with IN models to estimate its IN-OUT gap."""
         p = np.asarray(positions)
-        return self._replace(target_logits=self.target_logits[p], labels=self.labels[p],
-                             reference_logits=self.reference_logits[:, p], reference_in=self.reference_in[:, p],
-                             outside_population=self.outside_population[p])
+        return self._carry(self._replace(
+            target_logits=self.target_logits[p], labels=self.labels[p], reference_logits=self.reference_logits[:, p],
+            reference_in=self.reference_in[:, p], outside_population=self.outside_population[p]),
+            lambda target, refs, z_target, z_refs: (target[p], refs[:, p], z_target, z_refs))
 
 
 def softmax32(logits: np.ndarray) -> np.ndarray:
@@ -461,10 +482,14 @@ class ReferenceAttack:
         if self.kind == "lira":
             fixed = (self.fixed_variance if self.fixed_variance is not None
                      else signals.reference_logits.shape[0] < FIXED_VARIANCE_BELOW)
-            return lira_scores(signals.target_logits, signals.labels, signals.reference_logits,
-                               signals.reference_in, online=self.online, fixed_variance=fixed,
-                               outside_population=signals.outside_population,
-                               models_per_row=self.models_per_row, seed=self.seed)
+            _check_reference_inputs(signals.target_logits, signals.labels, signals.reference_logits,
+                                    signals.reference_in, "target_logits", "reference_logits")
+            if self.online and signals.reference_logits.shape[0] < 2:
+                raise ValueError(f"online LiRA needs at least 2 reference models, got "
+                                 f"K={signals.reference_logits.shape[0]}; use online=False or more reference models")
+            phi, ref_phi, _, _ = signals.derived("lira", logit_scaled_confidence)
+            return _lira(phi, ref_phi, signals.reference_in, self.online, fixed, signals.outside_population,
+                         self.models_per_row, self.seed)
         if self.temperature != "auto":
             return self._rmia(signals, self.temperature)
         if not hasattr(self, "temperature_"):
@@ -476,12 +501,10 @@ class ReferenceAttack:
                                                     self.taylor_n)
         z_in = signals.population_in
         z_member = (np.zeros(signals.population_reference_logits.shape[:2], dtype=bool) if z_in is None else z_in)
-        return _rmia(signal(signals.target_logits, signals.labels),
-                     signal(signals.reference_logits, signals.labels), signals.reference_in,
-                     signal(signals.population_target_logits, signals.population_labels),
-                     signal(signals.population_reference_logits, signals.population_labels), z_member,
-                     self.a, self.gamma, self.online, signals.outside_population, z_in is None,
-                     self.models_per_row, self.seed)
+        key = ("rmia", self.signal, temperature, self.taylor_m, self.taylor_n)
+        p_x, p_refs, p_z, p_z_refs = signals.derived(key, signal)
+        return _rmia(p_x, p_refs, signals.reference_in, p_z, p_z_refs, z_member, self.a, self.gamma, self.online,
+                     signals.outside_population, z_in is None, self.models_per_row, self.seed)
 
     def fit(self, signals: ReferenceSignals, member_rows, non_member_rows) -> "ReferenceAttack":
         """Fit the decision threshold (and an ``"auto"`` temperature) on the shadow model's signals:

@@ -78,6 +78,7 @@ def reference_as_target_table(attacks: list, signals, rows: np.ndarray, membersh
     out = {}
     for attack in attacks:
         values, reason = [], ""
+        attack.score(subset)     # computes the per-model signals once; each leave-one-out view selects from them
         for k in range(membership.shape[0]):
             try:
                 scores = attack.score(subset.without_model(k))
