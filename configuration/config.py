@@ -75,8 +75,9 @@ class ExperimentConfig:
                               "needs the same choice", action="store_true")
     attacks: tuple[str, ...] = option(default_attack_names(), "attacks to run: {attack_names} (default: {default}; "
                                       "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
-    reference_models: int = option(0, "K reference models for LiRA and RMIA, trained through Ray on random halves "
-                                      "of the population (default {default}; 0 = off)", preset="cli")
+    reference_models: int = option(0, "K reference models for LiRA and RMIA, trained through Ray, each on as many "
+                                      "rows as the target; every in-distribution row is IN for K/4 of them on the "
+                                      "presets' splits, so K >= 4 (default {default}; 0 = off)", preset="cli")
     ray_address: str | None = option(None, "train the reference models on this running Ray cluster (host:port) "
                                            "instead of a local one", type=str)
     sets: tuple[str, ...] = option(PRESETS["digits"].sets, "non-member rows to run (default: {default})",
@@ -186,6 +187,7 @@ def validate_config(config: ExperimentConfig) -> None:
             raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
         for declared in ATTACKS[attack].params:
             check_value(declared, config.attack_params.get(declared.name, declared.default))
+        ATTACKS[attack].build(config.attack_params, seed=0)   # the constructor's own checks, before any work
     _validate_reference_models(config)
 
 
