@@ -413,3 +413,27 @@ def test_rmia_signal_options():
     assert set(auto.shadow_auroc_by_temperature_) == set(RmiaAttack.TEMPERATURES)
     fixed = build_attack("rmia_online", temperature=2.0, gamma=2.0, models_per_row=4)
     assert fixed.fit(signals, members, non_members).score(signals).shape == (2_000,)
+
+
+def test_rmia_signal_options_are_flags_with_unchanged_defaults():
+    from configuration.cli import parse_config
+    from configuration.config import config_from_preset, validate_config
+
+    defaults = ATTACKS["rmia"].build({}, seed=0)
+    assert (defaults.signal, defaults.temperature, defaults.taylor_m, defaults.taylor_n, defaults.models_per_row) \
+        == ("softmax", 1.0, 0.6, 4, None)
+    config = parse_config("digits", ["--reference_models", "8", "--rmia_signal", "taylor_soft_margin",
+                                     "--rmia_temperature", "auto", "--rmia_taylor_n", "5",
+                                     "--reference_models_per_row", "4"])
+    rmia = ATTACKS["rmia_online"].build(config.attack_params, seed=3)
+    assert (rmia.signal, rmia.temperature, rmia.taylor_n, rmia.models_per_row, rmia.seed) \
+        == ("taylor_soft_margin", "auto", 5, 4, 3)
+    assert ATTACKS["lira"].build(config.attack_params, seed=0).models_per_row == 4
+    assert parse_config("digits", ["--rmia_temperature", "2"]).attack_params["rmia_temperature"] == 2.0
+    with pytest.raises(SystemExit):
+        parse_config("digits", ["--rmia_temperature", "-1"])
+    for bad, match in (({"rmia_gamma": float("inf")}, "gamma must be a finite positive number"),
+                       ({"rmia_taylor_n": 1}, "--rmia_taylor_n must be at least 2"),
+                       ({"reference_models_per_row": 0}, "--reference_models_per_row must be at least 1")):
+        with pytest.raises(ValueError, match=match):
+            validate_config(config_from_preset("digits", reference_models=8, **bad))
