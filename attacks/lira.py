@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from attacks.base import MODELS_PER_ROW, AttackSpec, ReferenceAttack
-from attacks.reference import ReferenceSignals, _check_reference_inputs, _lira, logit_scaled_confidence
+from attacks.reference import ReferenceSignals, _lira, check_lira_inputs, logit_scaled_confidence
 from utils.options import Option
 
 FIXED_VARIANCE_BELOW = 64  # LiRA paper: a global variance is better with fewer reference models
@@ -44,11 +44,8 @@ class LiraAttack(ReferenceAttack):
         fixed = VARIANCES[self.variance]
         if fixed is None:
             fixed = k < FIXED_VARIANCE_BELOW
-        _check_reference_inputs(signals.target_logits, signals.labels, signals.reference_logits,
-                                signals.reference_in, "target_logits", "reference_logits")
-        if self.online and k < 2:
-            raise ValueError(f"online LiRA needs at least 2 reference models, got K={k}; use online=False "
-                             "or more reference models")
+        check_lira_inputs(signals.target_logits, signals.labels, signals.reference_logits, signals.reference_in,
+                          self.online)
         phi, ref_phi, _, _ = signals.derived("lira", logit_scaled_confidence)
         return _lira(phi, ref_phi, signals.reference_in, self.online, fixed, signals.outside_population,
                      self.models_per_row, self.seed)

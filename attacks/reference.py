@@ -103,13 +103,20 @@ def lira_scores(target_logits: Any, labels: Any, reference_logits: Any, referenc
     -------
     ndarray (N,) float64; higher = member. Offline: ``(phi - mu_out) / sigma_out``.
     """
+    target, y, refs, member = check_lira_inputs(target_logits, labels, reference_logits, reference_in, online)
+    return _lira(logit_scaled_confidence(target, y), logit_scaled_confidence(refs, y), member, online,
+                 fixed_variance, _outside(outside_population, len(y)), models_per_row, seed)
+
+
+def check_lira_inputs(target_logits: Any, labels: Any, reference_logits: Any, reference_in: Any,
+                      online: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """LiRA's inputs as arrays (one-line errors); online LiRA needs K >= 2."""
     target, y, refs, member = _check_reference_inputs(target_logits, labels, reference_logits,
                                                       reference_in, "target_logits", "reference_logits")
     if online and refs.shape[0] < 2:
         raise ValueError(f"online LiRA needs at least 2 reference models (an IN and an OUT one per "
                          f"sample), got K={refs.shape[0]}; use online=False or more reference models")
-    return _lira(logit_scaled_confidence(target, y), logit_scaled_confidence(refs, y), member, online,
-                 fixed_variance, _outside(outside_population, len(y)), models_per_row, seed)
+    return target, y, refs, member
 
 
 def _lira(phi: np.ndarray, ref_phi: np.ndarray, member: np.ndarray, online: bool, fixed_variance: bool,
