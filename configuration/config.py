@@ -75,11 +75,14 @@ class ExperimentConfig:
                               "needs the same choice", action="store_true")
     attacks: tuple[str, ...] = option(default_attack_names(), "attacks to run: {attack_names} (default: {default}; "
                                       "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
-    reference_models: int = option(0, "K reference models for LiRA and RMIA, trained through Ray, each on as many "
-                                      "rows as the target; every in-distribution row is IN for K/4 of them on the "
-                                      "presets' splits, so K >= 4 (default {default}; 0 = off)", preset="cli")
+    reference_models: int = option(0, "K reference models for LiRA and RMIA, trained in batched chunks (through Ray "
+                                      "when it pays), each on as many rows as the target; every in-distribution row "
+                                      "is IN for K/4 of them on the presets' splits, so K >= 4 (default {default}; "
+                                      "0 = off)", preset="cli")
     ray_address: str | None = option(None, "train the reference models on this running Ray cluster (host:port) "
                                            "instead of a local one", type=str)
+    pool_chunk_size: int = option(0, "reference models trained together as one batched model (default {default}: "
+                                     "as many as fit in a quarter of the free memory, at most 64)", minimum=0)
     sets: tuple[str, ...] = option(PRESETS["digits"].sets, "non-member rows to run (default: {default})",
                                    nargs="+", type=str, preset=True)
     data_root: str = option("data", "folder holding the data sets (default data/)")
@@ -103,8 +106,9 @@ class ExperimentConfig:
                                 action="store_false")
     figures: bool = option(True, "write tables only", flag="--no_figures", action="store_false")
     progress: bool = option(True, "no progress bars", flag="--quiet", action="store_false")
-    verbose: bool = option(False, "also print the full tables at the end, and Ray's own messages about the local "
-                                  "cluster the run starts", action="store_true")
+    verbose: bool = option(False, "also print the full tables at the end, and Ray's own start-up warnings and "
+                                  "worker logs (default: only its errors; the rest stays in Ray's session logs)",
+                           action="store_true")
     attack_params: dict = field(default_factory=lambda: {o.name: o.default for o in attack_options()})
     calibration: CalibrationSpec = field(default_factory=CalibrationSpec)
     sizes: GeneratedSizes = field(default_factory=GeneratedSizes)  # generated sets' sizes (tests: small)

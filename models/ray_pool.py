@@ -1,121 +1,288 @@
-"""Training the reference pool through Ray: one model per task, on a local cluster or an existing one.
+"""Training the reference pool in chunks: in this process, or one Ray task per chunk.
 
-``ray.init`` starts a local cluster with the machine's CPUs unless ``address`` names a running one
-(``--ray_address host:port``); the code path is the same. Each task asks for ``cpus_per_task``
-CPUs and sets ``torch.set_num_threads`` to match, so concurrent tasks never oversubscribe the
-cores; with CUDA each task also asks for a fraction of a GPU. Finished models come back to this
-process as they complete (``on_done``), so an interrupted pool keeps every model that finished.
-Ray is imported only here, and only when a pool is trained.
+:func:`train_pool` splits the models to train into chunks (:func:`plan_chunks`): as many chunks as
+workers (CPUs of the cluster, one torch thread each; with CUDA one chunk per GPU), more when a chunk
+would exceed the models that fit in memory at once. Each chunk trains as one batched model
+(:func:`models.reference_pool.train_chunk`) unless ``batch`` is False (``--pool_chunk_size 1``).
+Ray is used only where it pays: with ``--ray_address``,
+or locally when there are at least two workers and enough models for two chunks of
+:data:`MIN_MODELS_PER_TASK`; otherwise the chunks train in this process and no cluster starts.
+Finished chunks come back as they complete (``on_done`` per model), so an interrupted or failing
+pool keeps every model that finished. Ray is imported only here, and only when it is used.
+
+Faults: an address that does not answer as a Ray (gRPC) server is a one-line error within
+:data:`CONNECT_TIMEOUT_S` seconds; a task whose worker dies is retried once, then the models of that
+chunk are named in one line (:class:`PoolTrainingError`) after the other chunks finished; a local
+cluster's processes are ended when the run ends, even by SIGKILL (:mod:`models.ray_cleanup`).
+Ray's own start-up warnings stay in its session logs unless ``verbose``.
 """
 from __future__ import annotations
 
 import logging
 import os
 import socket
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from models.reference_pool import ReferenceModelSpec, train_reference_model
+from models.reference_pool import ModelTrainer, ReferenceModelSpec, train_chunk, train_reference_model
 
 log = logging.getLogger(__name__)
 REPOSITORY_ROOT = str(Path(__file__).resolve().parents[1])
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 5.0          # per step of the address check (TCP connect, then the HTTP/2 answer)
+MIN_MODELS_PER_TASK = 8          # a local Ray task must carry at least this many models to pay its start
+_guard = None                    # the watchdog of the local cluster this process started (models.ray_cleanup)
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
+
+
+class PoolTrainingError(ValueError):
+    """Models of the pool could not be trained (one line naming them); finished models are saved.
+    A ValueError, so the scripts print it as one line (exit 2) like other errors of a run."""
 
 
 def check_address(address: str) -> None:
-    """One-line ValueError unless something listens at ``address`` (``host:port`` or ``ray://host:port``)."""
+    """One-line ValueError unless a Ray head (a gRPC server) answers at ``address`` within ~10 s.
+
+    ``host:port`` or ``ray://host:port``; ``auto`` is left to Ray. A port where something else
+    listens (an HTTP server, a silent socket) fails here instead of hanging in ``ray.init``.
+    """
     if address == "auto":
         return
     bare = address.split("://", 1)[-1]
     host, _, port = bare.rpartition(":")
     if not host or not port.isdigit():
         raise ValueError(f"--ray_address {address!r} is not host:port (e.g. 127.0.0.1:6379)")
+    fix = f"start one with `ray start --head --port {port}` or drop --ray_address"
     try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S) as connection:
+            connection.settimeout(CONNECT_TIMEOUT_S)
+            connection.sendall(HTTP2_PREFACE)
+            answer = _read_exactly(connection, 9)
     except OSError as error:
-        raise ValueError(f"--ray_address {address}: no Ray cluster answers there ({error.strerror or error}); "
-                         f"start one with `ray start --head --port {port}` or drop --ray_address") from None
+        raise ValueError(f"--ray_address {address}: no Ray cluster answers there "
+                         f"({getattr(error, 'strerror', None) or error or 'timed out'}); {fix}") from None
+    if len(answer) < 9 or answer[3] != 0x04:   # a gRPC server's first frame is SETTINGS (type 4)
+        raise ValueError(f"--ray_address {address}: something listens there but it is not a Ray cluster "
+                         f"(no gRPC answer); {fix}")
+
+
+def _read_exactly(connection: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        part = connection.recv(size - len(data))
+        if not part:
+            break
+        data += part
+    return data
 
 
 @contextmanager
-def ray_cluster(address: str | None = None, num_cpus: int | None = None) -> Iterator[dict]:
+def ray_cluster(address: str | None = None, num_cpus: int | None = None, verbose: bool = False) -> Iterator[dict]:
     """Connect to ``address`` or start a local cluster with ``num_cpus`` (default: all) CPUs.
 
-    Yields the cluster's resources; shuts down what this call started (a connection to an
-    existing cluster is closed, the cluster keeps running).
+    Yields the cluster's resources; shuts down what this call started (a connection to an existing
+    cluster is closed, the cluster keeps running). Without ``verbose`` Ray logs only errors to
+    this console (its warnings, e.g. the token-authentication notice, stay in its session logs).
     """
     import ray
 
+    from models.ray_cleanup import ProcessGuard, descendants
+
     if address:
         check_address(address)
+    global _guard
     started = not ray.is_initialized()
     if started:
         paths = [REPOSITORY_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
-        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                       runtime_env=runtime_env)
+        options = dict(include_dashboard=False, log_to_driver=verbose, runtime_env=runtime_env,
+                       logging_level=logging.INFO if verbose else logging.ERROR)
         if address:
             ray.init(address=address, **options)
         else:
-            # "local": always a new cluster of our own; without it Ray joins the latest cluster that
-            # `ray start` left in /tmp/ray/ray_current_cluster (possibly dead, or someone else's)
-            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **options)
+            _guard = ProcessGuard()
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **options)  # never another run's cluster
+            _guard.add(descendants(os.getpid()))
     try:
         yield dict(ray.cluster_resources())
     finally:
         if started:
             ray.shutdown()
+        if _guard is not None:
+            _guard.close()
+            _guard = None
 
 
-def train_pool_with_ray(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
-                        rows: Sequence[np.ndarray], on_done: Callable[[ReferenceModelSpec, dict], None], *,
-                        address: str | None = None, num_cpus: int | None = None, cpus_per_task: int = 1,
-                        use_cuda: bool | None = None) -> dict:
-    """Train every spec as one Ray task; call ``on_done(spec, result)`` in this process as each finishes.
+def plan_chunks(count: int, workers: int, max_chunk: int) -> list[list[int]]:
+    """Positions ``0..count-1`` in contiguous chunks: ``workers`` of them (fewer if there are fewer
+    models), more when a chunk would hold more than ``max_chunk``; sizes differ by at most one."""
+    if count == 0:
+        return []
+    chunks = min(count, max(workers, -(-count // max(max_chunk, 1))))
+    bounds = np.linspace(0, count, chunks + 1).round().astype(int)
+    return [list(range(bounds[i], bounds[i + 1])) for i in range(chunks)]
+
+
+def pool_progress(total: int, enabled: bool, initial: int = 0) -> tqdm:
+    """A models-done bar with ETA; in a log that is not a terminal it writes a line at most every 30 s."""
+    stream = sys.stderr
+    terminal = hasattr(stream, "isatty") and stream.isatty()
+    return tqdm(total=total, initial=initial, desc="reference models", unit="model", disable=not enabled,
+                mininterval=0.5 if terminal else 30.0, maxinterval=60.0 if terminal else 300.0,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]", file=stream, leave=not terminal)
+
+
+def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
+               rows: Sequence[np.ndarray], on_done: Callable[[ReferenceModelSpec, dict], None], *,
+               max_chunk: int, address: str | None = None, workers: int | None = None,
+               device: str = "cpu", progress: bool = False, trainer: ModelTrainer | None = None,
+               use_ray: bool | None = None, verbose: bool = False, batch: bool = True) -> dict:
+    """Train ``specs`` (``rows[i]``: the population rows of ``specs[i]``) in chunks; ``on_done(spec,
+    result)`` runs in this process for each model as its chunk finishes.
 
     Parameters
     ----------
-    specs : models to train; rows[i] are the population rows of specs[i]
-    images, labels : population tensors ``(P, C, H, W)``, ``(P,)`` (put in the object store once)
-    address : existing cluster, or None for a local one with ``num_cpus`` CPUs
-    cpus_per_task : CPUs (and torch threads) per task
-    use_cuda : ask each task for a GPU fraction (default: when the cluster has GPUs)
+    max_chunk : models per batched step at most (memory)
+    address : an existing Ray cluster (``--ray_address``); None: local
+    workers : local workers (default: this machine's CPUs; one per GPU with CUDA)
+    use_ray : force (True) or forbid (False) a local Ray cluster; None: when it pays (module docstring)
+    trainer : a per-model training function (no batching); None: the package's recipe
+    batch : train each chunk as one batched model (where the architecture allows); False: one model
+        per step inside each chunk
 
     Returns
     -------
-    dict with the cluster's CPUs and GPUs, concurrency and the GPU fraction per task.
+    dict: how it ran (``"ray"`` or ``"local"``), workers, chunk sizes, and whether chunks were batched.
+
+    Raises
+    ------
+    PoolTrainingError
+        Some models failed (NaN loss, out of memory, a worker that died twice); the others are saved.
     """
+    cuda = torch.device(device).type == "cuda"
+    if workers is None:
+        workers = max(1, torch.cuda.device_count()) if cuda else (os.cpu_count() or 1)
+    # in this process: the biggest batched chunks that fit; unbatched, one model each (each saved at once)
+    local_chunks = plan_chunks(len(specs), 1, max_chunk if batch else 1)
+    if use_ray is None:
+        use_ray = bool(address) or (workers >= 2 and len(specs) >= 2 * MIN_MODELS_PER_TASK)
+    bar = pool_progress(len(specs), progress)
+    try:
+        if use_ray:
+            info = _train_with_ray(specs, images, labels, rows, on_done, bar, max_chunk=max_chunk, address=address,
+                                   num_cpus=None if address else workers, use_cuda=cuda, trainer=trainer,
+                                   verbose=verbose, batch=batch)
+        else:
+            info = _train_here(specs, images, labels, rows, on_done, bar, local_chunks, device, trainer, batch)
+    finally:
+        bar.close()
+    return info
+
+
+def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, trainer, batch) -> dict:
+    """Every chunk in this process, one after another (torch uses this process's threads)."""
+    failures, batched = [], []
+    for chunk in chunks:
+        chunk_specs = [specs[i] for i in chunk]
+        done_before = bar.n
+        outcome = train_chunk(chunk_specs, images, labels, [rows[i] for i in chunk], device=device,
+                              trainer=trainer, on_progress=bar.update, batch=batch)
+        _deliver(outcome, specs, on_done, failures)
+        settle = done_before + len(outcome["results"]) - bar.n   # whole models (epochs report fractions)
+        if abs(settle) > 1e-9:
+            bar.update(settle)
+        batched.append(outcome["batched"])
+    _raise_failures(failures)
+    return {"mode": "local", "workers": 1, "chunks": [len(c) for c in chunks], "batched": all(batched)}
+
+
+def _train_with_ray(specs, images, labels, rows, on_done, bar, *, max_chunk, address, num_cpus, use_cuda,
+                    trainer, verbose, batch) -> dict:
+    import ray
+    from ray.exceptions import RayError, RayTaskError
+
+    from models.ray_cleanup import descendants
+
+    with ray_cluster(address, num_cpus, verbose) as resources:
+        cpus, gpus = int(resources.get("CPU", 1)), float(resources.get("GPU", 0.0))
+        use_gpu = gpus > 0 and use_cuda is not False
+        workers = max(1, int(gpus)) if use_gpu else max(1, cpus)
+        chunks = plan_chunks(len(specs), workers, max_chunk)
+        task = ray.remote(_train_chunk_task).options(num_cpus=1, num_gpus=1 if use_gpu else 0,
+                                                     max_retries=1, retry_exceptions=False)
+        images_ref, labels_ref = ray.put(images), ray.put(labels)
+        pending = {task.remote([specs[i] for i in chunk], images_ref, labels_ref, [rows[i] for i in chunk],
+                               use_gpu, trainer, batch): chunk for chunk in chunks}
+        failures, batched = [], []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1, timeout=2.0)
+            if not done:
+                if _guard is not None:
+                    _guard.add(descendants(os.getpid()))   # workers started since: they end with the run too
+                continue
+            chunk = pending.pop(done[0])
+            try:
+                outcome = ray.get(done[0])
+            except RayTaskError as error:   # the task raised (not retried: it would raise again)
+                cause = error.cause if getattr(error, "cause", None) is not None else error
+                first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                failures.append(([specs[i].index for i in chunk], f"its task raised {type(cause).__name__}: {first}"))
+                continue
+            except RayError as error:       # the worker died (Ray retried the task once)
+                failures.append(([specs[i].index for i in chunk],
+                                 f"its Ray worker failed twice ({type(error).__name__})"))
+                continue
+            _deliver(outcome, specs, on_done, failures)
+            bar.update(len(outcome["results"]))
+            batched.append(outcome["batched"])
+        _raise_failures(failures)
+        return {"mode": "ray", "cpus": cpus, "gpus": gpus, "workers": workers, "chunks": [len(c) for c in chunks],
+                "batched": all(batched), "address": address or "local"}
+
+
+def _deliver(outcome: dict, specs, on_done, failures: list) -> None:
+    by_index = {spec.index: spec for spec in specs}
+    for result in outcome["results"]:
+        on_done(by_index[result["index"]], result)
+    if outcome["failed"]:
+        failures.append((outcome["failed"]["models"], outcome["failed"]["reason"]))
+
+
+def _raise_failures(failures: list) -> None:
+    if failures:
+        parts = [f"reference model(s) {', '.join(map(str, models))}: {reason}" for models, reason in failures]
+        raise PoolTrainingError("; ".join(parts) + " (the other models are saved; rerun to train the missing ones)")
+
+
+def _train_chunk_task(specs, images, labels, rows, use_gpu, trainer, batch):
+    device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+    return train_chunk(specs, images, labels, rows, device=device, threads=1, trainer=trainer, batch=batch)
+
+
+def train_pool_per_model_with_ray(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
+                                  rows: Sequence[np.ndarray], on_done: Callable[[ReferenceModelSpec, dict], None],
+                                  num_cpus: int | None = None) -> None:
+    """The previous pool (one model per Ray task, one thread each): the benchmark's baseline (b)."""
     import ray
 
-    with ray_cluster(address, num_cpus) as resources:
-        cpus, gpus = int(resources.get("CPU", 1)), float(resources.get("GPU", 0.0))
-        use_gpu = gpus > 0 if use_cuda is None else use_cuda and gpus > 0
-        concurrency = max(1, min(len(specs), cpus // max(cpus_per_task, 1)))
-        gpu_fraction = min(1.0, gpus / concurrency) if use_gpu else 0.0
-        task = ray.remote(_train_task).options(num_cpus=cpus_per_task, num_gpus=gpu_fraction, max_retries=0)
+    with ray_cluster(None, num_cpus):
+        task = ray.remote(train_reference_model).options(num_cpus=1)
         images_ref, labels_ref = ray.put(images), ray.put(labels)
-        pending = {task.remote(spec, images_ref, labels_ref, rows[i], cpus_per_task, use_gpu): spec
-                   for i, spec in enumerate(specs)}
+        pending = {task.remote(spec, images_ref, labels_ref, rows[i], 1): spec for i, spec in enumerate(specs)}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
-            spec = pending.pop(done[0])
-            on_done(spec, ray.get(done[0]))
-        return {"cpus": cpus, "gpus": gpus, "concurrency": concurrency, "gpu_fraction": gpu_fraction}
-
-
-def _train_task(spec, images, labels, rows, threads, use_gpu):
-    device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
-    return train_reference_model(spec, images, labels, rows, threads=threads, device=device)
+            on_done(pending.pop(done[0]), ray.get(done[0]))
 
 
 def train_pool_sequentially(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
                             rows: Sequence[np.ndarray], on_done: Callable[[ReferenceModelSpec, dict], None],
                             device: str = "cpu") -> None:
-    """The same models one after another in this process (the benchmark's baseline)."""
+    """The same models one after another, each alone, in this process (the benchmark's baseline (a))."""
     for spec, spec_rows in zip(specs, rows):
         on_done(spec, train_reference_model(spec, images, labels, spec_rows, device=device))

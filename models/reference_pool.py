@@ -3,27 +3,35 @@ population, their membership matrix, checkpoints, and resuming an interrupted po
 
 The membership design is balanced: every population sample is IN for ``K // 2`` or ``K // 2 + 1``
 models (so each has IN and OUT models when K >= 2), and each model trains on about half the
-population. Training one model (:func:`train_reference_model`) is a plain function of tensors, so
-it runs the same in this process or in a Ray task (:mod:`models.ray_pool`).
+population. Training is a plain function of tensors (:func:`train_chunk`: a chunk of models as one
+batched model, or one model per step with a pluggable :data:`ModelTrainer`), so it runs the same in
+this process or in a Ray task (:mod:`models.ray_pool`). The pool is generic over the membership
+matrix: any ``(K, P)`` bool matrix, models with training sets of different sizes included.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from models import build_model
+from models.batched_training import NonFiniteLoss, batchable, train_stacked
 from models.checkpoints import (WEIGHTS_KEY, CheckpointError, checkpoint_path, config_path, fingerprint,
-                                load_checkpoint, save_checkpoint)
+                                load_checkpoint, read_metadata, save_checkpoint)
 from models.training import TrainConfig, train_model
 from utils.files import atomic_path, sha256_file
 from utils.seeding import seeded
+
+log = logging.getLogger(__name__)
 
 
 def balanced_membership(num_models: int, num_samples: int, seed: int) -> np.ndarray:
@@ -65,86 +73,232 @@ class ReferenceModelSpec:
                                image_size=self.image_size)
 
 
+ModelTrainer = Callable[[ReferenceModelSpec, torch.Tensor, torch.Tensor, np.ndarray], dict]
+"""A per-model training function: ``(spec, population images, labels, rows) -> state dict``; it
+trains a fresh ``spec.build()`` on ``images[rows]`` with ``spec.recipe``. The pool's fallback path
+(and a user's own training function) plug in here."""
+
+
+def default_trainer(spec: ReferenceModelSpec, images: torch.Tensor, labels: torch.Tensor, rows: np.ndarray,
+                    device: str = "cpu") -> dict:
+    """The package's recipe (:func:`models.training.train_model`) on ``images[rows]``; a CPU state dict."""
+    model = spec.build()
+    index = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+    train_model(model, images[index], labels[index], TrainConfig.from_dict(spec.recipe), device,
+                desc=f"reference {spec.index}", progress=False)
+    return {key: value.detach().cpu() for key, value in model.state_dict().items()}
+
+
 def train_reference_model(spec: ReferenceModelSpec, images: torch.Tensor, labels: torch.Tensor,
                           rows: np.ndarray, threads: int | None = None, device: str = "cpu") -> dict:
-    """Train reference model ``spec.index`` on ``images[rows]``; returns its CPU state dict and timing.
+    """Train reference model ``spec.index`` alone on ``images[rows]``; its CPU state dict and timing.
 
-    ``threads`` sets ``torch.set_num_threads`` for the duration (one Ray task per core must not
-    oversubscribe the machine); the previous count is restored.
+    ``threads`` sets ``torch.set_num_threads`` for the duration (the previous count is restored).
     """
+    with torch_threads(threads):
+        start = time.perf_counter()
+        state = default_trainer(spec, images, labels, rows, device)
+        return {"index": spec.index, "state_dict": state, "seconds": time.perf_counter() - start}
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` for the block (None: unchanged)."""
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        start = time.perf_counter()
-        model = spec.build()
-        index = torch.as_tensor(np.asarray(rows), dtype=torch.long)
-        train_model(model, images[index], labels[index], TrainConfig.from_dict(spec.recipe), device,
-                    desc=f"reference {spec.index}", progress=False)
-        state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-        return {"index": spec.index, "state_dict": state, "seconds": time.perf_counter() - start}
+        yield
     finally:
         torch.set_num_threads(previous)
 
 
-class ReferencePool:
-    """Checkpoints ``{dir}/{arch}_{dataset}_{modifiers}reference_{k}.pt`` (+ ``.json``) and the
-    membership matrix ``..._reference_membership.npy``."""
+def chunk_mode(spec: ReferenceModelSpec, trainer: ModelTrainer | None = None) -> str | None:
+    """None when models of ``spec``'s kind train batched; else why they train one per step."""
+    if trainer is not None:
+        return "a custom training function trains one model at a time"
+    reason = batchable(spec.build(), TrainConfig.from_dict(spec.recipe))
+    return f"{spec.arch} trains one model per step ({reason})" if reason else None
 
-    def __init__(self, directory: str | Path, arch: str, dataset: str, modifiers: str = ""):
-        self.directory, self.arch, self.dataset, self.modifiers = Path(directory), arch, dataset, modifiers
+
+def train_chunk(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
+                rows: Sequence[np.ndarray], device: str = "cpu", threads: int | None = None,
+                trainer: ModelTrainer | None = None, on_progress: Callable[[float], None] | None = None,
+                batch: bool = True) -> dict:
+    """Train one chunk of models: batched (:func:`models.batched_training.train_stacked`) when
+    ``batch`` and the architecture allow, else one model per step with ``trainer`` (default: :func:`default_trainer`).
+
+    Never raises for a failing model: returns ``{"results": [{"index", "state_dict", "seconds"}...],
+    "failed": None or {"models": [indices], "reason": str}, "batched": bool}`` so the models that
+    finished are kept. ``on_progress(models)`` is called with each increment of models done (a
+    batched chunk reports ``len(specs) / epochs`` per epoch).
+    """
+    results, start = [], time.perf_counter()
+    batched = batch and chunk_mode(specs[0], trainer) is None
+    with torch_threads(threads):
+        if batched:
+            try:
+                epochs = max(1, TrainConfig.from_dict(specs[0].recipe).epochs)
+                states = train_stacked([spec.build() for spec in specs],
+                                       [TrainConfig.from_dict(spec.recipe) for spec in specs], images, labels,
+                                       rows, device, on_epoch=(lambda e: on_progress(len(specs) / epochs))
+                                       if on_progress else None)
+            except NonFiniteLoss as error:
+                return _failed(results, [specs[k].index for k in error.models],
+                               f"a NaN or inf training loss in epoch {error.epoch} (lower --lr?)", batched)
+            except (torch.OutOfMemoryError, MemoryError) as error:
+                return _failed(results, [spec.index for spec in specs],
+                               f"out of memory ({type(error).__name__}); pass a smaller --pool_chunk_size", batched)
+            seconds = (time.perf_counter() - start) / len(specs)
+            return {"results": [{"index": spec.index, "state_dict": state, "seconds": seconds}
+                                for spec, state in zip(specs, states)], "failed": None, "batched": True}
+        train = trainer or (lambda spec, x, y, r: default_trainer(spec, x, y, r, device))
+        for position, (spec, spec_rows) in enumerate(zip(specs, rows)):
+            started = time.perf_counter()
+            try:
+                state = train(spec, images, labels, spec_rows)
+            except (torch.OutOfMemoryError, MemoryError) as error:
+                return _failed(results, [s.index for s in specs[position:]],
+                               f"out of memory ({type(error).__name__})", batched)
+            except (RuntimeError, ValueError) as error:
+                return _failed(results, [s.index for s in specs[position:]],
+                               f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", batched)
+            if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+                return _failed(results, [spec.index], "NaN or inf weights after training (lower --lr?)", batched)
+            results.append({"index": spec.index, "state_dict": state, "seconds": time.perf_counter() - started})
+            if on_progress:
+                on_progress(1.0)
+    return {"results": results, "failed": None, "batched": False}
+
+
+def _failed(results: list, models: list[int], reason: str, batched: bool) -> dict:
+    return {"results": results, "failed": {"models": models, "reason": reason}, "batched": batched}
+
+
+class PoolRecordError(ValueError):
+    """The pool's folder holds files of another pool, or a damaged record (one line, names the file)."""
+
+
+class ReferencePool:
+    """One pool's folder ``{dir}/{arch}_{dataset}_{modifiers}reference_pool_K{K}_{id}/``, named by
+    what defines the pool (every model's spec: recipe, seeds, population, rows), holding
+    ``reference_{k}.pt`` (+ ``.json``) and the record ``membership.npz``: the membership matrix
+    ``(K, P)`` and, in the same file (written atomically), the pool's identity and the sha256 of
+    every checkpoint saved so far. Pools of another K, population or recipe live in other folders.
+    """
+
+    RECORD = "membership.npz"
+
+    def __init__(self, directory: str | Path, arch: str, dataset: str, modifiers: str,
+                 specs: Sequence[ReferenceModelSpec], membership: np.ndarray):
+        self.specs, self.membership = list(specs), np.asarray(membership, dtype=bool)
+        identity = json.dumps([spec.identity() for spec in self.specs], sort_keys=True)
+        self.pool_id = hashlib.sha256(identity.encode() + digest_rows(self.membership).encode()).hexdigest()
+        name = f"reference_pool_K{len(self.specs)}_{self.pool_id[:12]}"
+        self.directory = checkpoint_path(directory, arch, dataset, modifiers, name).with_suffix("")
+        self.weights: dict[int, str] = {}
 
     def path(self, index: int) -> Path:
-        return checkpoint_path(self.directory, self.arch, self.dataset, self.modifiers, f"reference_{index}")
+        return self.directory / f"reference_{index}.pt"
 
     @property
     def membership_path(self) -> Path:
-        return checkpoint_path(self.directory, self.arch, self.dataset, self.modifiers,
-                               "reference_membership").with_suffix(".npy")
+        return self.directory / self.RECORD
 
-    def save_membership(self, membership: np.ndarray) -> Path:
-        with atomic_path(self.membership_path) as temporary:
-            with open(temporary, "wb") as handle:
-                np.save(handle, membership)
-        return self.membership_path
+    def open(self, replace: bool = False) -> None:
+        """Create the folder and record, or read the record back and check it describes this pool.
 
-    def load_trained(self, spec: ReferenceModelSpec) -> nn.Module | None:
-        """Model ``spec.index`` if a checkpoint made with ``spec`` exists; None when it must be trained.
+        ``replace`` (``--train``): start a fresh record; every model is retrained.
 
         Raises
         ------
-        ValueError
-            The checkpoint there is of another architecture (one line naming the file).
+        PoolRecordError
+            The record is damaged or describes another pool (one line naming it).
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.membership_path.exists() and not replace:
+            membership, record = self._read_record()
+            if (record.get("pool_id") != self.pool_id or membership.shape != self.membership.shape
+                    or not np.array_equal(membership, self.membership)):
+                raise PoolRecordError(f"the pool record {self.membership_path} describes another pool than this "
+                                      f"run's (membership or identity differ); delete {self.directory} or pass --train")
+            self.weights = {int(k): v for k, v in record.get("weights", {}).items()}
+        else:
+            self.weights = {}
+        self._write_record()
+
+    def _read_record(self) -> tuple[np.ndarray, dict]:
+        try:
+            with np.load(self.membership_path, allow_pickle=False) as stored:
+                membership, record = stored["membership"], json.loads(str(stored["record"]))
+            if not isinstance(record, dict) or membership.dtype != bool:
+                raise ValueError("not a pool record")
+        except (OSError, ValueError, KeyError) as error:
+            raise PoolRecordError(f"the pool record {self.membership_path} is damaged ({type(error).__name__}); "
+                                  f"delete {self.directory} or pass --train") from None
+        return membership, record
+
+    def _write_record(self) -> None:
+        record = {"pool_id": self.pool_id, "models": len(self.specs),
+                  "specs": [spec.identity() for spec in self.specs],
+                  "weights": {str(k): v for k, v in sorted(self.weights.items())}}
+        with atomic_path(self.membership_path) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, membership=self.membership, record=np.array(json.dumps(record)))
+
+    def load_trained(self, spec: ReferenceModelSpec) -> nn.Module | None:
+        """Model ``spec.index`` if its checkpoint was made with ``spec``; None when it must be trained
+        (no checkpoint, or a save that was interrupted between weights and config).
+
+        Raises
+        ------
+        PoolRecordError
+            The checkpoint's config is unreadable, of another architecture or model, or its weights
+            differ from the pool record's (one line naming the file; ``--train`` replaces it).
         """
         path = self.path(spec.index)
         if not path.is_file():
             return None
-        try:
-            saved = json.loads(config_path(path).read_text())
-        except (OSError, ValueError):
+        saved = read_metadata(path)
+        if saved is None:
+            log.warning("reference model %s has no config beside it (an interrupted save): retraining it", path)
             return None
-        if saved.get("arch") != spec.arch:
-            raise ValueError(f"reference model {path} is a {saved.get('arch')!r} model but the target is "
-                             f"{spec.arch!r}; reference models must share the target's architecture: "
-                             f"delete the file to retrain it")
         if not isinstance(saved, dict):
-            return None
+            raise PoolRecordError(f"reference model config {config_path(path)} is unreadable or not a JSON object; "
+                                  f"delete it or pass --train to retrain the model")
+        if saved.get("arch") != spec.arch:
+            raise PoolRecordError(f"reference model {path} is a {saved.get('arch')!r} model but the target is "
+                                  f"{spec.arch!r}; reference models must share the target's architecture: "
+                                  f"delete the file or pass --train to retrain it")
         recorded_weights = saved.pop(WEIGHTS_KEY, None)
         if saved != json.loads(json.dumps(spec.identity())):
+            raise PoolRecordError(f"reference model {path} was made for another pool (its config differs from "
+                                  f"model {spec.index}'s); delete it or pass --train to retrain it")
+        actual = sha256_file(path)
+        if recorded_weights is not None and recorded_weights != actual:
+            log.warning("reference model %s: weights and config from different saves (an interrupted save): "
+                        "retraining it", path)
             return None
-        if recorded_weights is not None and recorded_weights != sha256_file(path):
-            return None  # weights and config from different saves: retrain this model
+        if spec.index in self.weights and self.weights[spec.index] != actual:
+            raise PoolRecordError(f"reference model {path} is not the file the pool record {self.membership_path} "
+                                  f"lists; delete it or pass --train to retrain it")
         model = spec.build()
         try:
-            return load_checkpoint(model, path)
+            model = load_checkpoint(model, path)
         except CheckpointError as error:
-            raise ValueError(f"reference model {error}") from None
+            raise PoolRecordError(f"reference model {error}") from None
+        if spec.index not in self.weights:
+            self.weights[spec.index] = actual
+            self._write_record()
+        return model
 
     def save(self, spec: ReferenceModelSpec, state_dict: dict) -> tuple[nn.Module, str]:
-        """Load ``state_dict`` into a fresh model of ``spec``, save it; returns (model, fingerprint)."""
+        """Load ``state_dict`` into a fresh model of ``spec``, save it and record it; (model, fingerprint)."""
         model = spec.build()
         model.load_state_dict(state_dict, strict=True)
-        save_checkpoint(model, self.path(spec.index), spec.identity())
+        path = save_checkpoint(model, self.path(spec.index), spec.identity())
+        self.weights[spec.index] = sha256_file(path)
+        self._write_record()
         return model, fingerprint(model)
 
 

@@ -21,6 +21,7 @@ from utils.devices import resolve_device
 def check_before_work(config: ExperimentConfig) -> None:
     """Raise on the first problem of ``config`` that would otherwise surface mid-run."""
     from pipeline.stages.models import check_checkpoints
+    from pipeline.stages.reference import check_reference_pool
 
     validate_config(config)
     resolve_device(config.device)
@@ -37,6 +38,7 @@ def check_before_work(config: ExperimentConfig) -> None:
     elif Path(config.pretrained_dir).exists() and not Path(config.pretrained_dir).is_dir():
         raise ValueError(f"--pretrained_dir {config.pretrained_dir} is a file, not a folder")
     check_attack_parameters(config)
+    check_reference_pool(config)
 
 
 def check_set_names(sets: Sequence[str]) -> None:

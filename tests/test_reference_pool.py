@@ -1,4 +1,4 @@
-"""Tests of models/reference_pool.py, models/ray_pool.py and the pool inside a run (Ray runs here)."""
+"""Tests of models/reference_pool.py, pipeline/ray_pool.py and the pool inside a run (Ray runs here)."""
 from __future__ import annotations
 
 import json
@@ -17,12 +17,13 @@ import pytest
 import torch
 
 from models.checkpoints import config_path, fingerprint
-from models.reference_pool import (ReferenceModelSpec, ReferencePool, balanced_membership,
-                                   check_same_architecture, train_reference_model)
+from models.batched_training import batchable, chunk_size, train_stacked
+from models.reference_pool import (PoolRecordError, ReferenceModelSpec, ReferencePool, balanced_membership,
+                                   check_same_architecture, train_chunk, train_reference_model)
 from models.training import TrainConfig
 from configuration.cli import main
 from configuration.config import config_from_preset
-from models.ray_pool import check_address, train_pool_sequentially, train_pool_with_ray
+from models.ray_pool import check_address, plan_chunks, train_pool, train_pool_sequentially
 from pipeline.run import run_experiment
 
 
@@ -47,9 +48,17 @@ def test_balanced_membership_gives_every_sample_half_the_models():
     assert set(np.unique(odd)) == {1, 2}
 
 
+def tiny_pool(directory, specs, k_rows=48):
+    membership = np.zeros((len(specs), k_rows), dtype=bool)
+    for spec in specs:
+        membership[spec.index, spec.index::2] = True
+    return ReferencePool(directory, "small_cnn", "digits", "", specs, membership)
+
+
 def test_pool_checkpoints_resume_and_reject_another_architecture(tmp_path):
-    pool = ReferencePool(tmp_path, "small_cnn", "digits")
     spec = tiny_specs(1)[0]
+    pool = tiny_pool(tmp_path, [spec])
+    pool.open()
     images, labels = tiny_population()
     assert pool.load_trained(spec) is None
     result = train_reference_model(spec, images, labels, np.arange(20))
@@ -57,7 +66,9 @@ def test_pool_checkpoints_resume_and_reject_another_architecture(tmp_path):
     loaded = pool.load_trained(spec)
     assert fingerprint(loaded) == digest == fingerprint(model)
     other = ReferenceModelSpec(**{**spec.__dict__, "members_sha256": "other rows"})
-    assert pool.load_trained(other) is None                     # another membership: retrain
+    assert tiny_pool(tmp_path, [other]).directory != pool.directory     # another pool: another folder
+    with pytest.raises(PoolRecordError, match="was made for another pool"):
+        pool.load_trained(other)
     saved = json.loads(config_path(pool.path(0)).read_text())
     config_path(pool.path(0)).write_text(json.dumps({**saved, "arch": "resnet18"}))
     with pytest.raises(ValueError, match=r"is a 'resnet18' model but the target is 'small_cnn'") as error:
@@ -68,22 +79,95 @@ def test_pool_checkpoints_resume_and_reject_another_architecture(tmp_path):
         check_same_architecture(model, salem)
 
 
+@pytest.mark.parametrize("arch, channels, size, epochs", [("small_cnn", 1, 8, 2), ("salem_cnn_relu", 3, 32, 2)])
+def test_batched_chunk_gives_each_model_the_logits_it_gets_alone(arch, channels, size, epochs):
+    """Same seeds -> same models within 1e-4 (float32), with training sets of different sizes (a short
+    last batch, fewer batches per epoch than the chunk's longest). The batched kernels round
+    differently from the single-model ones (grouped conv, bmm), and Adam amplifies those 1e-7
+    differences over many epochs, so the check is over a few epochs (see models/batched_training.py)."""
+    generator = torch.Generator().manual_seed(1)
+    images = torch.randn(90, channels, size, size, generator=generator)
+    labels = torch.randint(0, 10, (90,), generator=generator)
+    rows = [np.arange(0, 90, 2), np.arange(1, 61), np.arange(10, 27)]          # 45, 60 and 17 rows
+    recipe = dict(epochs=epochs, batch_size=16, lr=0.01 if arch == "small_cnn" else 0.001, weight_decay=1e-4)
+    specs = [ReferenceModelSpec(k, arch, 10, channels, size, TrainConfig(**recipe, seed=7 + k).to_dict(),
+                                200 + k, "pop", f"rows{k}") for k in range(3)]
+    assert batchable(specs[0].build(), TrainConfig(**recipe)) is None
+    outcome = train_chunk(specs, images, labels, rows)
+    assert outcome["batched"] and outcome["failed"] is None
+    for spec, spec_rows, result in zip(specs, rows, outcome["results"]):
+        alone = train_reference_model(spec, images, labels, spec_rows)["state_dict"]
+        batched_model, alone_model = spec.build(), spec.build()
+        batched_model.load_state_dict(result["state_dict"])
+        alone_model.load_state_dict(alone)
+        with torch.no_grad():
+            difference = (batched_model(images) - alone_model(images)).abs().max().item()
+        assert difference < 1e-4, (spec.index, difference)
+        assert not torch.equal(result["state_dict"]["fc.weight" if arch == "small_cnn" else "out.weight"],
+                               spec.build().state_dict()["fc.weight" if arch == "small_cnn" else "out.weight"])
+
+
+def test_chunk_size_follows_memory_and_models_with_buffers_fall_back():
+    model = tiny_specs(1)[0].build()
+    sample = torch.zeros(1, 8, 8)
+    assert chunk_size(model, sample, 32, available=10**12) == 64                # capped
+    assert chunk_size(model, sample, 32, available=1) == 1                       # at least one
+    small, large = chunk_size(model, sample, 32, available=10**7), chunk_size(model, sample, 32, available=10**8)
+    assert 1 <= small < large
+    bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    assert "BatchNorm" in batchable(bn, TrainConfig())
+    assert batchable(model, TrainConfig(amp=True)) == "--amp"
+    assert plan_chunks(64, 2, 64) == [list(range(32)), list(range(32, 64))]
+    assert sorted(len(c) for c in plan_chunks(10, 2, 3)) == [2, 2, 3, 3] and plan_chunks(1, 4, 8) == [[0]]
+
+
+def test_custom_trainer_plugs_into_the_pool():
+    specs = tiny_specs(2)
+    images, labels = tiny_population()
+    seen = []
+
+    def my_trainer(spec, x, y, rows):
+        seen.append((spec.index, len(rows)))
+        return {k: torch.zeros_like(v) for k, v in spec.build().state_dict().items()}
+
+    done = {}
+    info = train_pool(specs, images, labels, [np.arange(10), np.arange(20)], lambda s, r: done.__setitem__(s.index, r),
+                      max_chunk=8, trainer=my_trainer, use_ray=False)
+    assert seen == [(0, 10), (1, 20)] and sorted(done) == [0, 1] and info["batched"] is False
+    assert all(float(v.abs().sum()) == 0 for v in done[1]["state_dict"].values())
+
+
+def test_pool_progress_writes_a_few_lines_to_a_log_that_is_not_a_terminal(capsys):
+    specs = tiny_specs(6)
+    images, labels = tiny_population()
+    train_pool(specs, images, labels, [np.arange(24)] * 6, lambda s, r: None, max_chunk=2, use_ray=False,
+               progress=True)
+    err = capsys.readouterr().err
+    assert "reference models" in err and "6/6" in err
+    assert len(err.replace("\r", "\n").splitlines()) <= 4, err
+
+
 @pytest.mark.slow
-def test_local_ray_pool_on_two_cpus_equals_sequential_training():
+def test_local_ray_pool_on_two_cpus_equals_training_alone(capfd):
     specs = tiny_specs(3)
     images, labels = tiny_population()
     rows = [np.arange(i, 48, 2) for i in range(3)]
     through_ray, one_by_one = {}, {}
-    info = train_pool_with_ray(specs, images, labels, rows,
-                               lambda spec, result: through_ray.__setitem__(spec.index, result), num_cpus=2)
-    assert info["cpus"] == 2 and info["concurrency"] == 2 and info["gpu_fraction"] == 0.0
+    info = train_pool(specs, images, labels, rows, lambda spec, result: through_ray.__setitem__(spec.index, result),
+                      max_chunk=64, workers=2, use_ray=True)
+    assert info["mode"] == "ray" and info["cpus"] == 2 and info["chunks"] == [2, 1] and info["batched"]
     train_pool_sequentially(specs, images, labels, rows, lambda spec, result: one_by_one.__setitem__(spec.index, result))
     assert sorted(through_ray) == [0, 1, 2]
     for index in range(3):
-        assert fingerprint(through_ray[index]["state_dict"]) == fingerprint(one_by_one[index]["state_dict"])
+        ray_model, alone = specs[index].build(), specs[index].build()
+        ray_model.load_state_dict(through_ray[index]["state_dict"])
+        alone.load_state_dict(one_by_one[index]["state_dict"])
+        with torch.no_grad():
+            assert (ray_model(images) - alone(images)).abs().max() < 1e-4
     import ray
 
     assert not ray.is_initialized()                                # the local cluster was shut down
+    assert "Token authentication" not in capfd.readouterr().err    # Ray's notices stay in its logs
 
 
 def free_port() -> int:
@@ -137,10 +221,10 @@ def test_ray_address_trains_on_an_existing_head_node(ray_head):
     images, labels = tiny_population()
     rows = [np.arange(0, 24), np.arange(24, 48)]
     results = {}
-    info = train_pool_with_ray(specs, images, labels, rows, lambda spec, result: results.__setitem__(spec.index, result),
-                               address=ray_head)
-    assert info["cpus"] == 1 and info["concurrency"] == 1
-    expected = train_reference_model(specs[1], images, labels, rows[1])
+    info = train_pool(specs, images, labels, rows, lambda spec, result: results.__setitem__(spec.index, result),
+                      max_chunk=64, address=ray_head)
+    assert info["mode"] == "ray" and info["cpus"] == 1 and info["chunks"] == [2]
+    expected = train_chunk(specs, images, labels, rows)["results"][1]
     assert fingerprint(results[1]["state_dict"]) == fingerprint(expected["state_dict"])
     import ray
 
@@ -149,7 +233,7 @@ def test_ray_address_trains_on_an_existing_head_node(ray_head):
 
 def test_unreachable_ray_address_is_a_one_line_error(tmp_path, capsys):
     port = free_port()                                             # nothing listens there
-    code = main("digits", ["--reference_models", "2", "--ray_address", f"127.0.0.1:{port}", "--epochs", "1",
+    code = main("digits", ["--reference_models", "4", "--ray_address", f"127.0.0.1:{port}", "--epochs", "1",
                            "--train_set_size", "60", "--test_set_size", "60", "--attack_set_size", "30",
                            "--sets", "original", "--results_dir", str(tmp_path), "--pretrained_dir", str(tmp_path),
                            "--quiet", "--no_figures"])
@@ -182,7 +266,8 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
     pool = manifest["notes"]["reference_pool"]
     assert pool["trained"] == 4 and pool["loaded"] == 0
     assert set(manifest["notes"]["reference_forward_samples_per_row"].values()) == {1.0}   # one forward each
-    membership = np.load(pool["membership"])
+    with np.load(pool["membership"]) as record:
+        membership = record["membership"]
     assert membership.shape == (4, pool["population_rows"]) and (membership.sum(axis=0) == 1).all()
     table = first.attack_table
     for name in ("LiRA", "LiRA Offline", "RMIA", "RMIA Online", "LOSS", "Modified Entropy"):
@@ -198,7 +283,8 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
     assert set(notes["reference_forward_samples_per_row"].values()) == {0.0}
     pd.testing.assert_frame_equal(second.attack_table, table)
 
-    Path(pool["membership"]).with_name("small_cnn_digits_reference_1.pt").unlink()   # interrupted pool
+    assert Path(pool["folder"]).name.startswith("small_cnn_digits_reference_pool_K4_")
+    (Path(pool["folder"]) / "reference_1.pt").unlink()                             # interrupted pool
     third = json.loads(run_experiment(config).files["manifest"].read_text())["notes"]["reference_pool"]
     assert third["loaded"] == 3 and third["trained"] == 1
 

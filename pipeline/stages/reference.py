@@ -17,6 +17,7 @@ model as a target (:mod:`pipeline.stages.reference_evaluation`).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,9 @@ from attacks.evaluation import AttackOutputs
 from attacks import ATTACKS, ReferenceAttack
 from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
-from models.reference_pool import ReferenceModelSpec, ReferencePool, check_same_architecture, digest_rows
+from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool,
+                                   check_same_architecture, chunk_mode, digest_rows)
+from models.training import TrainConfig
 from configuration.config import ExperimentConfig
 from pipeline.manifest import StageRecord, timed_into
 from pipeline.stages.models import train_config
@@ -36,6 +39,7 @@ from pipeline.stages.prepared import PreparedRun
 from pipeline.stages.reference_evaluation import null_test_table, reference_as_target_table
 from datasets.splits.seeded import complement
 from pipeline.scores import ForwardCounter, ScoreCache, Scores
+from utils.locks import hold_locks
 from utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -138,46 +142,110 @@ def reference_specs(config: ExperimentConfig, prepared: PreparedRun, population:
     return specs
 
 
-def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun,
-                       population: Population) -> tuple[list[torch.nn.Module], np.ndarray, dict[str, Any]]:
-    """The K reference models (loaded where a matching checkpoint exists, the rest trained through
-    Ray), the membership matrix over population rows (K, P) and the pool's manifest note."""
-    from models.ray_pool import train_pool_with_ray
+MAX_REFERENCE_MODELS = 1024      # --reference_models at most (and at most half the population rows)
+
+
+def check_reference_pool(config: ExperimentConfig) -> None:
+    """Before any work: ``--reference_models`` enough for the papers' layout (:func:`check_layout`),
+    at most :data:`MAX_REFERENCE_MODELS` and half the population rows (the target's and the shadow's
+    training and test splits), its checkpoints fit on the disk of ``--pretrained_dir``, and
+    ``--pool_chunk_size`` is not negative; one line naming the flag."""
+    import shutil
+
+    from models import build_model
+    from configuration.config import domain_for
+
+    k = config.reference_models
+    if config.pool_chunk_size < 0:
+        raise ValueError(f"--pool_chunk_size must be 0 (automatic) or positive, got {config.pool_chunk_size}")
+    if not k:
+        return
+    population = 2 * (config.train_set_size + config.test_set_size)
+    check_layout(k, population, config.train_set_size)
+    limit = min(MAX_REFERENCE_MODELS, population // 2)
+    if k > limit:
+        raise ValueError(f"--reference_models {k} is more than this run can use: at most {limit} (half the "
+                         f"{population} population rows, and at most {MAX_REFERENCE_MODELS}); choose e.g. 64")
+    domain = domain_for(config)
+    model = build_model(config.model_arch, num_classes=domain.num_classes, in_channels=domain.channels,
+                        image_size=config.model_input_image_size or domain.image_size)
+    checkpoint_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values()) + 4096
+    folder = Path(config.pretrained_dir).resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if k * checkpoint_bytes * 1.1 > free:
+        raise ValueError(f"--reference_models {k}: the pool needs about {k * checkpoint_bytes / 2**20:.0f} MiB "
+                         f"but {folder} has {free / 2**20:.0f} MiB free; choose fewer models or another "
+                         f"--pretrained_dir")
+
+
+def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, population: Population,
+                       trainer: ModelTrainer | None = None
+                       ) -> tuple[list[torch.nn.Module], np.ndarray, dict[str, Any]]:
+    """The K reference models (loaded where this pool's checkpoint exists, the rest trained in batched
+    chunks, through Ray where it pays), the membership matrix over population rows (K, P) and the
+    pool's manifest note.
+
+    The pool is generic over the membership matrix (any ``(K, P)`` bool matrix; models with training
+    sets of different sizes are trained exactly). ``--train`` retrains and replaces every model;
+    without it only missing models are trained. ``trainer``: a per-model training function
+    (:data:`models.reference_pool.ModelTrainer`) instead of the package's batched recipe.
+    """
+    from models.batched_training import MAX_CHUNK, chunk_size
+    from models.ray_pool import train_pool
 
     membership = population_membership(config.reference_models, population.size, population.train_rows,
                                        derive_seed(config.seed, "reference", "membership"))
-    pool = ReferencePool(config.pretrained_dir, config.model_arch, config.dataset, config.training_modifier())
-    pool.save_membership(membership)
     specs = reference_specs(config, prepared, population, membership)
-    target_model = prepared.models["target"].model
-    models = {}
-    for spec in specs:
-        model = pool.load_trained(spec)
-        if model is not None:
-            check_same_architecture(target_model, model, f"reference model {pool.path(spec.index)}")
-            models[spec.index] = model
-    missing = [spec for spec in specs if spec.index not in models]
-    seconds = {}
+    pool = ReferencePool(config.pretrained_dir, config.model_arch, config.dataset, config.training_modifier(),
+                         specs, membership)
+    # the pool's checkpoints are locked from opening its record to the last save (utils/locks.py):
+    # a second run on the same pool stops at once with one line naming this run's pid
+    with hold_locks([pool.directory], "loading or training the reference models",
+                    fix="wait for it to finish, or pass another --pretrained_dir"):
+        pool.open(replace=config.train)
+        target_model = prepared.models["target"].model
+        models = {}
+        for spec in specs if not config.train else ():
+            model = pool.load_trained(spec)
+            if model is not None:
+                check_same_architecture(target_model, model, f"reference model {pool.path(spec.index)}")
+                models[spec.index] = model
+        missing = [spec for spec in specs if spec.index not in models]
+        seconds = {}
 
-    def on_done(spec: ReferenceModelSpec, result: dict[str, Any]) -> None:
-        models[spec.index], _ = pool.save(spec, result["state_dict"])
-        seconds[spec.index] = round(result["seconds"], 3)
-        log.info("reference model %d trained in %.1f s", spec.index, result["seconds"])
+        def on_done(spec: ReferenceModelSpec, result: dict[str, Any]) -> None:
+            models[spec.index], _ = pool.save(spec, result["state_dict"])
+            seconds[spec.index] = round(result["seconds"], 3)
+            log.debug("reference model %d trained in %.1f s", spec.index, result["seconds"])
 
-    ray_info = None
-    if missing:
-        train_rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
-        ray_info = train_pool_with_ray(missing, population.images[:population.size],
-                                       torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
-                                       address=config.ray_address, use_cuda=prepared.device.type == "cuda")
-    note = {
+        pool_info, note = None, None
+        if missing:
+            device = prepared.device
+            batch = config.pool_chunk_size != 1        # --pool_chunk_size 1: one model per step
+            note = chunk_mode(missing[0], trainer) or (None if batch else "one model per step (--pool_chunk_size 1)")
+            if note:
+                log.info("reference pool: %s", note)
+            batch_size = TrainConfig.from_dict(missing[0].recipe).batch_size
+            max_chunk = config.pool_chunk_size or (
+                chunk_size(missing[0].build(), population.images[0], batch_size, device) if batch else MAX_CHUNK)
+            train_rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
+            pool_info = train_pool(missing, population.images[:population.size],
+                                   torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
+                                   max_chunk=max_chunk, address=config.ray_address, device=str(device),
+                                   progress=config.progress, trainer=trainer, verbose=config.verbose,
+                                   batch=batch)
+            pool_info["max_chunk"] = max_chunk
+    pool_note = {
         "models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
-        "train_seconds": seconds, "ray": ray_info, "ray_address": config.ray_address or "local",
-        "membership": str(pool.membership_path), "population_rows": population.size,
-        "scored_rows": population.scored, "z_rows": len(population.blocks[POPULATION_Z]),
-        "train_rows_per_model": population.train_rows,
+        "train_seconds": seconds, "ray": pool_info if pool_info and pool_info["mode"] == "ray" else None,
+        "training": pool_info, "note": note, "ray_address": config.ray_address or "local",
+        "folder": str(pool.directory), "membership": str(pool.membership_path), "pool_id": pool.pool_id,
+        "population_rows": population.size, "scored_rows": population.scored,
+        "z_rows": len(population.blocks[POPULATION_Z]), "train_rows_per_model": population.train_rows,
         "in_models_per_row": sorted({int(c) for c in membership.sum(axis=0)})}
-    return [models[k] for k in range(len(specs))], membership, note
+    return [models[k] for k in range(len(specs))], membership, pool_note
 
 
 @torch.no_grad()

@@ -1,0 +1,185 @@
+"""Training a chunk of same-architecture models as one batched model (``torch.func``).
+
+The M models of a chunk are stacked (:func:`torch.func.stack_module_state`); one step runs
+``vmap(grad(loss))`` over the stacked parameters, each model on its own batch of its own rows, then
+an element-wise Adam (the formula of ``torch.optim.Adam``, L2 weight decay added to the gradient)
+updates every slice exactly as that model's own optimiser would. So model k follows the same
+trajectory as :func:`models.training.train_model` on its rows with its recipe (initialisation from
+its seed, batch order from ``torch.randperm`` with its recipe's seed), up to float rounding.
+
+Training sets of different sizes are handled exactly, **without padding**: at step s every model
+gets batch s of its own epoch; models whose batches have the same length (the full batch size, for
+most steps) share one batched step, a model with a shorter last batch steps in its own group of
+that length, and a model whose epoch has fewer batches than the chunk's longest sits out the
+remaining steps (no parameter, moment or step-count update). So every model sees exactly the
+batches, and takes exactly the Adam steps, that it takes when trained alone. Models with
+buffers (BatchNorm) or dropout, and ``--amp`` recipes, are not batched (:func:`batchable`); the
+caller trains them one per step.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+
+from models.training import TrainConfig, deterministic_algorithms
+
+BETAS, EPS = (0.9, 0.999), 1e-8   # torch.optim.Adam's defaults (make_optimizer uses them)
+MAX_CHUNK = 64                    # models per batched step at most (beyond it steps stop getting cheaper)
+MEMORY_FRACTION = 0.25            # share of available memory one chunk may plan to use
+
+
+class NonFiniteLoss(RuntimeError):
+    """A model's training loss became NaN or inf; ``models`` holds the chunk positions."""
+
+    def __init__(self, models: list[int], epoch: int):
+        self.models, self.epoch = models, epoch
+        super().__init__(f"non-finite training loss in epoch {epoch}")
+
+
+def batchable(model: nn.Module, recipe: TrainConfig) -> str | None:
+    """None when ``model`` can be trained stacked; else why not (one phrase)."""
+    if any(True for _ in model.buffers()):
+        return "it has buffers (BatchNorm)"
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules()):
+        return "it has dropout"
+    if recipe.amp:
+        return "--amp"
+    return None
+
+
+def chunk_size(model: nn.Module, sample: torch.Tensor, batch_size: int, device: torch.device | str = "cpu",
+               available: int | None = None) -> int:
+    """Models per batched step: what fits in :data:`MEMORY_FRACTION` of the available memory.
+
+    Per model: parameters, gradients and two Adam moments (4 copies) plus the activations of one batch
+    (outputs of every leaf module, kept for the backward pass, twice for their gradients), estimated
+    with one forward of ``sample`` (a single image ``(C, H, W)``).
+    """
+    device = torch.device(device)
+    parameters = sum(p.numel() * p.element_size() for p in model.parameters())
+    activations = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: activations.append(out.numel() * out.element_size()))
+             for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(sample[None].float())
+    finally:
+        for hook in hooks:
+            hook.remove()
+    per_model = 4 * parameters + 2 * batch_size * sum(activations)
+    if available is None:
+        available = available_memory(device)
+    return int(max(1, min(MAX_CHUNK, MEMORY_FRACTION * available // max(per_model, 1))))
+
+
+def available_memory(device: torch.device) -> int:
+    """Free bytes on ``device`` (CUDA: free GPU memory; CPU: the kernel's MemAvailable)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], images: torch.Tensor,
+                  labels: torch.Tensor, rows: Sequence[np.ndarray], device: torch.device | str = "cpu",
+                  on_epoch: Callable[[int], None] | None = None) -> list[dict]:
+    """Train ``models[k]`` on ``images[rows[k]]`` with ``recipes[k]``, all in one batched step.
+
+    Recipes may differ only in their seed (the batch order); ``images`` ``(P, C, H, W)`` and
+    ``labels`` ``(P,)`` hold the population. ``on_epoch(epoch)`` is called after each epoch.
+    Returns one CPU state dict per model.
+
+    Raises
+    ------
+    NonFiniteLoss
+        A model's loss became NaN or inf (its chunk positions are named).
+    """
+    device = torch.device(device)
+    shared = {**recipes[0].to_dict(), "seed": 0}
+    if any({**r.to_dict(), "seed": 0} != shared for r in recipes):
+        raise ValueError("a batched chunk needs one recipe (except the seed) for all its models")
+    recipe, count = recipes[0], len(models)
+    images, labels = images.to(device), labels.to(device)
+    params, _ = stack_module_state([m.to(device) for m in models])
+    params = {name: value.detach().clone() for name, value in params.items()}
+    base = models[0]
+    moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in params.items()}
+    steps = torch.zeros(count, dtype=torch.float64)
+    generators = [torch.Generator().manual_seed(r.seed) for r in recipes]
+    rows = [torch.as_tensor(np.asarray(r), dtype=torch.long) for r in rows]
+    sizes = [len(r) for r in rows]
+    if min(sizes) == 0:
+        raise ValueError("a model's training set is empty")
+    batch, smoothing = recipe.batch_size, recipe.label_smoothing
+
+    def loss_of(p, x, y):
+        logits = functional_call(base, p, (x,))
+        return F.cross_entropy(logits, y, label_smoothing=smoothing)
+
+    step_fn = vmap(grad_and_value(loss_of))
+    with deterministic_algorithms():
+        for epoch in range(1, recipe.epochs + 1):
+            orders = [rows[k][torch.randperm(sizes[k], generator=generators[k])] for k in range(count)]
+            loss_sums = torch.zeros(count, dtype=torch.float64)
+            for s in range(max(-(-n // batch) for n in sizes)):
+                parts = [order[s * batch:(s + 1) * batch] for order in orders]
+                for length in sorted({len(part) for part in parts if len(part)}, reverse=True):
+                    group = [k for k, part in enumerate(parts) if len(part) == length]
+                    index = torch.stack([parts[k] for k in group]).to(device)
+                    select = None if len(group) == count else torch.tensor(group, device=device)
+                    grads, losses = step_fn(_take(params, select), images[index], labels[index])
+                    loss_sums[group] += losses.detach().double().cpu() * length
+                    steps[group] += 1
+                    _adam_step(params, grads, moments, steps, select, recipe)
+            bad = [k for k in range(count) if not torch.isfinite(loss_sums[k])]
+            if bad:
+                raise NonFiniteLoss(bad, epoch)
+            if on_epoch is not None:
+                on_epoch(epoch)
+    states = []
+    for k in range(count):
+        states.append({name: value[k].detach().cpu().clone() for name, value in params.items()})
+    return states
+
+
+def _take(stacked: dict, select: torch.Tensor | None) -> dict:
+    return stacked if select is None else {name: value.index_select(0, select) for name, value in stacked.items()}
+
+
+@torch.no_grad()
+def _adam_step(params: dict, grads: dict, moments: dict, steps: torch.Tensor, select: torch.Tensor | None,
+               recipe: TrainConfig) -> None:
+    """``torch.optim.Adam``'s update of the models ``select`` (None: all) from their ``grads``."""
+    beta1, beta2 = BETAS
+    live = steps if select is None else steps[select.cpu()]
+    step_size = (recipe.lr / (1 - beta1 ** live)).float()
+    bias2_sqrt = ((1 - beta2 ** live) ** 0.5).float()
+    for name, param in params.items():
+        device = param.device
+        exp_avg, exp_avg_sq = moments[name]
+        p, m, v = (param, exp_avg, exp_avg_sq) if select is None else (
+            param.index_select(0, select), exp_avg.index_select(0, select), exp_avg_sq.index_select(0, select))
+        g = grads[name]
+        if recipe.weight_decay:
+            g = g.add(p, alpha=recipe.weight_decay)
+        shape = (-1,) + (1,) * (p.dim() - 1)
+        m = m.lerp(g, 1 - beta1)
+        v = v.mul(beta2).addcmul_(g, g, value=1 - beta2)
+        denom = (v.sqrt() / bias2_sqrt.to(device).view(shape)).add_(EPS)
+        p = p - step_size.to(device).view(shape) * (m / denom)
+        if select is None:
+            param.copy_(p), exp_avg.copy_(m), exp_avg_sq.copy_(v)
+        else:
+            param.index_copy_(0, select, p), exp_avg.index_copy_(0, select, m), exp_avg_sq.index_copy_(0, select, v)
