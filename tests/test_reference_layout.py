@@ -9,8 +9,8 @@ import pytest
 from attacks import build_attack
 from attacks.reference import ReferenceSignals
 from pipeline.stages.reference import check_layout, population_membership
-from pipeline.stages.reference_evaluation import (null_test_problems, null_test_table, reference_as_target_table,
-                                                  report_sections)
+from pipeline.stages.reference_evaluation import (null_test_problems, null_test_sentence, null_test_table,
+                                                  reference_as_target_table, report_sections)
 
 
 @pytest.mark.parametrize("k,rows,train", [(8, 1600, 400), (16, 1600, 400), (6, 1600, 400), (5, 30, 12)])
@@ -89,6 +89,8 @@ def test_null_test_table_and_flag():
                                   "TPR@0.1%FPR mean": [0.0], "TPR@0.1%FPR sd": [0.0], "TPR@1%FPR mean": [0.02],
                                   "TPR@1%FPR sd": [0.01], "Skipped": [""]}, index=pd.Index(["A"], name="attack"))
 
+    assert null_test_sentence(Outcome()).startswith("The reference attacks' null test failed")
+    assert "**A**: null AUROC 0.6" in null_test_sentence(Outcome()) and null_test_sentence(None) is None
     (null_heading, null_body), (_, target_body) = report_sections(Outcome(), {})
     assert null_heading == "Null test of the reference attacks" and "measurement problem" in null_body
     assert "| A | 4 | 0.6000 +- 0.0100 |" in target_body
@@ -124,5 +126,7 @@ def test_run_uses_the_papers_layout_and_writes_the_null_test_and_reference_as_ta
     assert as_target.loc["LiRA Offline", "Targets"] == 8
     report = outputs.files["report"].read_text()
     assert "## Null test of the reference attacks" in report and "## Reference models as targets" in report
+    assert (report.index("## Attacks") < report.index("## Null test of the reference attacks")
+            < report.index("## Reference models as targets") < report.index("## Model metrics"))
     notes = json.loads(outputs.files["manifest"].read_text())["notes"]["reference_pool"]
     assert notes["in_models_per_row"] == [2] and notes["train_rows_per_model"] == 60

@@ -64,6 +64,16 @@ def null_test_problems(table: pd.DataFrame) -> list[str]:
     return problems
 
 
+def null_test_sentence(reference) -> str | None:
+    """The report summary's sentence when the null test of ``reference`` (a ReferenceOutcome or
+    None) flags an attack; None when it passes or there are no reference attacks."""
+    problems = null_test_problems(reference.null_test) if reference is not None else []
+    if not problems:
+        return None
+    return ("The reference attacks' null test failed (the shadow model scored as the target should give AUROC "
+            "~0.5): " + "; ".join(problems) + " (see Null test of the reference attacks).")
+
+
 def reference_as_target_table(attacks: list, signals, rows: np.ndarray, membership: np.ndarray) -> pd.DataFrame:
     """Each reference model in turn as the target (its membership ``membership[k, rows]``).
 

@@ -9,7 +9,7 @@ from attacks import ATTACKS
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
                        plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
 from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
-from pipeline.stages.reference_evaluation import null_test_problems, report_sections as reference_report_sections
+from pipeline.stages.reference_evaluation import null_test_sentence, report_sections as reference_report_sections
 from utils.naming import attack_names_of
 
 if TYPE_CHECKING:
@@ -105,9 +105,8 @@ def report_summary(outputs, prepared, comparison) -> list[str]:
         from reporting.held_out_fpr import fooled_summary
 
         sentences.append(fooled_summary(outputs.held_out.table))
-    if outputs.reference is not None and (problems := null_test_problems(outputs.reference.null_test)):
-        sentences.append("The reference attacks' null test failed (the shadow model scored as the target should "
-                         "give AUROC ~0.5): " + "; ".join(problems) + " (see Null test of the reference attacks).")
+    if (null_failed := null_test_sentence(outputs.reference)) is not None:
+        sentences.append(null_failed)
     if comparison is None:
         sentences.append("The paper published no table for this configuration, so there is no cell-by-cell "
                          "comparison (see Comparison with the paper).")
