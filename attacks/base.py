@@ -144,6 +144,13 @@ class MembershipAttack(FittedAttack):
         raise NotImplementedError
 
 
+# One flag for LiRA and RMIA (declared by both; :func:`attacks.factory.attack_options` lists it once)
+MODELS_PER_ROW = Option("reference_models_per_row", "LiRA and RMIA: reference models per sample (offline: OUT "
+                                                    "models; online: half IN, half OUT); default: as many as "
+                                                    "the row with the fewest has", type=int, minimum=1,
+                        keyword="models_per_row")
+
+
 class ReferenceAttack(FittedAttack):
     """Base class of attacks on the signals of K reference models (LiRA, RMIA).
 

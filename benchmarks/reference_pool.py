@@ -61,7 +61,7 @@ class PeakMemory:
 
 def digits_case(models: int, epochs: int | None, scratch: str):
     from configuration.config import config_from_preset
-    from pipeline.stages.reference import build_population, reference_specs
+    from pipeline.stages.reference import build_population, population_membership, reference_specs
     from pipeline.run import prepare_run, score_target_sets
     from pipeline.scores import ScoreCache
     from utils.seeding import derive_seed
@@ -72,7 +72,8 @@ def digits_case(models: int, epochs: int | None, scratch: str):
     scorer = prepared.scorers(ScoreCache(None))["target"]
     members = scorer(prepared.data.splits["target_train"].subset(prepared.positions["target_members"]))
     population = build_population(prepared, score_target_sets(prepared, scorer, members, scorer(prepared.original)))
-    membership = balanced_membership(models, population.size, derive_seed(config.seed, "reference", "membership"))
+    membership = population_membership(models, population.size, population.train_rows,
+                                       derive_seed(config.seed, "reference", "membership"))
     specs = reference_specs(config, prepared, population, membership)
     return (specs, population.images[:population.size], torch.as_tensor(population.labels[:population.size]),
             [np.flatnonzero(m) for m in membership])

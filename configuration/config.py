@@ -76,8 +76,9 @@ class ExperimentConfig:
     attacks: tuple[str, ...] = option(default_attack_names(), "attacks to run: {attack_names} (default: {default}; "
                                       "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
     reference_models: int = option(0, "K reference models for LiRA and RMIA, trained in batched chunks (through Ray "
-                                      "when it pays) on random halves of the population (default {default}; 0 = off)",
-                                   preset="cli")
+                                      "when it pays), each on as many rows as the target; every in-distribution row "
+                                      "is IN for K/4 of them on the presets' splits, so K >= 4 (default {default}; "
+                                      "0 = off)", preset="cli")
     ray_address: str | None = option(None, "train the reference models on this running Ray cluster (host:port) "
                                            "instead of a local one", type=str)
     pool_chunk_size: int = option(0, "reference models trained together as one batched model (default {default}: "
@@ -190,6 +191,7 @@ def validate_config(config: ExperimentConfig) -> None:
             raise ValueError(f"unknown attack {attack!r}; choose from {', '.join(ATTACKS)}")
         for declared in ATTACKS[attack].params:
             check_value(declared, config.attack_params.get(declared.name, declared.default))
+        ATTACKS[attack].build(config.attack_params, seed=0)   # the constructor's own checks, before any work
     _validate_reference_models(config)
 
 

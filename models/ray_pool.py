@@ -138,6 +138,14 @@ def pool_progress(total: int, enabled: bool, initial: int = 0) -> tqdm:
                 bar_format="{l_bar}{bar}| {n:.0f}/{total} [{elapsed}<{remaining}]", file=stream, leave=not terminal)
 
 
+def _bounded_update(bar: tqdm) -> Callable[[float], None]:
+    """``bar.update`` for fractional progress that never passes ``bar.total`` (float sums of epoch
+    fractions can; tqdm then warns and shows a negative ETA)."""
+    def update(amount: float) -> None:
+        bar.update(max(0.0, min(amount, bar.total - bar.n)))
+    return update
+
+
 def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
                rows: Sequence[np.ndarray], on_done: Callable[[ReferenceModelSpec, dict], None], *,
                max_chunk: int, address: str | None = None, workers: int | None = None,
@@ -192,7 +200,7 @@ def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, train
         chunk_specs = [specs[i] for i in chunk]
         done_before = bar.n
         outcome = train_chunk(chunk_specs, images, labels, [rows[i] for i in chunk], device=device,
-                              trainer=trainer, on_progress=bar.update, batch=batch)
+                              trainer=trainer, on_progress=_bounded_update(bar), batch=batch)
         _deliver(outcome, specs, on_done, failures)
         settle = done_before + len(outcome["results"]) - bar.n   # whole models (epochs report fractions)
         if abs(settle) > 1e-9:

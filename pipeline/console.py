@@ -24,7 +24,9 @@ STAGE_TITLES = {
     "attacks_fit": "fit attacks on the shadow model's scores",
     "attacks_evaluate": "apply attacks to the target's scores",
     "reference_pool": "reference pool: {k} models",
-    "reference_scores": "reference models' scores and LiRA / RMIA",
+    "reference_scores": "every model's logits on the reference rows",
+    "reference_attacks": "fit LiRA / RMIA on the shadow model, apply them to the target",
+    "reference_evaluation": "null test and reference models as targets",
     "intervals": "bootstrap 95% intervals",
     "figures_and_report": "figures and report",
 }
@@ -35,7 +37,7 @@ def planned_stages(config) -> list[str]:
     stages = ["data", "models", "calibration", "non_member_sets", "scores", "attacks_fit", "attacks_evaluate"]
     known = [name for name in config.attacks if name in ATTACKS]  # unknown names fail later, in validation
     if config.reference_models and reference_attack_names(known):
-        stages += ["reference_pool", "reference_scores"]
+        stages += ["reference_pool", "reference_scores", "reference_attacks", "reference_evaluation"]
     stages.append("intervals")
     if config.figures:
         stages.append("figures_and_report")

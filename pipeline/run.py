@@ -34,6 +34,7 @@ from pipeline.stages.held_out import HeldOutResults, held_out_results
 from pipeline.stages.models import TrainedModel, checkpoint_write_lock, load_or_train_models
 from pipeline.stages.prepared import PreparedRun
 from pipeline.stages.reference import ReferenceOutcome, run_reference_attacks
+from pipeline.stages.reference_evaluation import write_reference_tables
 from pipeline.stages.report import write_figures_and_report
 from pipeline.stages.scoring import score_run, score_target_sets
 from pipeline.stages.tables import performance_rows, table_row_order
@@ -180,6 +181,8 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> tuple[RunOutputs, Mani
                                 reference, out_dir, stem)
     if held_out is not None:
         files.update(held_out.files)
+    if reference is not None:   # the null test and the reference models as targets
+        files.update(write_reference_tables(reference, out_dir, stem))
     with manifest.timed("intervals"):
         intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, config.seed)
         files["intervals"] = write_table(intervals.set_index("set"), out_dir / intervals_csv_name(stem))

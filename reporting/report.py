@@ -39,7 +39,8 @@ def write_report(path: str | Path, *, title: str, config: Mapping, performance: 
                  summary: Sequence[str] = (), headline_figure: str | Path | None = None,
                  captions: Mapping[str, str] | None = None, intervals: pd.DataFrame | None = None,
                  what_happened: Sequence[tuple[str, str]] = (), attack_notes: Mapping[str, str] | None = None,
-                 intervals_csv: str | Path | None = None) -> Path:
+                 intervals_csv: str | Path | None = None,
+                 attack_sections: Sequence[tuple[str, str]] = ()) -> Path:
     """Write the run's Markdown report atomically.
 
     Parameters
@@ -55,6 +56,8 @@ def write_report(path: str | Path, *, title: str, config: Mapping, performance: 
     notes : free-text lines, listed after the comparison
     attack_csv, performance_csv, intervals_csv : the full CSVs to link (optional)
     extra_sections : (heading, Markdown body) pairs placed right after the headline figure
+    attack_sections : (heading, Markdown body) pairs placed right after the attack tables (e.g. the
+        reference attacks' null test)
     summary : plain sentences opening the report
     headline_figure : the figure shown under the summary (also listed under Figures)
     captions : figure path (as given) or file name -> one-line caption saying what to look for
@@ -81,6 +84,7 @@ def write_report(path: str | Path, *, title: str, config: Mapping, performance: 
         _section("Attacks", _with_link(_with_link(_attack_blocks(attacks, intervals, attack_notes or {}), attack_csv,
                                                   base, "Full attack table"),
                                        intervals_csv, base, "Bootstrap 95% intervals of every headline number")),
+        *(_section(heading, body) for heading, body in attack_sections),
         _section("Model metrics", _with_link(_performance_block(performance), performance_csv, base,
                                              "Full performance table")),
         _section("Figures", _figure_block(figures, base, captions)),

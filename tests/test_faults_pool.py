@@ -57,8 +57,9 @@ def one_line_error(capsys) -> str:
     return err
 
 
-@pytest.mark.parametrize("k, message", [("10000", "--reference_models 10000 is more than this run can use: at most 60"),
-                                        ("2000", "at most 60 (half the 120 population rows")])
+@pytest.mark.parametrize("k, message", [("10000", "--reference_models 10000 is more than this run can use: at most 120"),
+                                        ("2000", "at most 120 (half the 240 population rows"),
+                                        ("2", "--reference_models 2: the reference population has 240 rows")])
 def test_too_many_reference_models_is_one_line_before_any_work(k, message, tmp_path, capsys):
     code = main("digits", small_run(tmp_path, "--reference_models", k))
     assert code == 2 and message in one_line_error(capsys)

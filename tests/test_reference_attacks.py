@@ -116,8 +116,8 @@ def rmia_world(n=5_000, z=5_000, k=128, shift=0.8, sd=0.6, seed=1):
     """
     rng = np.random.default_rng(seed)
 
-    def probs(p):
-        return np.stack([p, 1 - p], axis=-1)
+    def probs(p):   # only the label's column matters; the other stays non-negative where p > 1
+        return np.stack([p, np.maximum(1 - p, 0)], axis=-1)
 
     q = rng.uniform(0.005, 0.05, n)
     reference_in = balanced_membership(k, n, rng)
@@ -141,38 +141,55 @@ def test_rmia_reaches_the_optimal_auroc_on_gaussian_signals(online, a):
 
 
 def test_rmia_offline_hand_computed():
-    # one sample x, two population samples z; K = 2 models, model 1 trained on x
+    # one sample x, two population samples z; K = 3 models, model 2 trained on x and on both z,
+    # so x and every z have the same 2 OUT models (models 0 and 1) and 1 IN model
     target = np.array([[0.6, 0.4]])
-    refs = np.array([[[0.3, 0.7]], [[0.9, 0.1]]])
-    reference_in = np.array([[False], [True]])
+    refs = np.array([[[0.3, 0.7]], [[0.5, 0.5]], [[0.9, 0.1]]])
+    reference_in = np.array([[False], [False], [True]])
     z_target = np.array([[0.5, 0.5], [0.2, 0.8]])
-    z_refs = np.array([[[0.5, 0.5], [0.4, 0.6]], [[0.3, 0.7], [0.2, 0.8]]])
+    z_refs = np.array([[[0.5, 0.5], [0.4, 0.6]], [[0.3, 0.7], [0.2, 0.8]], [[0.9, 0.1], [0.6, 0.4]]])
+    z_in = np.array([[False, False], [False, False], [True, True]])
     a = 0.5
-    prior_x = ((1 + a) * 0.3 + (1 - a)) / 2                    # OUT model only
-    ratio_x = 0.6 / prior_x                                     # 1.4117...
-    ratio_z = [0.5 / (((1 + a) * 0.4 + (1 - a)) / 2), 0.2 / (((1 + a) * 0.3 + (1 - a)) / 2)]  # 0.909, 0.421
+    offline = lambda out: ((1 + a) * out + (1 - a)) / 2
+    ratio_x = 0.6 / offline(0.4)                                # OUT mean (0.3 + 0.5) / 2: 0.909
+    ratio_z = [0.5 / offline(0.4), 0.2 / offline(0.3)]          # 0.909, 0.421
     labels, z_labels = np.array([0]), np.array([0, 0])
-    for gamma, expected in ((1.0, 1.0), (2.0, 0.5), (4.0, 0.0)):
-        assert [ratio_x / r >= gamma for r in ratio_z].count(True) / 2 == expected
-        score = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=gamma)
+    for gamma, expected in ((1.0, 1.0), (1.5, 0.5), (4.0, 0.0)):
+        assert [ratio_x / r >= gamma - 1e-12 for r in ratio_z].count(True) / 2 == expected
+        score = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=gamma,
+                            population_in=z_in)
         assert score[0] == expected
-    online = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=1.6,
-                         online=True)
-    ratio_online = 0.6 / 0.6                                    # Pr(x) averaged over both models
-    assert [ratio_online / r >= 1.6 for r in ratio_z] == [False, True]   # 1.1, 2.375 (z: offline Pr)
-    assert online[0] == 0.5
+    online = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=1.2,
+                         online=True, population_in=z_in)
+    ratio_online = 0.6 / ((0.9 + 0.4) / 2)                      # (Pr_IN + Pr_OUT) / 2: 0.923
+    ratio_z = [0.5 / ((0.9 + 0.4) / 2), 0.2 / ((0.6 + 0.3) / 2)]  # 0.769, 0.444
+    assert [ratio_online / r >= 1.2 for r in ratio_z] == [True, True] and online[0] == 1.0
+    online = rmia_scores(target, labels, refs, reference_in, z_target, z_labels, z_refs, a=a, gamma=1.25,
+                         online=True, population_in=z_in)
+    assert [ratio_online / r >= 1.25 for r in ratio_z] == [False, True] and online[0] == 0.5
 
 
 def test_online_attacks_score_samples_outside_the_reference_population():
-    """Samples no reference model trained on: LiRA uses mu_out + the mean IN-OUT gap, RMIA their OUT average."""
+    """Rows declared outside the population: LiRA uses mu_out + the mean IN-OUT gap, RMIA the offline
+    estimate; undeclared rows without IN models are refused, naming them."""
     target, labels, refs, reference_in, is_member, analytic = gaussian_world(k=64, outside_non_members=True)
-    assert (~reference_in.any(axis=0)).sum() > 4_000
-    scores = lira_scores(target, labels, refs, reference_in, online=True, fixed_variance=True)
+    outside = ~reference_in.any(axis=0)
+    assert outside.sum() > 4_000
+    scores = lira_scores(target, labels, refs, reference_in, online=True, fixed_variance=True,
+                         outside_population=outside)
     assert np.isfinite(scores).all()
     assert roc_auc_score(is_member, scores) == pytest.approx(analytic, abs=0.01)
+    with pytest.raises(ValueError, match=r"reference_in: sample \d+, sample \d+, sample \d+ \(\d+ in all\) are "
+                                         r"IN for no reference model; online LiRA"):
+        lira_scores(target, labels, refs, reference_in, online=True, fixed_variance=True)
     *inputs, is_member, _ = rmia_world(n=2_000, z=2_000, k=16)
     inputs[3] = inputs[3] & ~(~is_member & (np.arange(2_000) % 2 == 0))[None, :]
-    assert np.isfinite(rmia_scores(*inputs, online=True)).all()
+    outside = ~inputs[3].any(axis=0)
+    assert np.isfinite(rmia_scores(*inputs, online=True, outside_population=outside)).all()
+    with pytest.raises(ValueError, match="IN for no reference model; online RMIA"):
+        rmia_scores(*inputs, online=True)
+    with pytest.raises(ValueError, match=r"outside_population: sample 1 is declared outside"):
+        lira_scores(target, labels, refs, reference_in, outside_population=np.ones(len(labels), bool))
 
 
 def test_rmia_bad_inputs_are_one_line_errors():
@@ -185,7 +202,7 @@ def test_rmia_bad_inputs_are_one_line_errors():
     with pytest.raises(ValueError, match=r"a must lie in \[0, 1\]"):
         rmia_scores(*inputs, a=1.5)
     all_in = np.ones_like(reference_in)
-    with pytest.raises(ValueError, match="is IN for every reference model"):
+    with pytest.raises(ValueError, match="sample 0 has 0 OUT reference model"):
         rmia_scores(target, labels, refs, all_in, z_target, z_labels, z_refs)
 
 
@@ -303,3 +320,120 @@ def test_new_score_attacks_follow_the_attack_lifecycle(name):
     np.testing.assert_array_equal(from_torch.score(non_members, labels[40:]), scores)
     with pytest.raises(ValueError, match=r"labels: has 3 entries but probs has 40 rows"):
         attack.predict(members, np.array([0, 1, 2]))
+
+
+# ------------------------------------------------------------------ count invariance (no membership signal)
+
+def unequal_world(n=5_000, k=16, z=2_000, member_in=8, non_member_in=4, seed=3):
+    """Members IN for ``member_in`` of k models, non-members for ``non_member_in``; saturated,
+    heavy-tailed signals: logit phi = s_i + IN + t(2) noise with s_i ~ U(8, 16) (1 - p ~ 1e-6 and far
+    lower in the tail). The target is drawn like an OUT model for every row: it carries no membership.
+    """
+    rng = np.random.default_rng(seed)
+
+    def layout(rows, ins):
+        keys = rng.random((k, rows))
+        return keys < np.sort(keys, axis=0)[ins - 1][None, :] + 1e-12 if ins else np.zeros((k, rows), bool)
+
+    reference_in = np.concatenate([layout(n, member_in), layout(n, non_member_in)], axis=1)
+    is_member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    difficulty = rng.uniform(8, 16, 2 * n)
+    noise = lambda shape: rng.standard_t(2, shape)
+    ref_phi = difficulty + 1.5 * reference_in + noise((k, 2 * n))
+    target_phi = difficulty + noise(2 * n)                      # independent of membership
+    z_difficulty = rng.uniform(8, 16, z)
+    z_ref_phi, z_phi = z_difficulty + noise((k, z)), z_difficulty + noise(z)
+    logits = lambda phi: np.stack([phi, np.zeros_like(phi)], axis=-1)
+    probs = lambda phi: np.stack([1 / (1 + np.exp(-phi)), 1 / (1 + np.exp(phi))], axis=-1)
+    return dict(target_phi=target_phi, ref_phi=ref_phi, reference_in=reference_in, is_member=is_member,
+                z_phi=z_phi, z_ref_phi=z_ref_phi, logits=logits, probs=probs, labels=np.zeros(2 * n, int),
+                z_labels=np.zeros(z, int))
+
+
+@pytest.mark.parametrize("member_in,non_member_in", [(8, 4), (4, 8), (8, 0)])
+@pytest.mark.parametrize("online", [False, True])
+def test_every_reference_attack_gives_chance_when_the_target_carries_no_membership(member_in, non_member_in, online):
+    """Different IN/OUT counts for members and non-members must not move the AUROC off 0.5."""
+    w = unequal_world(member_in=member_in, non_member_in=non_member_in)
+    if online and non_member_in == 0:
+        with pytest.raises(ValueError, match="IN for no reference model; online LiRA"):
+            lira_scores(w["logits"](w["target_phi"]), w["labels"], w["logits"](w["ref_phi"]), w["reference_in"])
+        return
+    for fixed in (True, False):
+        scores = lira_scores(w["logits"](w["target_phi"]), w["labels"], w["logits"](w["ref_phi"]),
+                             w["reference_in"], online=online, fixed_variance=fixed)
+        assert roc_auc_score(w["is_member"], scores) == pytest.approx(0.5, abs=0.02), ("LiRA", fixed)
+    for a in (0.3, 1.0):
+        scores = rmia_scores(w["probs"](w["target_phi"]), w["labels"], w["probs"](w["ref_phi"]), w["reference_in"],
+                             w["probs"](w["z_phi"]), w["z_labels"], w["probs"](w["z_ref_phi"]), a=a, online=online)
+        assert roc_auc_score(w["is_member"], scores) == pytest.approx(0.5, abs=0.02), ("RMIA", a)
+
+
+def test_equal_counts_use_seeded_subsets_and_leave_balanced_layouts_alone():
+    w = unequal_world(n=500, z=100)
+    args = (w["logits"](w["target_phi"]), w["labels"], w["logits"](w["ref_phi"]), w["reference_in"])
+    np.testing.assert_array_equal(lira_scores(*args, seed=1), lira_scores(*args, seed=1))
+    assert not np.array_equal(lira_scores(*args, seed=1), lira_scores(*args, seed=2))
+    target, labels, refs, reference_in, _, _ = gaussian_world(n=300, k=8)      # K/2 IN for every row
+    np.testing.assert_array_equal(lira_scores(target, labels, refs, reference_in, seed=1),
+                                  lira_scores(target, labels, refs, reference_in, seed=2))
+    fixed = lira_scores(*args, online=False, models_per_row=2)
+    assert np.isfinite(fixed).all()
+    with pytest.raises(ValueError, match=r"models_per_row=9 needs 9 per sample"):
+        lira_scores(*args, online=False, models_per_row=9)        # non-members have 8 OUT models... members 8
+    with pytest.raises(ValueError, match=r"models_per_row: expected an integer >= 2 for online LiRA"):
+        lira_scores(*args, online=True, models_per_row=1)
+
+
+def test_rmia_signal_options():
+    from attacks.rmia import RmiaAttack
+    from attacks.rmia_signal import rmia_signal
+
+    logits = np.array([[3.0, 1.0, -2.0], [0.5, 0.2, 0.1]])
+    labels = np.array([0, 2])
+    soft = rmia_signal(logits, labels)
+    np.testing.assert_allclose(soft, np.exp(logits[[0, 1], labels]) / np.exp(logits).sum(1))
+    hot = rmia_signal(logits, labels, temperature=2.0)
+    np.testing.assert_allclose(hot, np.exp(logits[[0, 1], labels] / 2) / np.exp(logits / 2).sum(1))
+    t = lambda x: 1 + x + x ** 2 / 2 + x ** 3 / 6                 # n = 4 terms
+    x = logits / 2
+    expected = t(x[0, 0] - 0.6) / (t(x[0, 0] - 0.6) + t(x[0, 1]) + t(x[0, 2]))
+    taylor = rmia_signal(logits, labels, "taylor_soft_margin", temperature=2.0, taylor_m=0.6, taylor_n=4)
+    assert taylor[0] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unknown 'margin'; valid: softmax, taylor_soft_margin"):
+        rmia_signal(logits, labels, "margin")
+    target, labels, refs, reference_in, is_member, _ = gaussian_world(n=2_000, k=16)
+    signals = ReferenceSignals(target, labels, refs, reference_in, target[:50], labels[:50], refs[:, :50])
+    members, non_members = np.flatnonzero(is_member)[:500], np.flatnonzero(~is_member)[:500]
+    auto = build_attack("rmia", temperature="auto")
+    with pytest.raises(NotFittedError, match="not fitted"):
+        auto.score(signals)
+    auto.fit(signals, members, non_members)
+    assert auto.temperature_ in RmiaAttack.TEMPERATURES
+    assert set(auto.shadow_auroc_by_temperature_) == set(RmiaAttack.TEMPERATURES)
+    fixed = build_attack("rmia_online", temperature=2.0, gamma=2.0, models_per_row=4)
+    assert fixed.fit(signals, members, non_members).score(signals).shape == (2_000,)
+
+
+def test_rmia_signal_options_are_flags_with_unchanged_defaults():
+    from configuration.cli import parse_config
+    from configuration.config import config_from_preset, validate_config
+
+    defaults = ATTACKS["rmia"].build({}, seed=0)
+    assert (defaults.signal, defaults.temperature, defaults.taylor_m, defaults.taylor_n, defaults.models_per_row) \
+        == ("softmax", 1.0, 0.6, 4, None)
+    config = parse_config("digits", ["--reference_models", "8", "--rmia_signal", "taylor_soft_margin",
+                                     "--rmia_temperature", "auto", "--rmia_taylor_n", "5",
+                                     "--reference_models_per_row", "4"])
+    rmia = ATTACKS["rmia_online"].build(config.attack_params, seed=3)
+    assert (rmia.signal, rmia.temperature, rmia.taylor_n, rmia.models_per_row, rmia.seed) \
+        == ("taylor_soft_margin", "auto", 5, 4, 3)
+    assert ATTACKS["lira"].build(config.attack_params, seed=0).models_per_row == 4
+    assert parse_config("digits", ["--rmia_temperature", "2"]).attack_params["rmia_temperature"] == 2.0
+    with pytest.raises(SystemExit):
+        parse_config("digits", ["--rmia_temperature", "-1"])
+    for bad, match in (({"rmia_gamma": float("inf")}, "gamma must be a finite positive number"),
+                       ({"rmia_taylor_n": 1}, "--rmia_taylor_n must be at least 2"),
+                       ({"reference_models_per_row": 0}, "--reference_models_per_row must be at least 1")):
+        with pytest.raises(ValueError, match=match):
+            validate_config(config_from_preset("digits", reference_models=8, **bad))

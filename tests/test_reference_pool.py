@@ -233,7 +233,7 @@ def test_ray_address_trains_on_an_existing_head_node(ray_head):
 
 def test_unreachable_ray_address_is_a_one_line_error(tmp_path, capsys):
     port = free_port()                                             # nothing listens there
-    code = main("digits", ["--reference_models", "2", "--ray_address", f"127.0.0.1:{port}", "--epochs", "1",
+    code = main("digits", ["--reference_models", "4", "--ray_address", f"127.0.0.1:{port}", "--epochs", "1",
                            "--train_set_size", "60", "--test_set_size", "60", "--attack_set_size", "30",
                            "--sets", "original", "--results_dir", str(tmp_path), "--pretrained_dir", str(tmp_path),
                            "--quiet", "--no_figures"])
@@ -258,17 +258,17 @@ def test_reference_flags_bad_input_is_one_line(argv, message, tmp_path, capsys):
 def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path):
     config = config_from_preset(
         "digits", epochs=2, train_set_size=60, test_set_size=60, attack_set_size=30, batch_size=32,
-        sets=("original", "noise", "sample_photos"), reference_models=2, progress=False, figures=False,
+        sets=("original", "noise", "sample_photos"), reference_models=4, progress=False, figures=False,
         results_dir=str(tmp_path / "results"), pretrained_dir=str(tmp_path / "checkpoints"))
     assert "lira" in config.attacks and "modified_entropy" in config.attacks
     first = run_experiment(config)
     manifest = json.loads(first.files["manifest"].read_text())
     pool = manifest["notes"]["reference_pool"]
-    assert pool["trained"] == 2 and pool["loaded"] == 0
+    assert pool["trained"] == 4 and pool["loaded"] == 0
     assert set(manifest["notes"]["reference_forward_samples_per_row"].values()) == {1.0}   # one forward each
     with np.load(pool["membership"]) as record:
         membership = record["membership"]
-    assert membership.shape == (2, pool["population_rows"]) and (membership.sum(axis=0) == 1).all()
+    assert membership.shape == (4, pool["population_rows"]) and (membership.sum(axis=0) == 1).all()
     table = first.attack_table
     for name in ("LiRA", "LiRA Offline", "RMIA", "RMIA Online", "LOSS", "Modified Entropy"):
         assert table[f"{name} Attack AUROC"].notna().all(), name
@@ -279,14 +279,14 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
 
     second = run_experiment(config)                                # everything reused: no Ray, no forward
     notes = json.loads(second.files["manifest"].read_text())["notes"]
-    assert notes["reference_pool"]["loaded"] == 2 and notes["reference_pool"]["ray"] is None
+    assert notes["reference_pool"]["loaded"] == 4 and notes["reference_pool"]["ray"] is None
     assert set(notes["reference_forward_samples_per_row"].values()) == {0.0}
     pd.testing.assert_frame_equal(second.attack_table, table)
 
-    assert Path(pool["folder"]).name.startswith("small_cnn_digits_reference_pool_K2_")
+    assert Path(pool["folder"]).name.startswith("small_cnn_digits_reference_pool_K4_")
     (Path(pool["folder"]) / "reference_1.pt").unlink()                             # interrupted pool
     third = json.loads(run_experiment(config).files["manifest"].read_text())["notes"]["reference_pool"]
-    assert third["loaded"] == 1 and third["trained"] == 1
+    assert third["loaded"] == 3 and third["trained"] == 1
 
 
 def test_cached_logits_heal_a_damaged_entry_with_one_warning(tmp_path, caplog):

@@ -94,7 +94,9 @@ def add_options(parser: Any, options: Iterable[Option], defaults: Mapping[str, A
 def check_value(declared: Option, value: Any, classes: int | None = None) -> None:
     """Raise ValueError naming the flag when ``value`` is outside ``minimum``/``maximum``/``above``,
     not one of ``choices``, or, with ``classes``, above the number of classes for an
-    ``at_most_classes`` option."""
+    ``at_most_classes`` option. ``None`` (an optional option not given) passes."""
+    if value is None:
+        return
     if declared.minimum is not None and value < declared.minimum:
         raise ValueError(f"{declared.cli_flag} must be at least {declared.minimum}, got {value}")
     if declared.maximum is not None and value > declared.maximum:

@@ -7,7 +7,8 @@ inputs and returns one frozen result, and none writes the manifest (the run reco
    (1-3 hand forward :class:`~pipeline.stages.prepared.PreparedRun`)
 4. :mod:`~pipeline.stages.scoring`: every model over every sample once (:class:`~pipeline.stages.scoring.RunScores`)
 5. :mod:`~pipeline.stages.evaluation`: fit the score attacks on the shadow model, evaluate them on the target
-6. :mod:`~pipeline.stages.reference`: reference models, their signals, the reference attacks
+6. :mod:`~pipeline.stages.reference`: reference models, their signals, the reference attacks, then
+   :mod:`~pipeline.stages.reference_evaluation`: their null test and each reference model as the target
 7. :mod:`~pipeline.stages.tables`: the paper-layout attack and performance tables
 8. :mod:`~pipeline.stages.held_out`: the held-out FPR table
 9. :mod:`~pipeline.stages.intervals`: bootstrap 95% intervals of the headline numbers

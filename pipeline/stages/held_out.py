@@ -3,7 +3,9 @@
 ``held_out_results`` scores the held-out in-distribution non-members with every attack,
 builds the table of :mod:`attacks.held_out_fpr`, records each set's label source, measures the
 effect of labelling one out-of-label-space set with the target's predicted class (vs a random
-class), and writes ``{stem}held_out_fpr_results.csv``.
+class), and writes ``{stem}held_out_fpr_results.csv``. The held-out rows are in
+the reference population like the members; the OOD/fake rows are outside it and scored from the
+same number of OUT models.
 """
 from __future__ import annotations
 

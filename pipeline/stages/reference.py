@@ -1,14 +1,18 @@
 """Reference stage (``--reference_models K``): population -> pool (Ray) -> logits once -> LiRA / RMIA.
 
-Population: the union of the target's and the shadow's training splits, so every reference model
-trains on as many samples as the target, from the same distribution, with the same recipe; each
-attack member (target and shadow) is IN for half of the K models. The other scored rows (the
-target's test split: Original non-members and the held-out rest; the shadow's Original
-non-members; every other non-member set, labelled with the target's predicted class where the set
-has no label in the target's label space) are OUT for every reference model (the online attacks
-handle such samples as documented in :mod:`attacks.reference`). RMIA's population samples z are
-the rest of the shadow's test split. Every model (target, shadow, each reference model) runs once
-over all these rows; the logits are cached on disk like the target's scores.
+Population (the LiRA and RMIA papers' layout): every in-distribution row of the run, i.e. the
+target's and the shadow's training and test splits (attack members, Original non-members, the
+held-out rows, RMIA's population samples z: the rest of the shadow's test split). Each reference
+model trains on as many rows as the target, drawn so that every population row is IN for the same
+number of models (``K * n / P``, n the target's training size, P the population; within one when
+that is not an integer, and the attacks then use the smallest count for every row). The other
+non-member sets (OOD, perturbed, generated; labelled with the target's predicted class where the
+set has no label in the target's label space) are in no model's training set: they are passed to
+the attacks as ``outside_population`` and scored from the same number of OUT models as every row
+(online attacks estimate their IN statistics, :mod:`attacks.reference`). Every model (target,
+shadow, each reference model) runs once over all rows; the logits are cached like the target's
+scores. Besides the target, the run scores the shadow model as a null target and each reference
+model as a target (:mod:`pipeline.stages.reference_evaluation`).
 """
 from __future__ import annotations
 
@@ -18,19 +22,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from attacks.evaluation import AttackOutputs
 from attacks import ATTACKS, ReferenceAttack
 from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
-from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool, balanced_membership,
+from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool,
                                    check_same_architecture, chunk_mode, digest_rows)
 from models.training import TrainConfig
 from configuration.config import ExperimentConfig
 from pipeline.manifest import StageRecord, timed_into
 from pipeline.stages.models import train_config
 from pipeline.stages.prepared import PreparedRun
+from pipeline.stages.reference_evaluation import null_test_table, reference_as_target_table
 from datasets.splits.seeded import complement
 from pipeline.scores import ForwardCounter, ScoreCache, Scores
 from utils.locks import hold_locks
@@ -43,37 +49,40 @@ SHADOW_MEMBERS, SHADOW_NON_MEMBERS, POPULATION_Z = "Shadow members", "Shadow non
 
 @dataclass(frozen=True)
 class Population:
-    """Images and labels of all rows; ``blocks`` name -> row positions; rows >= ``scored`` are z."""
+    """Images and labels of all rows; ``blocks`` name -> row positions. Rows ``< size`` are the
+    reference population (z among them); the rest (OOD/fake sets) are outside it."""
 
     images: torch.Tensor
     labels: np.ndarray
     blocks: dict[str, np.ndarray]
     size: int                                   # population rows, first (reference models train on them)
-    scored: int                                 # rows attacks score (population and the rest; z after)
+    scored: int                                 # rows attacks score (all of them)
     label_source: dict[str, str] = field(default_factory=dict)   # set -> "label" / "predicted"
+    train_rows: int = 0                         # rows each reference model trains on (the target's count)
 
 
 def build_population(prepared: PreparedRun, target_scores: dict[str, Scores]) -> Population:
-    """Population rows (see module docstring) then z rows, with the block of every scored set."""
+    """Population rows (see module docstring) then the rows outside it, with the block of every set."""
     data, positions = prepared.data, prepared.positions
     parts, blocks, label_source = [], {}, {}
 
-    def add(name: str, images: torch.Tensor, labels: Any, rows: Any = None) -> int:
+    def add(images: torch.Tensor, labels: Any, named_rows: Any = ()) -> None:
         start = sum(len(p[1]) for p in parts)
         parts.append((images, np.asarray(labels, dtype=np.int64)))
-        if rows is not None:
+        for name, rows in named_rows:
             blocks[name] = start + np.asarray(rows)
-        return start
 
     train_t, train_s = data.splits["target_train"], data.splits["shadow_train"]
     test_t, test_s = data.splits["target_test"], data.splits["shadow_test"]
-    add("Members", train_t.images, train_t.labels.numpy(), positions["target_members"])
-    add(SHADOW_MEMBERS, train_s.images, train_s.labels.numpy(), positions["shadow_members"])
+    add(train_t.images, train_t.labels.numpy(), [("Members", positions["target_members"])])
+    add(train_s.images, train_s.labels.numpy(), [(SHADOW_MEMBERS, positions["shadow_members"])])
+    original = positions["target_non_members"]
+    add(test_t.images, test_t.labels.numpy(),
+        [("Original", original), (HELD_OUT, complement(original, len(test_t.labels)))])
+    shadow_original = positions["shadow_non_members"]
+    add(test_s.images, test_s.labels.numpy(),
+        [(SHADOW_NON_MEMBERS, shadow_original), (POPULATION_Z, complement(shadow_original, len(test_s.labels)))])
     size = sum(len(p[1]) for p in parts)
-    start = add("Original", test_t.images, test_t.labels.numpy(), positions["target_non_members"])
-    blocks[HELD_OUT] = start + complement(positions["target_non_members"], len(test_t.labels))
-    shadow_original = test_s.subset(positions["shadow_non_members"])
-    add(SHADOW_NON_MEMBERS, shadow_original.images, shadow_original.labels.numpy(), np.arange(len(shadow_original.labels)))
     label_source["Original"] = "label"
     for name, tensors in prepared.sets.items():
         if tensors is prepared.original:
@@ -81,12 +90,41 @@ def build_population(prepared: PreparedRun, target_scores: dict[str, Scores]) ->
         in_space = prepared.in_label_space[name]
         labels = tensors.labels.numpy() if in_space else target_scores[name].probs.argmax(axis=1)
         label_source[name] = "label" if in_space else "predicted"
-        add(name, tensors.images, labels, np.arange(len(labels)))
-    scored = sum(len(p[1]) for p in parts)
-    z = test_s.subset(complement(positions["shadow_non_members"], len(test_s.labels)))
-    add(POPULATION_Z, z.images, z.labels.numpy(), np.arange(len(z.labels)))
+        add(tensors.images, labels, [(name, np.arange(len(labels)))])
     images = torch.cat([p[0] for p in parts])
-    return Population(images, np.concatenate([p[1] for p in parts]), blocks, size, scored, label_source)
+    rows = sum(len(p[1]) for p in parts)
+    return Population(images, np.concatenate([p[1] for p in parts]), blocks, size, rows, label_source,
+                      train_rows=len(train_t.labels))
+
+
+def population_membership(num_models: int, population_rows: int, train_rows: int, seed: int) -> np.ndarray:
+    """Bool (K, P): each model trains on ``train_rows`` distinct rows and every row is IN for
+    ``K * train_rows / P`` models (the floor or the ceiling when that is not an integer).
+
+    Models are drawn in turn; each takes the rows with the fewest models so far, ties broken by a
+    seeded random order, so training sets differ between models.
+    """
+    check_layout(num_models, population_rows, train_rows)
+    rng = np.random.default_rng(seed)
+    membership = np.zeros((num_models, population_rows), dtype=bool)
+    counts = np.zeros(population_rows, dtype=np.int64)
+    for k in range(num_models):
+        order = np.lexsort((rng.random(population_rows), counts))        # fewest models first, random ties
+        membership[k, order[:train_rows]] = True
+        counts[order[:train_rows]] += 1
+    return membership
+
+
+def check_layout(num_models: int, population_rows: int, train_rows: int) -> None:
+    """Every population row must be IN for at least one model and OUT for at least one."""
+    if not 0 < train_rows < population_rows:
+        raise ValueError(f"reference population: {population_rows} rows cannot give reference models "
+                         f"{train_rows} training rows each and leave OUT models for every row")
+    if num_models * train_rows < population_rows:
+        need = -(-population_rows // train_rows)
+        raise ValueError(f"--reference_models {num_models}: the reference population has {population_rows} rows "
+                         f"and each model trains on {train_rows} (as many as the target), so every row is IN "
+                         f"for a model only with K >= {need}; use --reference_models {need} or more")
 
 
 def reference_specs(config: ExperimentConfig, prepared: PreparedRun, population: Population,
@@ -108,9 +146,10 @@ MAX_REFERENCE_MODELS = 1024      # --reference_models at most (and at most half 
 
 
 def check_reference_pool(config: ExperimentConfig) -> None:
-    """Before any work: ``--reference_models`` at most :data:`MAX_REFERENCE_MODELS` and half the
-    population rows (the target's and the shadow's training splits), its checkpoints fit on the
-    disk of ``--pretrained_dir``, and ``--pool_chunk_size`` is not negative; one line naming the flag."""
+    """Before any work: ``--reference_models`` enough for the papers' layout (:func:`check_layout`),
+    at most :data:`MAX_REFERENCE_MODELS` and half the population rows (the target's and the shadow's
+    training and test splits), its checkpoints fit on the disk of ``--pretrained_dir``, and
+    ``--pool_chunk_size`` is not negative; one line naming the flag."""
     import shutil
 
     from models import build_model
@@ -121,7 +160,8 @@ def check_reference_pool(config: ExperimentConfig) -> None:
         raise ValueError(f"--pool_chunk_size must be 0 (automatic) or positive, got {config.pool_chunk_size}")
     if not k:
         return
-    population = 2 * config.train_set_size
+    population = 2 * (config.train_set_size + config.test_set_size)
+    check_layout(k, population, config.train_set_size)
     limit = min(MAX_REFERENCE_MODELS, population // 2)
     if k > limit:
         raise ValueError(f"--reference_models {k} is more than this run can use: at most {limit} (half the "
@@ -155,8 +195,8 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
     from models.batched_training import MAX_CHUNK, chunk_size
     from models.ray_pool import train_pool
 
-    membership = balanced_membership(config.reference_models, population.size,
-                                     derive_seed(config.seed, "reference", "membership"))
+    membership = population_membership(config.reference_models, population.size, population.train_rows,
+                                       derive_seed(config.seed, "reference", "membership"))
     specs = reference_specs(config, prepared, population, membership)
     pool = ReferencePool(config.pretrained_dir, config.model_arch, config.dataset, config.training_modifier(),
                          specs, membership)
@@ -203,7 +243,8 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
         "training": pool_info, "note": note, "ray_address": config.ray_address or "local",
         "folder": str(pool.directory), "membership": str(pool.membership_path), "pool_id": pool.pool_id,
         "population_rows": population.size, "scored_rows": population.scored,
-        "z_rows": len(population.labels) - population.scored}
+        "z_rows": len(population.blocks[POPULATION_Z]), "train_rows_per_model": population.train_rows,
+        "in_models_per_row": sorted({int(c) for c in membership.sum(axis=0)})}
     return [models[k] for k in range(len(specs))], membership, pool_note
 
 
@@ -234,20 +275,25 @@ def cached_logits(model: torch.nn.Module, model_fingerprint: str, images: torch.
 
 @dataclass(frozen=True)
 class ReferenceOutcome:
-    """Per reference attack, its outputs on "Members", every set and the held-out rows."""
+    """Per reference attack, its outputs on "Members", every set and the held-out rows; the null test
+    and the reference-as-target tables (:mod:`pipeline.stages.reference_evaluation`)."""
 
     attacks: list[ReferenceAttack]
     outputs: dict[str, dict[str, AttackOutputs]]
     population: Population
-    signals: dict[str, ReferenceSignals] = field(default_factory=dict)  # "target" / "shadow" -> scored rows
+    signals: dict[str, ReferenceSignals] = field(default_factory=dict)  # "target" / "shadow" -> all rows
     record: StageRecord = field(default_factory=StageRecord)         # pool and forward-pass notes, timings
+    null_test: pd.DataFrame | None = None     # the shadow model as a null target (:mod:`.reference_evaluation`)
+    as_target: pd.DataFrame | None = None     # each reference model as the target
 
 
 def run_reference_attacks(config: ExperimentConfig, prepared: PreparedRun, target_scores: dict[str, Scores],
                           names: list[str], cache: ScoreCache) -> ReferenceOutcome:
     """Train or load the pool, score every model once, fit each named reference attack on the shadow
-    model and apply it to the target's members, sets and held-out rows."""
+    model and apply it to the target's members, sets and held-out rows; then the null test (the
+    shadow model as target) and each reference model as the target."""
     population = build_population(prepared, target_scores)
+    check_layout(config.reference_models, population.size, population.train_rows)
     timings: dict[str, float] = {}
     with timed_into(timings, "reference_pool"):
         references, membership, pool_note = load_or_train_pool(config, prepared, population)
@@ -268,26 +314,36 @@ def run_reference_attacks(config: ExperimentConfig, prepared: PreparedRun, targe
         name: count / rows for name, count in forwarded.items()}}  # 1.0 when computed, 0.0 when cached
     reference_in = np.zeros((len(references), rows), dtype=bool)
     reference_in[:, :population.size] = membership
+    outside = np.arange(rows) >= population.size
     z = population.blocks[POPULATION_Z]
     signals = {role: ReferenceSignals(logits[role], population.labels, reference_logits, reference_in,
-                                      logits[role][z], population.labels[z], reference_logits[:, z])
+                                      logits[role][z], population.labels[z], reference_logits[:, z],
+                                      population_in=reference_in[:, z], outside_population=outside)
                for role in ("target", "shadow")}
     blocks = population.blocks
-    attacks, outputs = [], {}
+    set_names = [name for name in [*prepared.sets, HELD_OUT] if len(population.blocks[name])]
+    attacks, outputs, real, null = [], {}, {}, {}
     target_max = _max_probs(logits["target"])
-    for name in names:
-        attack = ATTACKS[name].build(config.attack_params, derive_seed(config.seed, "attacks"))
-        scored = np.arange(population.scored)
-        attack.fit(signals["shadow"].rows(scored), blocks[SHADOW_MEMBERS], blocks[SHADOW_NON_MEMBERS])
-        scores, decisions = attack.score_and_predict(signals["target"].rows(scored))
-        outputs[attack.name] = {
-            set_name: AttackOutputs(scores[blocks[set_name]], decisions[blocks[set_name]],
-                                    _target_max_probs(target_scores, set_name, target_max[blocks[set_name]]))
-            for set_name in ["Members", *prepared.sets, HELD_OUT]}
-        attacks.append(attack)
-    return ReferenceOutcome(attacks, outputs, population, {role: sig.rows(np.arange(population.scored))
-                                                           for role, sig in signals.items()},
-                            StageRecord(timings=timings, notes=notes))
+    with timed_into(timings, "reference_attacks"):
+        for name in names:
+            attack = ATTACKS[name].build(config.attack_params, derive_seed(config.seed, "reference", name))
+            attack.fit(signals["shadow"], blocks[SHADOW_MEMBERS], blocks[SHADOW_NON_MEMBERS])
+            scores, decisions = attack.score_and_predict(signals["target"])
+            outputs[attack.name] = {
+                set_name: AttackOutputs(scores[blocks[set_name]], decisions[blocks[set_name]],
+                                        _target_max_probs(target_scores, set_name, target_max[blocks[set_name]]))
+                for set_name in ["Members", *prepared.sets, HELD_OUT]}
+            null_scores = attack.score(signals["shadow"])      # the shadow trained on no audited row
+            real[attack.name] = {s: scores[blocks[s]] for s in ["Members", *set_names]}
+            null[attack.name] = {s: null_scores[blocks[s]] for s in ["Members", *set_names]}
+            attacks.append(attack)
+    with timed_into(timings, "reference_evaluation"):
+        null_test = null_test_table(real, null, set_names)
+        evaluated = complement(z, population.size)              # population rows but the z
+        as_target = reference_as_target_table(attacks, signals["target"], evaluated, reference_in)
+    notes["reference_temperatures"] = {a.name: a.temperature_ for a in attacks if hasattr(a, "temperature_")}
+    return ReferenceOutcome(attacks, outputs, population, signals, StageRecord(timings=timings, notes=notes),
+                            null_test, as_target)
 
 
 def _max_probs(logits: np.ndarray) -> np.ndarray:

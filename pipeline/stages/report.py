@@ -9,6 +9,7 @@ from attacks import ATTACKS
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
                        plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
 from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
+from pipeline.stages.reference_evaluation import null_test_sentence, report_sections as reference_report_sections
 from utils.naming import attack_names_of
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ def write_figures_and_report(outputs: RunOutputs, prepared: PreparedRun, results
         intervals_csv=outputs.files.get("intervals"), extra_sections=sections,
         summary=report_summary(outputs, prepared, comparison), headline_figure=headline,
         intervals=outputs.intervals, what_happened=what_happened(outputs, prepared),
-        attack_notes=attack_notes(outputs))
+        attack_notes=attack_notes(outputs), attack_sections=reference_report_sections(outputs.reference, files))
     return files
 
 
@@ -104,6 +105,8 @@ def report_summary(outputs, prepared, comparison) -> list[str]:
         from reporting.held_out_fpr import fooled_summary
 
         sentences.append(fooled_summary(outputs.held_out.table))
+    if (null_failed := null_test_sentence(outputs.reference)) is not None:
+        sentences.append(null_failed)
     if comparison is None:
         sentences.append("The paper published no table for this configuration, so there is no cell-by-cell "
                          "comparison (see Comparison with the paper).")
@@ -161,9 +164,10 @@ def _held_out_section(outputs: RunOutputs, results_dir: Path, files: dict[str, P
     pool = outputs.reference is not None
     if pool:
         note = ("LiRA and RMIA score the target's logits before any calibration (as their reference models "
-                "are scored). Each reference model trained on a random half of the target's and shadow's "
-                "training splits; non-members and the OOD/fake sets are OUT for every reference model "
-                "(see the manifest's reference_pool note), so on them online LiRA ranks like offline LiRA. "
+                "are scored). The reference population holds every in-distribution row (members, Original "
+                "and held-out non-members), each IN for the same number of reference models; the OOD/fake "
+                "sets are in no reference model's training set and are scored from the same number of OUT "
+                "models (online attacks estimate their IN statistics; see docs/attack_api.md). "
                 "RMIA's score is a fraction of its population samples z, so it moves in steps of 1/|z| and "
                 "ties at 1 for samples above every z.")
     body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set, note,
