@@ -171,7 +171,10 @@ def _add_reference_attacks(inputs: AuditInputs, names: list[str], evaluation: Ev
     target_logits = np.concatenate([b.signal_logits for b in blocks.values()])
     refs = np.concatenate(list(block_refs.values()), axis=1)
     z_logits, z_labels, z_refs = reference.population or (target_logits[:1], labels[:1], refs[:, :1])
-    target = ReferenceSignals(target_logits, labels, refs, reference_in, z_logits, z_labels, z_refs)
+    # the extra sets and held-out rows are OUT for every reference model: outside the reference population
+    outside = np.arange(bounds[-1]) >= audited
+    target = ReferenceSignals(target_logits, labels, refs, reference_in, z_logits, z_labels, z_refs,
+                              outside_population=outside)
     stand_in = ReferenceSignals(refs[0, :audited], labels[:audited], refs[1:, :audited], reference_in[1:, :audited],
                                 z_refs[0], z_labels, z_refs[1:])
     member_rows, non_member_rows = np.flatnonzero(reference_in[0, :audited]), np.flatnonzero(~reference_in[0, :audited])

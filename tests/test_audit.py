@@ -270,3 +270,23 @@ def test_cli_prints_the_summary_and_with_verbose_the_table(tmp_path, capsys):
     assert main([*argv, "--verbose"]) == 0
     verbose = capsys.readouterr().out
     assert verbose.startswith("Threshold attack\n") and "AUROC" in verbose
+
+
+def test_lira_scores_extra_sets_outside_the_reference_population():
+    """Rows of set_* (and held-out) are OUT for every reference model: LiRA still scores them."""
+    rng = np.random.default_rng(5)
+    m = n = 100
+    member_labels, non_member_labels = rng.integers(0, CLASSES, m), rng.integers(0, CLASSES, n)
+    refs, reference_in = reference_arrays(rng, member_labels, non_member_labels, k=4, gap=3.0)
+    target = rng.normal(size=(m + n, CLASSES))
+    result = audit_scores({"member_logits": target[:m], "member_labels": member_labels,
+                           "non_member_logits": target[m:], "non_member_labels": non_member_labels,
+                           "reference_logits": refs, "reference_in": reference_in,
+                           "set_Noise_logits": rng.normal(size=(50, CLASSES)),
+                           "set_Noise_reference_logits": rng.normal(size=(4, 50, CLASSES)),
+                           "held_out_logits": rng.normal(size=(60, CLASSES)),
+                           "held_out_labels": rng.integers(0, CLASSES, 60),
+                           "held_out_reference_logits": rng.normal(size=(4, 60, CLASSES))},
+                          attacks=("lira", "lira_offline"))
+    assert result.attack_table.loc[["Original", "Noise"], "LiRA Attack AUROC"].notna().all()
+    assert "LiRA FPR@1%HeldOutFPR" in result.held_out_table
