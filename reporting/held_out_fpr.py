@@ -45,7 +45,7 @@ def held_out_figure(table: pd.DataFrame, exclude=("Members", "Held-out")):
 
     sets = [s for s in table.index if s not in exclude]
     names = attack_names(table)
-    figure = new_figure(max(7.0, 1.2 * len(sets) + 3), 4.8)
+    figure = new_figure(max(7.0, 1.2 * len(sets) + 3), 5.6)
     axes = figure.add_subplot()
     width = 0.8 / max(len(names), 1)
     x = np.arange(len(sets))
@@ -77,7 +77,8 @@ def held_out_figure(table: pd.DataFrame, exclude=("Members", "Held-out")):
     axes.set_ylim(0, 1.05)
     figure.suptitle("Are the attacks fooled? FPR on each set at the threshold\nthat flags 1% of held-out "
                     "in-distribution images", fontsize="medium")
-    figure.legend(handles=handles, fontsize=7, ncol=1 if len(handles) < 12 else 2, loc="outside right upper")
+    # below the axes: beside them, a tall legend runs into the centred title
+    figure.legend(handles=handles, fontsize=7, ncol=min(4, len(handles)), loc="outside lower center")
     return figure
 
 
