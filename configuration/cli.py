@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 from attacks import ATTACKS, attack_options, default_attack_names
 from calibration.factory import calibration_options
@@ -19,6 +19,11 @@ from datasets.presets import preset_for
 from utils.files import DISK_FULL, DiskFullError
 from utils.locks import LockHeldError
 from utils.options import add_options, field_options, parsed_values
+
+if TYPE_CHECKING:
+    from pipeline.run import RunOutputs
+
+T = TypeVar("T")
 
 def build_parser(dataset: str) -> argparse.ArgumentParser:
     """The flags of :class:`ExperimentConfig`, the attacks and the calibrations, generated from
@@ -57,6 +62,25 @@ USER_ERRORS = (ValueError, FileNotFoundError, DataNotFoundError, ChecksumError, 
 INTERRUPTED = "interrupted; finished checkpoints kept; rerun to continue"
 
 
+def run_with_one_line_errors(work: Callable[[], T]) -> tuple[int, T | None]:
+    """``(0, work())``; or, where ``work`` stops on a user error (:data:`USER_ERRORS`), a full disk or
+    Ctrl-C, that one line on stderr and ``(2, None)`` (``130`` for Ctrl-C: :data:`INTERRUPTED`)."""
+    try:
+        return 0, work()
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return 130, None
+    except OSError as error:
+        if error.errno not in DISK_FULL:
+            raise
+        where = f" writing {error.filename}" if error.filename else ""
+        print(f"error: no space left on the device{where}; free space there or write to another folder",
+              file=sys.stderr)
+    return 2, None
+
+
 def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     """Parse flags, run, print the attack table; user errors (bad input, a lock another run holds,
     a full disk) end in one line on stderr (exit 2), Ctrl-C in :data:`INTERRUPTED` (exit 130)."""
@@ -70,26 +94,20 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     values = parsed_values(parser.parse_args(argv))
     seeds = values.pop("seeds", None)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
+    start = time.perf_counter()
+
+    def run() -> tuple[ExperimentConfig, RunOutputs | None]:
         config = config_from_preset(dataset, **values)
-        start = time.perf_counter()
         if seeds is not None:
-            return _run_seeds(config, seeds, start)
+            _run_seeds(config, seeds, start)
+            return config, None
         with stage_hook(StageLines(config)):
-            outputs = run_experiment(config)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
-    except OSError as error:
-        if error.errno not in DISK_FULL:
-            raise
-        where = f" writing {error.filename}" if error.filename else ""
-        print(f"error: no space left on the device{where}; free space there or write to another folder",
-              file=sys.stderr)
-        return 2
+            return config, run_experiment(config)
+
+    code, done = run_with_one_line_errors(run)
+    if code or done[1] is None:
+        return code
+    config, outputs = done
     print_run(outputs, time.perf_counter() - start, verbose=config.verbose)
     return 0
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -118,19 +117,19 @@ def parse_normalize(values: Sequence[str]) -> tuple[tuple[float, ...], tuple[flo
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, audit, write, print the attack table; user errors end in one line on stderr (exit 2)."""
-    from configuration.cli import INTERRUPTED, USER_ERRORS
+    from configuration.cli import run_with_one_line_errors
     from pipeline.results import format_console
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
+
+    def run():
         config, params = parse_config(argv)
-        result, files = run_audit(config, params)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return 130
+        return config, *run_audit(config, params)
+
+    code, done = run_with_one_line_errors(run)
+    if code:
+        return code
+    config, result, files = done
     if config.verbose:
         print(format_console(result.attack_table))
     print(f"== {config.name}: done ==")
