@@ -43,8 +43,12 @@ def test_population_membership_of_the_wrong_shape_names_population_in():
                    r"^population_in: membership matrix has shape \(4, 3\)")
 
 
-@pytest.mark.parametrize("position,name", [(0, "target_probs"), (2, "reference_probs"),
-                                           (4, "population_target_probs"), (6, "population_reference_probs")])
+# positions of the four probability arrays in rmia_inputs(), and their argument names
+PROBABILITY_ARGUMENTS = [(0, "target_probs"), (2, "reference_probs"), (4, "population_target_probs"),
+                         (6, "population_reference_probs")]
+
+
+@pytest.mark.parametrize("position,name", PROBABILITY_ARGUMENTS)
 def test_negative_probabilities_are_refused(position, name):
     inputs = rmia_inputs()
     inputs[position] = inputs[position].copy()
@@ -53,8 +57,7 @@ def test_negative_probabilities_are_refused(position, name):
                                                  r"needs probabilities \(apply a softmax to logits\)")
 
 
-@pytest.mark.parametrize("position,name", [(0, "target_probs"), (2, "reference_probs"),
-                                           (4, "population_target_probs"), (6, "population_reference_probs")])
+@pytest.mark.parametrize("position,name", PROBABILITY_ARGUMENTS)
 def test_all_zero_probabilities_are_refused(position, name):
     inputs = rmia_inputs()
     inputs[position] = inputs[position].copy()
