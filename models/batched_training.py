@@ -7,12 +7,14 @@ updates every slice exactly as that model's own optimiser would. So model k foll
 trajectory as :func:`models.training.train_model` on its rows with its recipe (initialisation from
 its seed, batch order from ``torch.randperm`` with its recipe's seed), up to float rounding.
 
-Training sets of different sizes are handled exactly, **without padding**: at step s every model
-gets batch s of its own epoch; models whose batches have the same length (the full batch size, for
-most steps) share one batched step, a model with a shorter last batch steps in its own group of
-that length, and a model whose epoch has fewer batches than the chunk's longest sits out the
-remaining steps (no parameter, moment or step-count update). So every model sees exactly the
-batches, and takes exactly the Adam steps, that it takes when trained alone. Models with
+Training sets of different sizes are handled exactly, with per-model loss weights: at step s
+every model gets batch s of its own epoch. When all these batches are full (most steps) the loss is
+the plain mean; when some are shorter (an epoch's last batch), each is padded to the longest with
+its own first row and the per-sample losses are weighted ``1 / length`` on the model's own rows and
+0 on the padding, which is that model's mean over exactly its batch. A model whose epoch has fewer
+batches than the chunk's longest sits out the remaining steps (no parameter, moment or step-count
+update). So every model sees exactly the batches, and takes exactly the Adam steps, that it takes
+when trained alone, and every step of the chunk is one batched call. Models with
 buffers (BatchNorm) or dropout, and ``--amp`` recipes, are not batched (:func:`batchable`); the
 caller trains them one per step.
 """
@@ -32,14 +34,6 @@ from models.training import TrainConfig, deterministic_algorithms
 BETAS, EPS = (0.9, 0.999), 1e-8   # torch.optim.Adam's defaults (make_optimizer uses them)
 MAX_CHUNK = 64                    # models per batched step at most (beyond it steps stop getting cheaper)
 MEMORY_FRACTION = 0.25            # share of available memory one chunk may plan to use
-
-
-class NonFiniteLoss(RuntimeError):
-    """A model's training loss became NaN or inf; ``models`` holds the chunk positions."""
-
-    def __init__(self, models: list[int], epoch: int):
-        self.models, self.epoch = models, epoch
-        super().__init__(f"non-finite training loss in epoch {epoch}")
 
 
 def batchable(model: nn.Module, recipe: TrainConfig) -> str | None:
@@ -94,17 +88,17 @@ def available_memory(device: torch.device) -> int:
 
 def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], images: torch.Tensor,
                   labels: torch.Tensor, rows: Sequence[np.ndarray], device: torch.device | str = "cpu",
-                  on_epoch: Callable[[int], None] | None = None) -> list[dict]:
+                  on_epoch: Callable[[int], None] | None = None) -> tuple[list[dict | None], dict[int, int]]:
     """Train ``models[k]`` on ``images[rows[k]]`` with ``recipes[k]``, all in one batched step.
 
     Recipes may differ only in their seed (the batch order); ``images`` ``(P, C, H, W)`` and
     ``labels`` ``(P,)`` hold the population. ``on_epoch(epoch)`` is called after each epoch.
-    Returns one CPU state dict per model.
 
-    Raises
-    ------
-    NonFiniteLoss
-        A model's loss became NaN or inf (its chunk positions are named).
+    Returns
+    -------
+    states : one CPU state dict per model; None for a model whose loss became NaN or inf
+    diverged : chunk position -> the epoch in which its loss became non-finite (that model stops
+        training there; the others of the chunk go on, their slices never mix)
     """
     device = torch.device(device)
     shared = {**recipes[0].to_dict(), "seed": 0}
@@ -124,34 +118,49 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
         raise ValueError("a model's training set is empty")
     batch, smoothing = recipe.batch_size, recipe.label_smoothing
 
-    def loss_of(p, x, y):
-        logits = functional_call(base, p, (x,))
-        return F.cross_entropy(logits, y, label_smoothing=smoothing)
+    def mean_loss(p, x, y):
+        return F.cross_entropy(functional_call(base, p, (x,)), y, label_smoothing=smoothing)
 
-    step_fn = vmap(grad_and_value(loss_of))
+    def weighted_loss(p, x, y, w):   # w: 1/length on a model's own rows, 0 on the padding
+        per_sample = F.cross_entropy(functional_call(base, p, (x,)), y, reduction="none", label_smoothing=smoothing)
+        return (per_sample * w).sum()
+
+    mean_step, weighted_step = vmap(grad_and_value(mean_loss)), vmap(grad_and_value(weighted_loss))
+    diverged: dict[int, int] = {}
     with deterministic_algorithms():
         for epoch in range(1, recipe.epochs + 1):
             orders = [rows[k][torch.randperm(sizes[k], generator=generators[k])] for k in range(count)]
             loss_sums = torch.zeros(count, dtype=torch.float64)
             for s in range(max(-(-n // batch) for n in sizes)):
-                parts = [order[s * batch:(s + 1) * batch] for order in orders]
-                for length in sorted({len(part) for part in parts if len(part)}, reverse=True):
-                    group = [k for k, part in enumerate(parts) if len(part) == length]
-                    index = torch.stack([parts[k] for k in group]).to(device)
-                    select = None if len(group) == count else torch.tensor(group, device=device)
-                    grads, losses = step_fn(_take(params, select), images[index], labels[index])
-                    loss_sums[group] += losses.detach().double().cpu() * length
-                    steps[group] += 1
-                    _adam_step(params, grads, moments, steps, select, recipe)
-            bad = [k for k in range(count) if not torch.isfinite(loss_sums[k])]
-            if bad:
-                raise NonFiniteLoss(bad, epoch)
+                parts = {k: order[s * batch:(s + 1) * batch] for k, order in enumerate(orders) if k not in diverged}
+                live = [k for k, part in parts.items() if len(part)]
+                if not live:
+                    break
+                lengths = torch.tensor([len(parts[k]) for k in live])
+                longest = int(lengths.max())
+                select = None if len(live) == count else torch.tensor(live, device=device)
+                if int(lengths.min()) == longest:     # every model's batch is full length: the plain mean
+                    index = torch.stack([parts[k] for k in live]).to(device)
+                    grads, losses = mean_step(_take(params, select), images[index], labels[index])
+                else:                                 # short last batches: padded, padding weighted 0
+                    index = torch.stack([torch.cat([parts[k], parts[k][:1].expand(batch - len(parts[k]))])
+                                         for k in live]).to(device)
+                    weights = (torch.arange(batch)[None, :] < lengths[:, None]) / lengths[:, None].float()
+                    grads, losses = weighted_step(_take(params, select), images[index], labels[index],
+                                                  weights.to(device))
+                loss_sums[live] += losses.detach().double().cpu() * lengths.double()
+                steps[live] += 1
+                _adam_step(params, grads, moments, steps, select, recipe)
+            for k in range(count):
+                if k not in diverged and not torch.isfinite(loss_sums[k]):
+                    diverged[k] = epoch
+            if len(diverged) == count:
+                break
             if on_epoch is not None:
                 on_epoch(epoch)
-    states = []
-    for k in range(count):
-        states.append({name: value[k].detach().cpu().clone() for name, value in params.items()})
-    return states
+    states = [None if k in diverged else {name: value[k].detach().cpu().clone() for name, value in params.items()}
+              for k in range(count)]
+    return states, diverged
 
 
 def _take(stacked: dict, select: torch.Tensor | None) -> dict:

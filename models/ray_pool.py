@@ -3,7 +3,9 @@
 :func:`train_pool` splits the models to train into chunks (:func:`plan_chunks`): as many chunks as
 workers (CPUs of the cluster, one torch thread each; with CUDA one chunk per GPU), more when a chunk
 would exceed the models that fit in memory at once. Each chunk trains as one batched model
-(:func:`models.reference_pool.train_chunk`) unless ``batch`` is False (``--pool_chunk_size 1``).
+(:func:`models.reference_pool.train_chunk`); models that train one per step (``batch`` False, i.e.
+``--pool_chunk_size 1``, a custom trainer, BatchNorm or dropout) go one per chunk, so each is
+saved as it finishes, in this process or as its own Ray task.
 Ray is used only where it pays: with ``--ray_address``,
 or locally when there are at least two workers and enough models for two chunks of
 :data:`MIN_MODELS_PER_TASK`; otherwise the chunks train in this process and no cluster starts.
@@ -31,7 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from models.reference_pool import ModelTrainer, ReferenceModelSpec, train_chunk, train_reference_model
+from models.reference_pool import ModelTrainer, ReferenceModelSpec, chunk_mode, train_chunk, train_reference_model
 
 log = logging.getLogger(__name__)
 REPOSITORY_ROOT = str(Path(__file__).resolve().parents[1])
@@ -176,8 +178,12 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     cuda = torch.device(device).type == "cuda"
     if workers is None:
         workers = max(1, torch.cuda.device_count()) if cuda else (os.cpu_count() or 1)
-    # in this process: the biggest batched chunks that fit; unbatched, one model each (each saved at once)
-    local_chunks = plan_chunks(len(specs), 1, max_chunk if batch else 1)
+    if not specs:
+        return {"mode": "local", "workers": 1, "chunks": [], "batched": batch}
+    if not (batch and chunk_mode(specs[0], trainer) is None):
+        max_chunk = 1          # one model per step: one model per chunk (or task), each saved as it finishes
+    # in this process: the biggest batched chunks that fit
+    local_chunks = plan_chunks(len(specs), 1, max_chunk)
     if use_ray is None:
         use_ray = bool(address) or (workers >= 2 and len(specs) >= 2 * MIN_MODELS_PER_TASK)
     bar = pool_progress(len(specs), progress)
@@ -196,12 +202,15 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
 def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, trainer, batch) -> dict:
     """Every chunk in this process, one after another (torch uses this process's threads)."""
     failures, batched = [], []
+    by_index = {spec.index: spec for spec in specs}
     for chunk in chunks:
         chunk_specs = [specs[i] for i in chunk]
         done_before = bar.n
         outcome = train_chunk(chunk_specs, images, labels, [rows[i] for i in chunk], device=device,
-                              trainer=trainer, on_progress=_bounded_update(bar), batch=batch)
-        _deliver(outcome, specs, on_done, failures)
+                              trainer=trainer, on_progress=_bounded_update(bar), batch=batch,
+                              on_result=lambda result: on_done(by_index[result["index"]], result))
+        if outcome["failed"]:
+            failures.append((outcome["failed"]["models"], outcome["failed"]["reason"]))
         settle = done_before + len(outcome["results"]) - bar.n   # whole models (epochs report fractions)
         if abs(settle) > 1e-9:
             bar.update(settle)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from models import build_model
-from models.batched_training import NonFiniteLoss, batchable, train_stacked
+from models.batched_training import batchable, train_stacked
 from models.checkpoints import (WEIGHTS_KEY, CheckpointError, checkpoint_path, config_path, fingerprint,
                                 load_checkpoint, read_metadata, save_checkpoint)
 from models.training import TrainConfig, train_model
@@ -124,35 +124,47 @@ def chunk_mode(spec: ReferenceModelSpec, trainer: ModelTrainer | None = None) ->
 def train_chunk(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
                 rows: Sequence[np.ndarray], device: str = "cpu", threads: int | None = None,
                 trainer: ModelTrainer | None = None, on_progress: Callable[[float], None] | None = None,
-                batch: bool = True) -> dict:
+                batch: bool = True, on_result: Callable[[dict], None] | None = None) -> dict:
     """Train one chunk of models: batched (:func:`models.batched_training.train_stacked`) when
     ``batch`` and the architecture allow, else one model per step with ``trainer`` (default: :func:`default_trainer`).
 
     Never raises for a failing model: returns ``{"results": [{"index", "state_dict", "seconds"}...],
     "failed": None or {"models": [indices], "reason": str}, "batched": bool}`` so the models that
-    finished are kept. ``on_progress(models)`` is called with each increment of models done (a
-    batched chunk reports ``len(specs) / epochs`` per epoch).
+    finished are kept (in a batched chunk, a model whose loss turns NaN stops and the others finish).
+    ``on_result(result)`` is called for each model as soon as it is trained (one per step: after each
+    model, so an interrupt keeps every finished one). ``on_progress(models)`` is called with each
+    increment of models done (a batched chunk reports ``len(specs) / epochs`` per epoch).
     """
     results, start = [], time.perf_counter()
     batched = batch and chunk_mode(specs[0], trainer) is None
+
+    def finished(result: dict) -> None:
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
     with torch_threads(threads):
         if batched:
+            epochs = max(1, TrainConfig.from_dict(specs[0].recipe).epochs)
             try:
-                epochs = max(1, TrainConfig.from_dict(specs[0].recipe).epochs)
-                states = train_stacked([spec.build() for spec in specs],
-                                       [TrainConfig.from_dict(spec.recipe) for spec in specs], images, labels,
-                                       rows, device, on_epoch=(lambda e: on_progress(len(specs) / epochs))
-                                       if on_progress else None)
-            except NonFiniteLoss as error:
-                return _failed(results, [specs[k].index for k in error.models],
-                               f"a NaN or inf training loss in epoch {error.epoch} (lower --lr?)", batched)
+                states, diverged = train_stacked(
+                    [spec.build() for spec in specs], [TrainConfig.from_dict(spec.recipe) for spec in specs],
+                    images, labels, rows, device,
+                    on_epoch=(lambda e: on_progress(len(specs) / epochs)) if on_progress else None)
             except (torch.OutOfMemoryError, MemoryError) as error:
                 return _failed(results, [spec.index for spec in specs],
                                f"out of memory ({type(error).__name__}); pass a smaller --pool_chunk_size", batched)
             seconds = (time.perf_counter() - start) / len(specs)
-            return {"results": [{"index": spec.index, "state_dict": state, "seconds": seconds}
-                                for spec, state in zip(specs, states)], "failed": None, "batched": True}
+            for spec, state in zip(specs, states):
+                if state is not None:
+                    finished({"index": spec.index, "state_dict": state, "seconds": seconds})
+            if diverged:
+                epochs_seen = ", ".join(map(str, sorted(set(diverged.values()))))
+                return _failed(results, [specs[k].index for k in sorted(diverged)],
+                               f"a NaN or inf training loss in epoch {epochs_seen} (lower --lr?)", batched)
+            return {"results": results, "failed": None, "batched": True}
         train = trainer or (lambda spec, x, y, r: default_trainer(spec, x, y, r, device))
+        non_finite = []
         for position, (spec, spec_rows) in enumerate(zip(specs, rows)):
             started = time.perf_counter()
             try:
@@ -164,10 +176,13 @@ def train_chunk(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, label
                 return _failed(results, [s.index for s in specs[position:]],
                                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", batched)
             if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-                return _failed(results, [spec.index], "NaN or inf weights after training (lower --lr?)", batched)
-            results.append({"index": spec.index, "state_dict": state, "seconds": time.perf_counter() - started})
+                non_finite.append(spec.index)      # the next models still train
+                continue
+            finished({"index": spec.index, "state_dict": state, "seconds": time.perf_counter() - started})
             if on_progress:
                 on_progress(1.0)
+    if non_finite:
+        return _failed(results, non_finite, "NaN or inf weights after training (lower --lr?)", batched)
     return {"results": results, "failed": None, "batched": False}
 
 

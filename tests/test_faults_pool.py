@@ -153,6 +153,50 @@ def test_a_chunk_with_a_nan_loss_is_one_line_naming_its_models_and_the_others_ar
     assert sorted(done) == [0, 1]
 
 
+def test_a_nan_loss_inside_a_batched_chunk_stops_only_that_model():
+    specs = specs_with(3, epochs=2)
+    images, labels = population()
+    images[40] = float("nan")                                                          # only model 1 trains on it
+    rows = [np.arange(0, 24), np.arange(24, 48), np.arange(1, 25)]
+    done = {}
+    with pytest.raises(PoolTrainingError) as error:
+        train_pool(specs, images, labels, rows, lambda s, r: done.__setitem__(s.index, r), max_chunk=3,
+                   workers=1, use_ray=False)
+    assert str(error.value).startswith("reference model(s) 1: a NaN or inf training loss in epoch 1")
+    assert sorted(done) == [0, 2]                                                      # same chunk, kept
+    finite = torch.nan_to_num(images)
+    for index in (0, 2):                                                               # as if trained alone
+        batched, alone = specs[index].build(), specs[index].build()
+        batched.load_state_dict(done[index]["state_dict"])
+        alone.load_state_dict(reference_pool.train_reference_model(specs[index], images, labels, rows[index])["state_dict"])
+        with torch.no_grad():
+            assert (batched(finite) - alone(finite)).abs().max() < 1e-4
+
+
+def test_models_trained_one_per_step_are_each_saved_as_they_finish(tmp_path):
+    specs = specs_with(3)
+    pool = pool_of(tmp_path, specs)
+    pool.open()
+    images, labels = population()
+    trained = []
+
+    def interrupted_third(spec, x, y, rows):                                           # Ctrl-C in the third model
+        if len(trained) == 2:
+            raise KeyboardInterrupt
+        trained.append(spec.index)
+        return reference_pool.default_trainer(spec, x, y, rows)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_pool(specs, images, labels, [np.arange(24)] * 3, lambda s, r: pool.save(s, r["state_dict"]),
+                   max_chunk=8, workers=1, use_ray=False, trainer=interrupted_third)
+    resumed = pool_of(tmp_path, specs)
+    resumed.open()
+    assert [resumed.load_trained(s) is not None for s in specs] == [True, True, False]
+    info = train_pool(specs, images, labels, [np.arange(24)] * 3, lambda s, r: None, max_chunk=8, workers=1,
+                      use_ray=False, batch=False)
+    assert info["chunks"] == [1, 1, 1] and not info["batched"]                          # also one Ray task each
+
+
 def test_out_of_memory_in_a_chunk_names_its_models(monkeypatch):
     def no_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory")
