@@ -81,6 +81,9 @@ class ExperimentConfig:
                                       "0 = off)", preset="cli")
     ray_address: str | None = option(None, "train the reference models on this running Ray cluster (host:port) "
                                            "instead of a local one", type=str)
+    pool_workers: int = option(0, "local workers for the reference pool (default {default}: automatic, a Ray cluster "
+                                  "of this machine's CPUs only where a few timed steps predict it is faster; 1: in "
+                                  "this process, no cluster; N: a local Ray cluster of N CPUs)", minimum=0)
     pool_chunk_size: int = option(0, "reference models trained together as one batched model (default {default}: "
                                      "as many as fit in a quarter of the free memory, at most 64)", minimum=0)
     sets: tuple[str, ...] = option(PRESETS["digits"].sets, "non-member rows to run (default: {default})",

@@ -88,11 +88,13 @@ def available_memory(device: torch.device) -> int:
 
 def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], images: torch.Tensor,
                   labels: torch.Tensor, rows: Sequence[np.ndarray], device: torch.device | str = "cpu",
-                  on_epoch: Callable[[int], None] | None = None) -> tuple[list[dict | None], dict[int, int]]:
+                  on_epoch: Callable[[int], None] | None = None, on_step: Callable[[], None] | None = None
+                  ) -> tuple[list[dict | None], dict[int, int]]:
     """Train ``models[k]`` on ``images[rows[k]]`` with ``recipes[k]``, all in one batched step.
 
     Recipes may differ only in their seed (the batch order); ``images`` ``(P, C, H, W)`` and
-    ``labels`` ``(P,)`` hold the population. ``on_epoch(epoch)`` is called after each epoch.
+    ``labels`` ``(P,)`` hold the population. ``on_epoch(epoch)`` is called after each epoch,
+``on_step()`` after each batched step (e.g. to time steps).
 
     Returns
     -------
@@ -151,6 +153,8 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
                 loss_sums[live] += losses.detach().double().cpu() * lengths.double()
                 steps[live] += 1
                 _adam_step(params, grads, moments, steps, select, recipe)
+                if on_step is not None:
+                    on_step()
             for k in range(count):
                 if k not in diverged and not torch.isfinite(loss_sums[k]):
                     diverged[k] = epoch

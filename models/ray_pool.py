@@ -6,9 +6,11 @@ would exceed the models that fit in memory at once. Each chunk trains as one bat
 (:func:`models.reference_pool.train_chunk`); models that train one per step (``batch`` False, i.e.
 ``--pool_chunk_size 1``, a custom trainer, BatchNorm or dropout) go one per chunk, so each is
 saved as it finishes, in this process or as its own Ray task.
-Ray is used only where it pays: with ``--ray_address``,
-or locally when there are at least two workers and enough models for two chunks of
-:data:`MIN_MODELS_PER_TASK`; otherwise the chunks train in this process and no cluster starts.
+Ray is used only where it pays: with ``--ray_address``; locally, for batched chunks, when
+:func:`estimate_pool_seconds` (a few timed steps of the real chunks, at this process's threads and at
+one thread per worker, plus :data:`RAY_START_S` for the cluster) predicts the cluster is faster; for
+models trained one per step, when there are at least two workers and two tasks' worth of
+:data:`MIN_MODELS_PER_TASK` models. Otherwise the chunks train in this process and no cluster starts.
 Finished chunks come back as they complete (``on_done`` per model), so an interrupted or failing
 pool keeps every model that finished. Ray is imported only here, and only when it is used.
 
@@ -26,6 +28,7 @@ import socket
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -33,12 +36,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from models.batched_training import train_stacked
 from models.reference_pool import ModelTrainer, ReferenceModelSpec, chunk_mode, train_chunk, train_reference_model
+from models.training import TrainConfig
 
 log = logging.getLogger(__name__)
 REPOSITORY_ROOT = str(Path(__file__).resolve().parents[1])
 CONNECT_TIMEOUT_S = 5.0          # per step of the address check (TCP connect, then the HTTP/2 answer)
-MIN_MODELS_PER_TASK = 8          # a local Ray task must carry at least this many models to pay its start
+MIN_MODELS_PER_TASK = 8          # one-per-step models: a local cluster needs at least 2 tasks' worth of this many
+RAY_START_S = 10.0               # a local cluster's fixed cost on 2 cores: ray.init ~3.6 s, workers (torch
+                                 # import) ~3.1 s, shutdown ~1.9 s (benchmarks/reference_pool.py)
+PROBE_STEPS = 3                  # timed batched steps per estimate (after one untimed warm-up step)
 _guard = None                    # the watchdog of the local cluster this process started (models.ray_cleanup)
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
 
@@ -184,8 +192,20 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
         max_chunk = 1          # one model per step: one model per chunk (or task), each saved as it finishes
     # in this process: the biggest batched chunks that fit
     local_chunks = plan_chunks(len(specs), 1, max_chunk)
+    estimate = None
     if use_ray is None:
-        use_ray = bool(address) or (workers >= 2 and len(specs) >= 2 * MIN_MODELS_PER_TASK)
+        if address:
+            use_ray = True
+        elif workers < 2 or len(specs) < 2:
+            use_ray = False
+        elif max_chunk == 1:     # one model per step: heavy models, where one task per model pays
+            use_ray = len(specs) >= 2 * MIN_MODELS_PER_TASK
+        else:
+            estimate = estimate_pool_seconds(specs, images, labels, rows, workers, max_chunk, device)
+            use_ray = estimate["ray_s"] < estimate["here_s"]
+            log.info("reference pool: estimated %.0f s in this process, %.0f s on a local Ray cluster of %d "
+                     "workers (%.0f s of it starting it): %s", estimate["here_s"], estimate["ray_s"], workers,
+                     RAY_START_S, "Ray" if use_ray else "this process")
     bar = pool_progress(len(specs), progress)
     try:
         if use_ray:
@@ -196,7 +216,46 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
             info = _train_here(specs, images, labels, rows, on_done, bar, local_chunks, device, trainer, batch)
     finally:
         bar.close()
+    if estimate is not None:
+        info["estimate"] = estimate
     return info
+
+
+def estimate_pool_seconds(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
+                          rows: Sequence[np.ndarray], workers: int, max_chunk: int, device: str = "cpu") -> dict:
+    """Predicted wall time of the batched pool in this process and on a local Ray cluster of ``workers``
+    one-thread workers, from :data:`PROBE_STEPS` timed steps of each chunk shape (about a second).
+
+    Here: every chunk of :func:`plan_chunks` ``(K, 1, max_chunk)`` with this process's threads. Ray:
+    :data:`RAY_START_S` plus the chunks of ``plan_chunks(K, workers, max_chunk)`` spread over the workers,
+    each at one thread. A step's cost is measured on the real models and rows; the count of steps is
+    the epochs times the batches of the largest training set.
+    """
+    from models.reference_pool import torch_threads
+
+    recipe = TrainConfig.from_dict(specs[0].recipe)
+    steps = recipe.epochs * -(-max(len(r) for r in rows) // recipe.batch_size)
+    here_chunks = plan_chunks(len(specs), 1, max_chunk)
+    ray_chunks = plan_chunks(len(specs), workers, max_chunk)
+    here = sum(steps * step_seconds(specs, images, labels, rows, len(c), device) for c in here_chunks)
+    with torch_threads(1):
+        per_chunk = [steps * step_seconds(specs, images, labels, rows, len(c), device) for c in ray_chunks]
+    waves = -(-len(ray_chunks) // workers)                    # chunks run ``workers`` at a time
+    ray = RAY_START_S + waves * max(per_chunk)
+    return {"here_s": round(here, 2), "ray_s": round(ray, 2), "steps": steps, "workers": workers}
+
+
+def step_seconds(specs, images, labels, rows, size: int, device: str = "cpu") -> float:
+    """Seconds of one batched training step of a chunk of ``size`` models like ``specs[0]``: the
+    median of :data:`PROBE_STEPS` timed steps after an untimed first one."""
+    recipe = TrainConfig.from_dict(specs[0].recipe)
+    chosen = [specs[i % len(specs)] for i in range(size)]
+    short = [np.asarray(rows[i % len(rows)])[:(PROBE_STEPS + 1) * recipe.batch_size] for i in range(size)]
+    stamps = [time.perf_counter()]
+    train_stacked([spec.build() for spec in chosen], [replace(recipe, epochs=1)] * size, images, labels, short,
+                  device, on_step=lambda: stamps.append(time.perf_counter()))
+    durations = np.diff(stamps)
+    return float(np.median(durations[1:] if len(durations) > 1 else durations))
 
 
 def _train_here(specs, images, labels, rows, on_done, bar, chunks, device, trainer, batch) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import os
 import signal
 import socket
@@ -119,6 +120,24 @@ def test_chunk_size_follows_memory_and_models_with_buffers_fall_back():
     assert batchable(model, TrainConfig(amp=True)) == "--amp"
     assert plan_chunks(64, 2, 64) == [list(range(32)), list(range(32, 64))]
     assert sorted(len(c) for c in plan_chunks(10, 2, 3)) == [2, 2, 3, 3] and plan_chunks(1, 4, 8) == [[0]]
+
+
+def test_a_local_cluster_starts_only_where_timed_steps_predict_it_pays(monkeypatch):
+    import models.ray_pool as ray_pool
+
+    specs = tiny_specs(4)
+    images, labels = tiny_population()
+    rows = [np.arange(i, 48, 2) for i in range(4)]
+    estimate = ray_pool.estimate_pool_seconds(specs, images, labels, rows, workers=2, max_chunk=64)
+    assert 0 < estimate["here_s"] < ray_pool.RAY_START_S <= estimate["ray_s"] and estimate["workers"] == 2
+    assert estimate["steps"] == 2                                      # 1 epoch of 2 batches of 16 (24 rows)
+    started = []
+    monkeypatch.setattr(ray_pool, "_train_with_ray", lambda *a, **k: started.append(1) or {"mode": "ray"})
+    info = train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=2)
+    assert info["mode"] == "local" and not started and info["estimate"]["here_s"] < ray_pool.RAY_START_S
+    monkeypatch.setattr(ray_pool, "estimate_pool_seconds", lambda *a, **k: {"here_s": 100.0, "ray_s": 20.0})
+    assert train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=2)["mode"] == "ray"
+    assert train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=1)["mode"] == "local"
 
 
 def test_custom_trainer_plugs_into_the_pool():
@@ -285,8 +304,10 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
 
     assert Path(pool["folder"]).name.startswith("small_cnn_digits_reference_pool_K4_")
     (Path(pool["folder"]) / "reference_1.pt").unlink()                             # interrupted pool
-    third = json.loads(run_experiment(config).files["manifest"].read_text())["notes"]["reference_pool"]
-    assert third["loaded"] == 3 and third["trained"] == 1
+    third = json.loads(run_experiment(replace(config, pool_workers=1)).files["manifest"].read_text())
+    pool_notes = third["notes"]["reference_pool"]
+    assert pool_notes["loaded"] == 3 and pool_notes["trained"] == 1 and pool_notes["training"]["mode"] == "local"
+    assert "estimate" not in pool_notes["training"]                           # --pool_workers 1: no probe, no cluster
 
 
 def test_cached_logits_heal_a_damaged_entry_with_one_warning(tmp_path, caplog):

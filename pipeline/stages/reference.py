@@ -234,6 +234,9 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
             pool_info = train_pool(missing, population.images[:population.size],
                                    torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
                                    max_chunk=max_chunk, address=config.ray_address, device=str(device),
+                                   workers=config.pool_workers or None,
+                                   use_ray=None if config.ray_address or not config.pool_workers
+                                   else config.pool_workers > 1,
                                    progress=config.progress, trainer=trainer, verbose=config.verbose,
                                    batch=batch)
             pool_info["max_chunk"] = max_chunk
