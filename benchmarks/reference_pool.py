@@ -8,8 +8,11 @@ or loaded first) and ``salem`` (salem_cnn_relu on a seeded random 3x32x32 popula
 size). The suite: digits K = 8 and K = 64, salem K = 8. Modes, each on the same specs and rows:
   (a) one model after another in this process (``train_model`` per model, 1 torch thread);
   (b) the previous pool: one Ray task per model, ``--workers`` CPUs (cluster start + stop included);
-  (c) the batched pool in this process (chunks as big as memory allows, 1 torch thread);
-  (d) the batched pool through Ray: one task per chunk on ``--workers`` CPUs (start + stop included).
+  (c) the batched pool in this process (chunks as big as memory allows), at 1 torch thread and at
+      ``--workers`` threads (the ratios use the faster of the two);
+  (d) the batched pool through Ray: one task per chunk on ``--workers`` CPUs (start + stop included);
+  (e) what the package does by default: ``train_pool``'s own choice between (c) and (d) from a few
+      timed steps (the probe included), at ``--workers`` threads.
 Printed: seconds, ratios against (a) and (b) (> 1: faster), and the peak resident memory of this
 process and all its descendants (Ray's processes included) during each mode, sampled every 0.2 s.
 """
@@ -99,20 +102,25 @@ def measure(case: str, models: int, epochs: int | None, workers: int, scratch: s
     print(f"\n{case}: K={models} {specs[0].arch} models, {recipe.epochs} epochs, batch {recipe.batch_size}, "
           f"about {int(np.mean([len(r) for r in rows]))} training rows each; batched chunks of at most {max_chunk}")
     ignore = lambda spec, result: None  # noqa: E731
+    batched_here = lambda: train_pool(specs, images, labels, rows, ignore, max_chunk=max_chunk,  # noqa: E731
+                                      workers=1, use_ray=False)
+    chosen = {}
     modes = {
-        "(a) one after another, 1 process": lambda: train_pool_sequentially(specs, images, labels, rows, ignore),
-        f"(b) Ray, one model per task, {workers} workers": lambda: train_pool_per_model_with_ray(
-            specs, images, labels, rows, ignore, num_cpus=workers),
-        "(c) batched, 1 process": lambda: train_pool(specs, images, labels, rows, ignore, max_chunk=max_chunk,
-                                                     workers=1, use_ray=False),
-        f"(d) batched through Ray, {workers} workers": lambda: train_pool(
-            specs, images, labels, rows, ignore, max_chunk=max_chunk, workers=workers, use_ray=True),
+        "(a) one after another, 1 process": (1, lambda: train_pool_sequentially(specs, images, labels, rows, ignore)),
+        f"(b) Ray, one model per task, {workers} workers": (1, lambda: train_pool_per_model_with_ray(
+            specs, images, labels, rows, ignore, num_cpus=workers)),
+        "(c) batched, 1 process, 1 thread": (1, batched_here),
+        f"(c) batched, 1 process, {workers} threads": (workers, batched_here),
+        f"(d) batched through Ray, {workers} workers": (1, lambda: train_pool(
+            specs, images, labels, rows, ignore, max_chunk=max_chunk, workers=workers, use_ray=True)),
+        "(e) default: the package's choice": (workers, lambda: chosen.update(train_pool(
+            specs, images, labels, rows, ignore, max_chunk=max_chunk, workers=workers))),
     }
     seconds = {}
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
-        for name, run in modes.items():
+        for name, (threads, run) in modes.items():
+            torch.set_num_threads(threads)
             with PeakMemory() as memory:
                 start = time.perf_counter()
                 run()
@@ -120,9 +128,13 @@ def measure(case: str, models: int, epochs: int | None, workers: int, scratch: s
             print(f"  {name:<42} {seconds[name]:7.1f} s   peak {memory.peak / 2**20:6.0f} MiB", flush=True)
     finally:
         torch.set_num_threads(previous)
-    a, b, c, d = seconds.values()
+    a, b, c1, c2, d, e = seconds.values()
+    c = min(c1, c2)
+    estimate = chosen.get("estimate") or {}
+    print(f"  (e) chose {chosen.get('mode')}" + (f" (estimated {estimate['here_s']:.0f} s here, {estimate['ray_s']:.0f} s "
+                                                 f"with Ray)" if estimate else ""))
     print(f"  ratios: a/c {a / c:.2f} (batching, one process)   b/d {b / d:.2f} (chunked vs per-model Ray)   "
-          f"c/d {c / d:.2f} (Ray vs one process, batched)   a/d {a / d:.2f}")
+          f"c/d {c / d:.2f} (Ray vs one process, batched)   a/d {a / d:.2f}   min(c,d)/e {min(c, d) / e:.2f} (default vs best)")
 
 
 def main() -> None:
