@@ -41,6 +41,28 @@ def place_axes(figure: Figure, left: float, bottom: float, width: float, height:
                             height / figure_height))
 
 
+def legend_below(figure: Figure, handles, labels, columns: Sequence[int] = (2, 1), fontsize="small"):
+    """A legend under everything in ``figure``: the figure grows at the bottom by the legend's
+    measured height and its axes keep their size and place from the top, in inches. The first
+    of ``columns`` whose legend fits the figure's width is used (the last one in any case).
+    Measuring one legend is cheap; a layout engine would measure every text of the figure."""
+    renderer = figure.canvas.get_renderer()
+    width, height = figure.get_size_inches()
+    for count in columns:
+        legend = figure.legend(handles, labels, loc="upper center", ncol=count, fontsize=fontsize, frameon=False)
+        box = legend.get_window_extent(renderer)
+        if box.width / figure.dpi <= width - 0.2 or count == columns[-1]:
+            break
+        legend.remove()
+    extra = box.height / figure.dpi + 0.2
+    figure.set_size_inches(width, height + extra)
+    for axes in figure.axes:
+        x0, y0, w, h = axes.get_position().bounds
+        axes.set_position((x0, (y0 * height + extra) / (height + extra), w, h * height / (height + extra)))
+    legend.set_bbox_to_anchor((0.5, (extra - 0.05) / (height + extra)), transform=figure.transFigure)
+    return legend
+
+
 def show_tiles(axes, tiles: Sequence[np.ndarray | None], columns: int, gap: int = 2,
                frame: str | None = "black") -> tuple[int, int]:
     """Draw image tiles ``(H, W)`` (grey) or ``(H, W, 3)`` (colour), values in [0, 1], row by row

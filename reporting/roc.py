@@ -13,7 +13,7 @@ import numpy as np
 
 from attacks.evaluation import tpr_at_fpr
 from attacks.roc import roc_curve_points
-from reporting.figures import new_figure, place_axes, safe_name, save_figure
+from reporting.figures import legend_below, new_figure, place_axes, safe_name, save_figure
 
 ScorePair = tuple[np.ndarray, np.ndarray]
 
@@ -109,7 +109,7 @@ def roc_figure(curves: Mapping[str, tuple | None], title: str):
     linear.grid(True, alpha=0.3)
     loglog.grid(True, alpha=0.3, which="both")
     _fill(linear, loglog, curves)
-    _legend_below(figure, *linear.get_legend_handles_labels())
+    legend_below(figure, *linear.get_legend_handles_labels(), columns=(2, 1))
     figure.suptitle(title, y=1 - 0.12 / figure.get_figheight(), va="top")
     return figure
 
@@ -134,23 +134,3 @@ def _fill(linear, loglog, curves: Mapping[str, tuple | None]) -> None:
         keep = (fpr > 0) & (tpr > 0)  # log axes cannot show zeros
         line.set(data=(fpr, tpr), label=f"{set_name}: AUROC {auroc:.3f}, TPR@1%FPR {tpr_at_fpr(fpr, tpr, 0.01):.3f}")
         log_line.set_data(fpr[keep], tpr[keep])
-
-
-def _legend_below(figure, handles, labels) -> None:
-    """The legend under both panels, in two columns when they fit the figure's width; the figure
-    grows by the legend's measured height (no layout engine: measuring one legend is cheap)."""
-    renderer = figure.canvas.get_renderer()
-    width, height = figure.get_size_inches()
-    for columns in (2, 1):
-        legend = figure.legend(handles, labels, loc="upper center", ncol=columns, fontsize="small",
-                               frameon=False)
-        box = legend.get_window_extent(renderer)
-        if box.width / figure.dpi <= width - 0.2 or columns == 1:
-            break
-        legend.remove()
-    extra = box.height / figure.dpi + 0.2
-    figure.set_size_inches(width, height + extra)
-    for axes in figure.axes:   # keep the panels' size and distance from the top in inches
-        x0, y0, w, h = axes.get_position().bounds
-        axes.set_position((x0, (y0 * height + extra) / (height + extra), w, h * height / (height + extra)))
-    legend.set_bbox_to_anchor((0.5, (extra - 0.05) / (height + extra)), transform=figure.transFigure)
