@@ -172,38 +172,40 @@ def fake_digits_named_set(fake: FakeDigits, domain: Domain) -> NamedSet:
 
 def save_sample_grid(images: torch.Tensor, labels: torch.Tensor, path: str | Path,
                      per_class: int = 10) -> Path:
-    """Write a PNG with one row per class and up to ``per_class`` of its images.
+    """Write a PNG with one row per class (labelled on the left) and up to ``per_class`` of its images.
+
+    The tiles are one image on one axes (a montage), not an axes each: the same picture for a
+    fraction of the drawing time.
 
     Parameters
     ----------
     images : tensor (N, C, H, W)
-        Pixels in [0, 1], with 1 or 3 channels.
+        Pixels in [0, 1], with 1 or 3 channels; greyscale is drawn dark on light (``gray_r``).
     labels : int tensor (N,)
     path : str or Path
         Written atomically.
     """
-    from matplotlib.figure import Figure  # no pyplot: no global figure state
+    from reporting.figures import new_figure, place_axes, save_figure, show_tiles
 
-    classes = sorted(set(torch.as_tensor(labels).tolist()))
-    fig = Figure(figsize=(0.6 * per_class, 0.6 * max(len(classes), 1) + 0.5), layout="constrained")
-    fig.suptitle("Fake set: conditional GAN samples, one row per class", fontsize="small")
-    axes = fig.subplots(max(len(classes), 1), per_class, squeeze=False)
-    for row, cls in enumerate(classes):
-        chosen = images[torch.as_tensor(labels) == cls][:per_class]
-        axes[row, 0].set_ylabel(str(cls), rotation=0, labelpad=10)
-        for column in range(per_class):
-            axis = axes[row, column]
-            axis.set_xticks([]), axis.set_yticks([])
-            if column < len(chosen):
-                image = chosen[column].detach().float().cpu().clamp(0, 1)
-                if image.shape[0] == 1:
-                    axis.imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1)
-                else:
-                    axis.imshow(image.permute(1, 2, 0).numpy())
-    path = Path(path)
-    with atomic_path(path) as temporary:
-        fig.savefig(temporary, format="png", dpi=80)
-    return path
+    labels = torch.as_tensor(labels)
+    classes = sorted(set(labels.tolist()))
+    tiles = []
+    for cls in classes:
+        chosen = images[labels == cls][:per_class].detach().float().cpu().clamp(0, 1).numpy()
+        row = [1.0 - image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0) for image in chosen]
+        tiles += row + [None] * (per_class - len(row))
+    rows = max(len(classes), 1)
+    tile, left, top, margin = 0.55, 0.45, 0.35, 0.15   # inches
+    fig = new_figure(left + tile * per_class + margin, top + tile * rows + margin, layout=None)
+    axes = place_axes(fig, left, margin, tile * per_class, tile * rows)
+    gap = 2   # pixels between tiles
+    height, _ = show_tiles(axes, tiles, per_class, gap)
+    axes.set_yticks([row * (height + gap) + (height - 1) / 2 for row in range(len(classes))],
+                    [str(cls) for cls in classes])
+    axes.tick_params(length=0)
+    fig.suptitle("Fake set: conditional GAN samples, one row per class", fontsize="small",
+                 y=1 - 0.08 / fig.get_figheight(), va="top")
+    return save_figure(fig, path, dpi=80)
 
 
 def _intended_labels(num_images: int, num_classes: int) -> torch.Tensor:

@@ -14,12 +14,15 @@ from typing import Mapping
 
 import numpy as np
 
-from reporting.figures import new_figure, save_figure
+from reporting.figures import new_figure, place_axes, save_figure
 
 # bin edges (left-closed): [0, 0.5), [0.5, 0.9), [0.9, 0.99), [0.99, 0.999), [0.999, 1), exactly 1.0
 EDGES = (0.0, 0.5, 0.9, 0.99, 0.999, 1.0)
 BIN_LABELS = ("<0.5", "0.5-0.9", "0.9-0.99", "0.99-0.999", "0.999-<1", "=1.0")
 COLUMNS = 4
+# inches: a cell per panel; each row holds the panel's two-line title, the panel and its slanted bin labels
+CELL_WIDTH, LEFT, RIGHT, GAP = 3.4, 0.7, 0.15, 0.15
+PANEL, ROW, TOP, BOTTOM = 1.85, 2.8, 0.75, 0.0
 
 
 def score_shares(values: np.ndarray) -> np.ndarray:
@@ -60,8 +63,16 @@ def max_score_figure(member_max, non_member_max: Mapping[str, np.ndarray], title
     panels = sets or {"(no non-member sets)": None}
     columns = min(COLUMNS, len(panels))
     rows = math.ceil(len(panels) / columns)
-    figure = new_figure(3.4 * columns, 2.9 * rows + 0.5)
-    grid = figure.subplots(rows, columns, squeeze=False, sharey=True)
+    # a fixed layout in inches (constrained layout measured every text twice, the larger cost)
+    width, height = CELL_WIDTH * columns, TOP + ROW * rows + BOTTOM
+    figure = new_figure(width, height, layout=None)
+    panel_width = (width - LEFT - RIGHT - GAP * (columns - 1)) / columns
+    grid = np.array([[place_axes(figure, LEFT + column * (panel_width + GAP), height - TOP - ROW * row - PANEL,
+                                 panel_width, PANEL) for column in range(columns)] for row in range(rows)])
+    for axes in grid.flat[1:]:
+        axes.sharey(grid.flat[0])
+    for axes in grid[:, 1:].flat:
+        axes.tick_params(labelleft=False)
     for axes in grid.flat[len(panels):]:
         axes.set_visible(False)
     x = np.arange(len(BIN_LABELS))
@@ -73,15 +84,18 @@ def max_score_figure(member_max, non_member_max: Mapping[str, np.ndarray], title
             axes.bar(x + 0.2, shares, 0.4, color="tab:orange", label="non-members of the set")
         at_one = f"members {members[-1]:.0%}" + (f", set {shares[-1]:.0%}" if shares is not None else "")
         axes.set_title(f"{name} (n={0 if values is None else len(values)})\nat exactly 1.0: {at_one}",
-                       fontsize="small")
+                       fontsize="small", y=1.0)
         axes.set_xticks(x, BIN_LABELS, rotation=45, ha="right", fontsize="x-small")
         axes.set_ylim(0, 1.05)
     handles, labels = grid.flat[0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower right", ncol=2, fontsize="small", frameon=False)
+    figure.legend(handles, labels, loc="lower right", bbox_to_anchor=(1 - 0.1 / width, 0.02 / height),
+                  ncol=2, fontsize="small", frameon=False)
     for axes in grid[:, 0]:
         axes.set_ylabel("share of samples")
-    figure.supxlabel("maximum prediction score (bins zoom into [0.9, 1]; last bin: exactly 1.0)", fontsize="small")
-    figure.suptitle(title or "Maximum prediction score: members vs. each non-member set")
+    figure.supxlabel("maximum prediction score (bins zoom into [0.9, 1]; last bin: exactly 1.0)", fontsize="small",
+                     y=0.1 / height, va="bottom")
+    figure.suptitle(title or "Maximum prediction score: members vs. each non-member set", y=1 - 0.08 / height,
+                    va="top")
     return figure
 
 

@@ -13,9 +13,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from reporting.figures import new_figure, save_figure
+from reporting.figures import new_figure, place_axes, save_figure, show_tiles
 
-TILE_INCHES = 1.35
+TILE_INCHES = 1.35    # one tile with the gap to the next
+GAP_INCHES = 0.15
+TITLE_INCHES = 0.4    # above each row: the tiles' titles
+TOP_INCHES = 0.25     # the figure's title
 LABEL_INCHES = 1.6
 
 
@@ -95,31 +98,37 @@ def plot_false_positive_grid(candidates: Mapping[str, FalsePositiveCandidates], 
 
 def false_positive_figure(candidates: Mapping[str, FalsePositiveCandidates], per_set: int = 8,
                           attack: str = "Threshold"):
-    """The figure of :func:`plot_false_positive_grid` (not saved)."""
+    """The figure of :func:`plot_false_positive_grid` (not saved): one axes per set, its tiles drawn
+    as one image (an axes per tile costs far more to draw), each titled above."""
     if per_set < 1:
         raise ValueError(f"per_set must be at least 1, got {per_set}")
     rows = candidates or {"(no non-member sets)": None}
-    figure = new_figure(LABEL_INCHES + TILE_INCHES * per_set, 0.3 + (TILE_INCHES + 0.35) * len(rows))
-    grid = figure.subplots(len(rows), per_set, squeeze=False)
-    for row, (set_name, candidate) in zip(grid, rows.items()):
+    row_inches = TILE_INCHES + TITLE_INCHES
+    figure = new_figure(LABEL_INCHES + TILE_INCHES * per_set + 0.1, TOP_INCHES + row_inches * len(rows) + 0.1,
+                        layout=None)
+    for index, (set_name, candidate) in enumerate(rows.items()):
+        bottom = 0.1 + row_inches * (len(rows) - 1 - index)
+        axes = place_axes(figure, LABEL_INCHES, bottom, TILE_INCHES * per_set, TILE_INCHES - GAP_INCHES)
         chosen = candidate.top_false_positives(per_set) if candidate is not None else np.array([], int)
-        for axes in row:
-            _blank(axes)
         total = 0 if candidate is None else len(candidate.max_probs)
-        row[0].set_ylabel(f"{set_name}\n{int(candidate.predicted_member.sum()) if candidate else 0}"
-                          f" / {total} false positives", rotation=0, ha="right", va="center", fontsize="small")
+        axes.set_ylabel(f"{set_name}\n{int(candidate.predicted_member.sum()) if candidate else 0}"
+                        f" / {total} false positives", rotation=0, ha="right", va="center", fontsize="small")
         if not len(chosen):
-            row[0].text(0.05, 0.5, "no false positives", transform=row[0].transAxes, ha="left",
-                        va="center", fontsize="medium", color="dimgrey")
+            _blank(axes)
+            axes.text(0.05 / per_set, 0.5, "no false positives", transform=axes.transAxes, ha="left",
+                      va="center", fontsize="medium", color="dimgrey")
             continue
-        for axes, index in zip(row, chosen):
-            image = _display(candidate.images[int(index)])
-            axes.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0.0, vmax=1.0,
-                        interpolation="nearest")
-            axes.set_title(f"{candidate.class_name(candidate.predicted_class[index])}\n"
-                           f"{candidate.max_probs[index]:.4f}", fontsize="x-small")
+        tiles = [_display(candidate.images[int(i)]) for i in chosen]
+        height, width = tiles[0].shape[:2]
+        # the gap between tiles, in pixels, that keeps each tile (image and gap) TILE_INCHES wide
+        gap = max(1, round(width * GAP_INCHES / (TILE_INCHES - GAP_INCHES)))
+        show_tiles(axes, tiles + [None] * (per_set - len(tiles)), per_set, gap, frame=None)
+        for column, i in enumerate(chosen):
+            axes.annotate(f"{candidate.class_name(candidate.predicted_class[i])}\n{candidate.max_probs[i]:.4f}",
+                          xy=(column * (width + gap) + (width - 1) / 2, 1), xycoords=("data", "axes fraction"),
+                          xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize="x-small")
     figure.suptitle(f"{attack} attack: its most confident false positives (non-members it calls members)",
-                    fontsize="medium")
+                    fontsize="medium", y=1 - 0.08 / figure.get_figheight(), va="top")
     return figure
 
 

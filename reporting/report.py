@@ -237,11 +237,10 @@ def _figure_block(figures: Sequence[str | Path], base: Path, captions: Mapping[s
 
 # file-name pattern -> caption (what to look for); {attack} is filled from the name
 CAPTIONS = (
-    (r"roc_(?P<attack>.+?)_Attack_loglog$", "ROC of the {attack} attack on log-log axes, one curve per non-member "
-     "set: look at the left end; a curve above the dashed diagonal at FPR 0.01 and below finds members at a low "
-     "false-positive rate."),
-    (r"roc_(?P<attack>.+?)_Attack$", "ROC of the {attack} attack, one curve per non-member set: the further a curve "
-     "bows above the dashed diagonal, the better the attack separates members from that set."),
+    (r"roc_(?P<attack>.+?)_Attack$", "ROC of the {attack} attack, one curve per non-member set. Left, linear axes: "
+     "the further a curve bows above the dashed diagonal, the better the attack separates members from that set. "
+     "Right, log-log axes: look at the left end; a curve above the diagonal at FPR 0.01 and below finds members at "
+     "a low false-positive rate."),
     (r"held_out_fpr$", "Each attack's FPR on every set at the threshold that flags 1% of held-out in-distribution "
      "images: bars far above the dashed 1% line mean the attack is fooled by that set."),
     (r"max_score_distributions$", "Maximum prediction score of members and of each non-member set: where a set "

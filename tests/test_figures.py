@@ -48,21 +48,42 @@ def rng():
     return np.random.default_rng(0)
 
 
-@pytest.mark.parametrize("loglog", [False, True])
-def test_roc_title_names_the_attack_once_and_legend_gives_auroc_and_tpr(rng, loglog):
+def test_roc_title_names_the_attack_once_and_legend_gives_auroc_and_tpr(rng):
     curves = {name: _roc("Threshold Attack", name, rng.normal(0.5, 1, 200), rng.normal(0, 1, 200))
               for name in ("Original", "No Normalization", "Photo Patches")}
     title = attack_title("Threshold Attack")
     assert title == "Threshold attack" and attack_title("Threshold") == title
-    figure = roc_figure(curves, f"ROC of the {title}", loglog=loglog)
-    axes = figure.axes[0]
-    assert axes.get_title().lower().count("attack") == 1
-    assert axes.get_xlabel() == "false-positive rate" and axes.get_ylabel() == "true-positive rate"
-    labels = legend_texts(axes)
+    figure = roc_figure(curves, f"ROC of the {title}")
+    assert figure.get_suptitle().lower().count("attack") == 1
+    linear, loglog = figure.axes
+    assert (linear.get_xscale(), loglog.get_xscale(), loglog.get_yscale()) == ("linear", "log", "log")
+    for axes in (linear, loglog):
+        assert axes.get_xlabel() == "false-positive rate" and axes.get_ylabel() == "true-positive rate"
+    labels = legend_texts(figure)
     assert any(label.startswith("Original: AUROC ") and "TPR@1%FPR " in label for label in labels)
-    legend_box = axes.get_legend().get_window_extent(figure.canvas.get_renderer())
-    assert legend_box.y1 <= axes.get_window_extent(figure.canvas.get_renderer()).y0  # below the curves
-    texts_inside(figure)
+    assert len(labels) == len(curves) + 1 and labels[-1] == "chance"
+    texts = texts_inside(figure)
+    renderer = figure.canvas.get_renderer()
+    legend_box = figure.legends[0].get_window_extent(renderer)
+    for axes in (linear, loglog):   # below the curves and below the panels' x labels
+        assert legend_box.y1 <= axes.xaxis.label.get_window_extent(renderer).y0
+        assert axes.xaxis.label.get_window_extent(renderer).y1 <= axes.get_window_extent(renderer).y0
+    assert "linear axes" in texts
+
+
+def test_roc_figure_redrawn_for_another_attack_equals_a_new_one(tmp_path, rng):
+    """plot_roc_curves redraws one figure per attack; each file must be what a new figure gives."""
+    from PIL import Image
+    from reporting.roc import plot_roc_curves
+
+    members = rng.normal(0.5, 1, 100)
+    sets = {"A": {"Original": (members, rng.normal(0, 1, 80)), "Empty": (members, np.array([]))},
+            "B": {"Original": (rng.normal(2, 1, 100), rng.normal(0, 1, 80)), "Empty": (members, np.array([]))}}
+    together = plot_roc_curves(sets, tmp_path / "together")
+    alone = plot_roc_curves({"B": sets["B"]}, tmp_path / "alone")
+    assert [p.name for p in together] == ["roc_A.png", "roc_B.png"]
+    assert np.array_equal(np.asarray(Image.open(together[1])), np.asarray(Image.open(alone[0])))
+    assert not np.array_equal(np.asarray(Image.open(together[0])), np.asarray(Image.open(together[1])))
 
 
 def test_held_out_figure_title_labels_zero_and_cannot_be_judged(rng):
@@ -101,7 +122,26 @@ def test_false_positive_grid_names_its_attack(rng):
                                                     predicted_class=np.arange(5), class_names=list("abcde"))}
     figure = false_positive_figure(candidates, per_set=4, attack="Threshold")
     assert figure.get_suptitle().startswith("Threshold attack:")
-    assert "Scaled\n3 / 5 false positives" in texts_inside(figure)
+    texts = texts_inside(figure)
+    assert "Scaled\n3 / 5 false positives" in texts
+    chosen = candidates["Scaled"].top_false_positives(4)
+    assert [t for t in texts if t[0] in "abcde" and "\n0." in t] == \
+        [f"{'abcde'[i]}\n{candidates['Scaled'].max_probs[i]:.4f}" for i in chosen]  # one title per tile
+
+
+def test_show_tiles_puts_each_tile_where_it_says(rng):
+    from matplotlib.image import AxesImage
+    from reporting.figures import new_figure, show_tiles
+
+    tiles = [rng.uniform(0, 1, (4, 5)), None, rng.uniform(0, 1, (4, 5, 3))]
+    axes = new_figure(3, 2, layout=None).add_subplot()
+    assert show_tiles(axes, tiles, columns=2, gap=1) == (4, 5)
+    canvas = axes.findobj(AxesImage)[0].get_array()
+    assert canvas.shape == (9, 11, 4)
+    assert np.allclose(canvas[:4, :5, 0], tiles[0]) and np.allclose(canvas[5:9, :5, :3], tiles[2])
+    assert (canvas[:, 5, 3] == 0).all() and (canvas[:4, 6:, 3] == 0).all()   # the gap and the None tile
+    with pytest.raises(ValueError, match="differ in size"):
+        show_tiles(axes, [np.zeros((4, 5)), np.zeros((5, 5))], columns=2)
 
 
 def test_tradeoff_with_one_run_says_what_it_needs():

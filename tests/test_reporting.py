@@ -35,7 +35,7 @@ def rng():
 
 
 # ---------------------------------------------------------------------------------------- ROC
-def test_roc_curves_write_linear_and_loglog_per_attack(tmp_path, rng):
+def test_roc_curves_write_one_file_per_attack(tmp_path, rng):
     members = rng.uniform(0.5, 1.0, 60)
     scores = {
         "Threshold": {"Original": (members, rng.uniform(0.0, 1.0, 50)),
@@ -44,8 +44,7 @@ def test_roc_curves_write_linear_and_loglog_per_attack(tmp_path, rng):
     }
     written = plot_roc_curves(scores, tmp_path / "figs", stem="resnet18_cifar10_")
     names = [path.name for path in written]
-    assert names == ["resnet18_cifar10_roc_Threshold.png", "resnet18_cifar10_roc_Threshold_loglog.png",
-                     "resnet18_cifar10_roc_Salem.png", "resnet18_cifar10_roc_Salem_loglog.png"]
+    assert names == ["resnet18_cifar10_roc_Threshold.png", "resnet18_cifar10_roc_Salem.png"]
     for path in written:
         assert_png(path)
 
@@ -54,7 +53,7 @@ def test_roc_curves_edge_cases(tmp_path):
     constant = np.ones(10)  # single-valued scores: one ROC step
     scores = {"Entropy Attack/x": {"Same": (constant, constant), "Empty": (constant, np.array([]))}}
     written = plot_roc_curves(scores, tmp_path)
-    assert [p.name for p in written] == ["roc_Entropy_Attack_x.png", "roc_Entropy_Attack_x_loglog.png"]
+    assert [p.name for p in written] == ["roc_Entropy_Attack_x.png"]
     for path in written:
         assert_png(path)
 
