@@ -77,7 +77,7 @@ def digits_case(models: int, epochs: int | None, scratch: str):
     population = build_population(prepared, score_target_sets(prepared, scorer, members, scorer(prepared.original)))
     membership = population_membership(models, population.size, population.train_rows,
                                        derive_seed(config.seed, "reference", "membership"))
-    specs = reference_specs(config, prepared, population, membership)
+    specs = reference_specs(config, prepared.data.domain, population, membership)
     return (specs, population.images[:population.size], torch.as_tensor(population.labels[:population.size]),
             [np.flatnonzero(m) for m in membership])
 

@@ -33,7 +33,7 @@ from pipeline.stages.evaluation import evaluate_sets, fit_attacks, reference_att
 from pipeline.stages.held_out import HeldOutResults, held_out_results
 from pipeline.stages.models import TrainedModel, checkpoint_write_lock, load_or_train_models
 from pipeline.stages.prepared import PreparedRun
-from pipeline.stages.reference import ReferenceOutcome, run_reference_attacks
+from pipeline.stages.reference import ReferenceOutcome, run_reference_attacks, start_pool_ahead
 from pipeline.stages.reference_evaluation import write_reference_tables
 from pipeline.stages.report import write_figures_and_report
 from pipeline.stages.scoring import score_run, score_target_sets
@@ -100,7 +100,7 @@ def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) 
     return _prepare_checked(config, output_dir)
 
 
-def _prepare_checked(config: ExperimentConfig, output_dir: str | Path | None) -> PreparedRun:
+def _prepare_checked(config: ExperimentConfig, output_dir: str | Path | None, pool_ahead: bool = False) -> PreparedRun:
     if config.reference_models and config.ray_address:
         from models.ray_pool import check_address
 
@@ -108,14 +108,17 @@ def _prepare_checked(config: ExperimentConfig, output_dir: str | Path | None) ->
     seed_everything(config.seed)
     device = resolve_device(config.device)
     with recording_accepted_mismatches() as accepted:
-        prepared = _prepare(config, device, output_dir)
+        prepared = _prepare(config, device, output_dir, pool_ahead)
     if config.verify_checksums:
         return prepared
     notes = {**prepared.record.notes, "no_verify": {"accepted_checksum_mismatches": accepted}}
     return replace(prepared, record=replace(prepared.record, notes=notes))
 
 
-def _prepare(config: ExperimentConfig, device: torch.device, output_dir: str | Path | None = None) -> PreparedRun:
+def _prepare(config: ExperimentConfig, device: torch.device, output_dir: str | Path | None = None,
+             pool_ahead: bool = False) -> PreparedRun:
+    """Data, models, predictors, non-member sets; with ``pool_ahead``, part of the reference pool
+    starts training in the background before the sets are built (:func:`start_pool_ahead`)."""
     timings: dict[str, float] = {}
     with timed_into(timings, "data"):
         data = load_experiment_data(config, domain_for(config))
@@ -124,12 +127,18 @@ def _prepare(config: ExperimentConfig, device: torch.device, output_dir: str | P
         models = load_or_train_models(config, data, device)
     with timed_into(timings, "calibration"):
         predictors = calibration_stage.build_predictors(config, models, data, positions, device)
-    with timed_into(timings, "non_member_sets"):
-        original = data.splits["target_test"].subset(positions["target_non_members"])
-        rows = build_non_member_sets(
-            config, data, original,
-            attacker=_attacker_data(config, data, models, Path(config.results_dir),
-                                    Path(output_dir or config.results_dir)))
+    ahead = start_pool_ahead(config, data, positions, device) if pool_ahead else None
+    try:
+        with timed_into(timings, "non_member_sets"):
+            original = data.splits["target_test"].subset(positions["target_non_members"])
+            rows = build_non_member_sets(
+                config, data, original,
+                attacker=_attacker_data(config, data, models, Path(config.results_dir),
+                                        Path(output_dir or config.results_dir)))
+    except BaseException:
+        if ahead is not None:
+            ahead.close()
+        raise
     record = StageRecord(
         timings=timings,
         checksums={**{f"split:{k}": v for k, v in data.checksums().items()},
@@ -138,13 +147,23 @@ def _prepare(config: ExperimentConfig, device: torch.device, output_dir: str | P
                        "precision": m.precision} for role, m in models.items()},
         notes={"predictors": {role: p.describe() for role, p in predictors.items()}})
     return PreparedRun(config, device, data, positions, models, predictors, rows.sets, rows.in_label_space,
-                       rows.skipped, original, record, rows.artifacts, rows.indices)
+                       rows.skipped, original, record, rows.artifacts, rows.indices, ahead)
 
 
 def _run_into(config: ExperimentConfig, out_dir: Path) -> tuple[RunOutputs, Manifest]:
     """Every stage of a run, writing its files into ``out_dir`` (the staging folder)."""
     manifest = Manifest(config.to_dict())
-    prepared = _prepare_checked(config, out_dir)
+    prepared = _prepare_checked(config, out_dir, pool_ahead=True)
+    try:
+        return _score_and_attack(config, out_dir, manifest, prepared)
+    finally:
+        if prepared.pool_ahead is not None:
+            prepared.pool_ahead.close()
+
+
+def _score_and_attack(config: ExperimentConfig, out_dir: Path, manifest: Manifest, prepared: PreparedRun
+                      ) -> tuple[RunOutputs, Manifest]:
+    """Every stage after preparing, into ``out_dir``."""
     manifest.record(prepared.record)
     results_dir, stem = Path(config.results_dir), config.run_stem()
     cache = ScoreCache(results_dir / "cache" if config.cache_scores else None)

@@ -17,9 +17,10 @@ model as a target (:mod:`pipeline.stages.reference_evaluation`).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,17 +31,22 @@ from attacks import ATTACKS, ReferenceAttack
 from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
 from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool,
-                                   check_same_architecture, chunk_mode, digest_rows)
+                                   check_same_architecture, chunk_mode, digest_rows, torch_threads)
 from models.training import TrainConfig
 from configuration.config import ExperimentConfig
 from pipeline.manifest import StageRecord, timed_into
 from pipeline.stages.models import train_config
+from pipeline.stages.data import ExperimentData
 from pipeline.stages.prepared import PreparedRun
 from pipeline.stages.reference_evaluation import null_test_table, reference_as_target_table
+from datasets.domain import Domain
 from datasets.splits.seeded import complement
 from pipeline.scores import ForwardCounter, ScoreCache, Scores
 from utils.locks import hold_locks
 from utils.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from models.background_pool import BackgroundChunk
 
 log = logging.getLogger(__name__)
 HELD_OUT = "Held-out"            # target test rows that are not Original non-members
@@ -61,12 +67,12 @@ class Population:
     train_rows: int = 0                         # rows each reference model trains on (the target's count)
 
 
-def build_population(prepared: PreparedRun, target_scores: dict[str, Scores]) -> Population:
-    """Population rows (see module docstring) then the rows outside it, with the block of every set."""
-    data, positions = prepared.data, prepared.positions
-    parts, blocks, label_source = [], {}, {}
+def training_population(data: ExperimentData, positions: dict[str, np.ndarray]) -> Population:
+    """The reference population alone (the target's and the shadow's splits, with their blocks): what
+    the reference models train on, known as soon as the splits are drawn."""
+    parts, blocks = [], {}
 
-    def add(images: torch.Tensor, labels: Any, named_rows: Any = ()) -> None:
+    def add(images: torch.Tensor, labels: Any, named_rows: Any) -> None:
         start = sum(len(p[1]) for p in parts)
         parts.append((images, np.asarray(labels, dtype=np.int64)))
         for name, rows in named_rows:
@@ -83,18 +89,27 @@ def build_population(prepared: PreparedRun, target_scores: dict[str, Scores]) ->
     add(test_s.images, test_s.labels.numpy(),
         [(SHADOW_NON_MEMBERS, shadow_original), (POPULATION_Z, complement(shadow_original, len(test_s.labels)))])
     size = sum(len(p[1]) for p in parts)
-    label_source["Original"] = "label"
+    return Population(torch.cat([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), blocks, size, size,
+                      {"Original": "label"}, train_rows=len(train_t.labels))
+
+
+def build_population(prepared: PreparedRun, target_scores: dict[str, Scores]) -> Population:
+    """Population rows (see module docstring) then the rows outside it, with the block of every set."""
+    base = training_population(prepared.data, prepared.positions)
+    images, labels, blocks, label_source = [base.images], [base.labels], dict(base.blocks), dict(base.label_source)
+    start = base.size
     for name, tensors in prepared.sets.items():
         if tensors is prepared.original:
             continue
         in_space = prepared.in_label_space[name]
-        labels = tensors.labels.numpy() if in_space else target_scores[name].probs.argmax(axis=1)
+        set_labels = tensors.labels.numpy() if in_space else target_scores[name].probs.argmax(axis=1)
         label_source[name] = "label" if in_space else "predicted"
-        add(tensors.images, labels, [(name, np.arange(len(labels)))])
-    images = torch.cat([p[0] for p in parts])
-    rows = sum(len(p[1]) for p in parts)
-    return Population(images, np.concatenate([p[1] for p in parts]), blocks, size, rows, label_source,
-                      train_rows=len(train_t.labels))
+        images.append(tensors.images)
+        labels.append(np.asarray(set_labels, dtype=np.int64))
+        blocks[name] = start + np.arange(len(set_labels))
+        start += len(set_labels)
+    return Population(torch.cat(images), np.concatenate(labels), blocks, base.size, start, label_source,
+                      train_rows=base.train_rows)
 
 
 def population_membership(num_models: int, population_rows: int, train_rows: int, seed: int) -> np.ndarray:
@@ -127,9 +142,9 @@ def check_layout(num_models: int, population_rows: int, train_rows: int) -> None
                          f"for a model only with K >= {need}; use --reference_models {need} or more")
 
 
-def reference_specs(config: ExperimentConfig, prepared: PreparedRun, population: Population,
+def reference_specs(config: ExperimentConfig, domain: Domain, population: Population,
                     membership: np.ndarray) -> list[ReferenceModelSpec]:
-    domain = prepared.data.domain
+    """One spec per row of ``membership``: the target's architecture and recipe, a seeded init."""
     population_digest = digest_rows(population.images[:population.size], population.labels[:population.size])
     specs = []
     for k in range(len(membership)):
@@ -180,8 +195,52 @@ def check_reference_pool(config: ExperimentConfig) -> None:
                          f"--pretrained_dir")
 
 
+def pool_of(config: ExperimentConfig, domain: Domain, population: Population
+            ) -> tuple[list[ReferenceModelSpec], np.ndarray, ReferencePool]:
+    """The pool this run uses: specs, membership matrix (K, P) and its folder (nothing read yet)."""
+    membership = population_membership(config.reference_models, population.size, population.train_rows,
+                                       derive_seed(config.seed, "reference", "membership"))
+    specs = reference_specs(config, domain, population, membership)
+    pool = ReferencePool(config.pretrained_dir, config.model_arch, config.dataset, config.training_modifier(),
+                         specs, membership)
+    return specs, membership, pool
+
+
+def start_pool_ahead(config: ExperimentConfig, data: ExperimentData, positions: dict[str, np.ndarray],
+                     device: torch.device) -> BackgroundChunk | None:
+    """Start two thirds of the missing reference models in a background process (one thread) while the
+    run builds its non-member sets; None where it does not apply. This process trains the last third
+    at the reference stage on one thread, beside it (on 2 cores, with the Fake set's GAN to train,
+    both finish about together; two one-thread processes beat one on two threads for these steps).
+
+    It applies to batched CPU pools with ``--pool_workers 0`` (automatic), no ``--ray_address`` and at
+    least two CPUs and two missing models; which models it takes depends only on the config, so the
+    pool is the same whatever is cached. :func:`load_or_train_pool` trains the rest and collects these.
+    """
+    from models.background_pool import BackgroundChunk
+    from pipeline.stages.evaluation import reference_attack_names
+
+    if (not config.reference_models or not reference_attack_names(config.attacks) or config.ray_address
+            or config.pool_workers or config.pool_chunk_size == 1 or device.type != "cpu"
+            or (os.cpu_count() or 1) < 2):
+        return None
+    population = training_population(data, positions)
+    if config.reference_models > population.size // 2:
+        return None                                   # the reference stage names the problem
+    specs, membership, pool = pool_of(config, data.domain, population)
+    if chunk_mode(specs[0]) is not None:
+        return None
+    missing = [spec for spec in specs if config.train or not pool.path(spec.index).exists()]
+    if len(missing) < 2:
+        return None
+    ahead = missing[:-(-2 * len(missing) // 3)]       # two thirds: it runs meanwhile the sets are built
+    log.info("reference pool: %d of %d models start training in a background process", len(ahead), len(specs))
+    return BackgroundChunk(ahead, population.images, torch.as_tensor(population.labels),
+                           [np.flatnonzero(membership[spec.index]) for spec in ahead])
+
+
 def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, population: Population,
-                       trainer: ModelTrainer | None = None
+                       trainer: ModelTrainer | None = None, ahead: BackgroundChunk | None = None
                        ) -> tuple[list[torch.nn.Module], np.ndarray, dict[str, Any]]:
     """The K reference models (loaded where this pool's checkpoint exists, the rest trained in batched
     chunks, through Ray where it pays), the membership matrix over population rows (K, P) and the
@@ -190,16 +249,14 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
     The pool is generic over the membership matrix (any ``(K, P)`` bool matrix; models with training
     sets of different sizes are trained exactly). ``--train`` retrains and replaces every model;
     without it only missing models are trained. ``trainer``: a per-model training function
-    (:data:`models.reference_pool.ModelTrainer`) instead of the package's batched recipe.
+    (:data:`models.reference_pool.ModelTrainer`) instead of the package's batched recipe. ``ahead``:
+    models already training in a background process (:func:`start_pool_ahead`): this process trains
+    the others meanwhile, then saves those.
     """
     from models.batched_training import MAX_CHUNK, chunk_size
-    from models.ray_pool import train_pool
+    from models.ray_pool import PoolTrainingError, train_pool
 
-    membership = population_membership(config.reference_models, population.size, population.train_rows,
-                                       derive_seed(config.seed, "reference", "membership"))
-    specs = reference_specs(config, prepared, population, membership)
-    pool = ReferencePool(config.pretrained_dir, config.model_arch, config.dataset, config.training_modifier(),
-                         specs, membership)
+    specs, membership, pool = pool_of(config, prepared.data.domain, population)
     # the pool's checkpoints are locked from opening its record to the last save (utils/locks.py):
     # a second run on the same pool stops at once with one line naming this run's pid
     with hold_locks([pool.directory], "loading or training the reference models",
@@ -213,6 +270,8 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
                 check_same_architecture(target_model, model, f"reference model {pool.path(spec.index)}")
                 models[spec.index] = model
         missing = [spec for spec in specs if spec.index not in models]
+        in_background = [spec for spec in ahead.specs if spec in missing] if ahead and trainer is None else []
+        here = [spec for spec in missing if spec not in in_background]
         seconds = {}
 
         def on_done(spec: ReferenceModelSpec, result: dict[str, Any]) -> None:
@@ -220,26 +279,45 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
             seconds[spec.index] = round(result["seconds"], 3)
             log.debug("reference model %d trained in %.1f s", spec.index, result["seconds"])
 
-        pool_info, note = None, None
-        if missing:
+        pool_info, note, failures = None, None, []
+        if here:
             device = prepared.device
             batch = config.pool_chunk_size != 1        # --pool_chunk_size 1: one model per step
-            note = chunk_mode(missing[0], trainer) or (None if batch else "one model per step (--pool_chunk_size 1)")
+            note = chunk_mode(here[0], trainer) or (None if batch else "one model per step (--pool_chunk_size 1)")
             if note:
                 log.info("reference pool: %s", note)
-            batch_size = TrainConfig.from_dict(missing[0].recipe).batch_size
+            batch_size = TrainConfig.from_dict(here[0].recipe).batch_size
             max_chunk = config.pool_chunk_size or (
-                chunk_size(missing[0].build(), population.images[0], batch_size, device) if batch else MAX_CHUNK)
-            train_rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
-            pool_info = train_pool(missing, population.images[:population.size],
-                                   torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
-                                   max_chunk=max_chunk, address=config.ray_address, device=str(device),
-                                   workers=config.pool_workers or None,
-                                   use_ray=None if config.ray_address or not config.pool_workers
-                                   else config.pool_workers > 1,
-                                   progress=config.progress, trainer=trainer, verbose=config.verbose,
-                                   batch=batch)
-            pool_info["max_chunk"] = max_chunk
+                chunk_size(here[0].build(), population.images[0], batch_size, device) if batch else MAX_CHUNK)
+            train_rows = [np.flatnonzero(membership[spec.index]) for spec in here]
+            forced = None if config.ray_address or not config.pool_workers else config.pool_workers > 1
+            try:
+                with torch_threads(1 if in_background else None):   # one core each: this process, the background
+                        pool_info = train_pool(here, population.images[:population.size],
+                                           torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
+                                           max_chunk=max_chunk, address=config.ray_address, device=str(device),
+                                           workers=config.pool_workers or None,
+                                           use_ray=False if in_background else forced,
+                                           progress=config.progress, trainer=trainer, verbose=config.verbose,
+                                           batch=batch)
+                pool_info["max_chunk"] = max_chunk
+            except PoolTrainingError as error:
+                failures.append(str(error))
+        if ahead is not None:
+            background = ahead.outcome()           # waits for it (after this process's share)
+            for result in background["results"]:
+                spec = specs[result["index"]]
+                if spec in in_background:
+                    on_done(spec, result)
+            if background["failed"]:
+                models_failed = ", ".join(map(str, background["failed"]["models"]))
+                failures.append(f"reference model(s) {models_failed}: {background['failed']['reason']} "
+                                "(the other models are saved; rerun to train the missing ones)")
+            pool_info = {**(pool_info or {"mode": "local", "workers": 0, "chunks": []}),
+                         "background": {"models": [spec.index for spec in in_background],
+                                        "seconds": background["seconds"], "threads": 1}}
+        if failures:
+            raise PoolTrainingError("; ".join(failures))
     pool_note = {
         "models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
         "train_seconds": seconds, "ray": pool_info if pool_info and pool_info["mode"] == "ray" else None,
@@ -299,7 +377,8 @@ def run_reference_attacks(config: ExperimentConfig, prepared: PreparedRun, targe
     check_layout(config.reference_models, population.size, population.train_rows)
     timings: dict[str, float] = {}
     with timed_into(timings, "reference_pool"):
-        references, membership, pool_note = load_or_train_pool(config, prepared, population)
+        references, membership, pool_note = load_or_train_pool(config, prepared, population,
+                                                                ahead=prepared.pool_ahead)
     with timed_into(timings, "reference_scores"):
         logits, forwarded = {}, {}
         for role in ("target", "shadow"):
