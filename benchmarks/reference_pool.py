@@ -131,8 +131,9 @@ def measure(case: str, models: int, epochs: int | None, workers: int, scratch: s
     a, b, c1, c2, d, e = seconds.values()
     c = min(c1, c2)
     estimate = chosen.get("estimate") or {}
-    print(f"  (e) chose {chosen.get('mode')}" + (f" (estimated {estimate['here_s']:.0f} s here, {estimate['ray_s']:.0f} s "
-                                                 f"with Ray)" if estimate else ""))
+    how = f"{chosen.get('mode')}, {'batched' if chosen.get('batched') else 'one model per step'}"
+    guesses = ", ".join(f"{key[:-2].replace('_', ' ')} {value:.0f} s" for key, value in estimate.items() if key.endswith("_s"))
+    print(f"  (e) chose {how}" + (f" (estimated: {guesses})" if estimate else ""))
     print(f"  ratios: a/c {a / c:.2f} (batching, one process)   b/d {b / d:.2f} (chunked vs per-model Ray)   "
           f"c/d {c / d:.2f} (Ray vs one process, batched)   a/d {a / d:.2f}   min(c,d)/e {min(c, d) / e:.2f} (default vs best)")
 

@@ -28,15 +28,16 @@ from models.reference_pool import ReferenceModelSpec, train_chunk
 
 
 class BackgroundChunk:
-    """``specs`` trained on ``images[rows[i]]`` in a spawned one-thread process, started at once."""
+    """``specs`` trained on ``images[rows[i]]`` in a spawned one-thread process, started at once; as one
+    batched chunk, or (``batch`` False) one model per step."""
 
     def __init__(self, specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
-                 rows: Sequence[np.ndarray]):
+                 rows: Sequence[np.ndarray], batch: bool = True):
         self.specs = list(specs)
         context = multiprocessing.get_context("spawn")
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(target=_train_in_child, daemon=True, name="reference-pool-chunk",
-                                        args=(send, os.getpid(), self.specs, images, labels, list(rows)))
+                                        args=(send, os.getpid(), self.specs, images, labels, list(rows), batch))
         self.started = time.perf_counter()
         self._process.start()
         send.close()
@@ -66,12 +67,12 @@ class BackgroundChunk:
         self._receive.close()
 
 
-def _train_in_child(send, parent: int, specs, images, labels, rows) -> None:
+def _train_in_child(send, parent: int, specs, images, labels, rows, batch: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the run's to handle: it closes this process
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(1)
     try:
-        outcome = train_chunk(specs, images, labels, rows, threads=1)
+        outcome = train_chunk(specs, images, labels, rows, threads=1, batch=batch)
     except Exception as error:   # anything else: one reason naming the chunk, the run goes on
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         outcome = {"results": [], "batched": True, "failed": {

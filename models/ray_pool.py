@@ -6,11 +6,13 @@ would exceed the models that fit in memory at once. Each chunk trains as one bat
 (:func:`models.reference_pool.train_chunk`); models that train one per step (``batch`` False, i.e.
 ``--pool_chunk_size 1``, a custom trainer, BatchNorm or dropout) go one per chunk, so each is
 saved as it finishes, in this process or as its own Ray task.
-Ray is used only where it pays: with ``--ray_address``; locally, for batched chunks, when
-:func:`estimate_pool_seconds` (a few timed steps of the real chunks, at this process's threads and at
-one thread per worker, plus :data:`RAY_START_S` for the cluster) predicts the cluster is faster; for
-models trained one per step, when there are at least two workers and two tasks' worth of
-:data:`MIN_MODELS_PER_TASK` models. Otherwise the chunks train in this process and no cluster starts.
+Batching and Ray are used only where they pay: with ``--ray_address`` the chunks go to that cluster;
+otherwise :func:`estimate_pool_seconds` (a few timed steps of the real chunks at this process's
+threads and at one thread per worker, plus :data:`RAY_START_S` for a cluster, and of one model
+alone) picks the fastest of batched here, batched on a local cluster and one model per step here
+(on 2 CPU cores batching pays for the digits CNN, not for salem_cnn_relu on 32x32 inputs). Models
+that can only train one per step use a local cluster when there are at least two workers and two
+tasks' worth of :data:`MIN_MODELS_PER_TASK` models. Otherwise no cluster starts.
 Finished chunks come back as they complete (``on_done`` per model), so an interrupted or failing
 pool keeps every model that finished. Ray is imported only here, and only when it is used.
 
@@ -160,7 +162,8 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
                rows: Sequence[np.ndarray], on_done: Callable[[ReferenceModelSpec, dict], None], *,
                max_chunk: int, address: str | None = None, workers: int | None = None,
                device: str = "cpu", progress: bool = False, trainer: ModelTrainer | None = None,
-               use_ray: bool | None = None, verbose: bool = False, batch: bool = True) -> dict:
+               use_ray: bool | None = None, verbose: bool = False, batch: bool = True,
+               allow_ray: bool = True) -> dict:
     """Train ``specs`` (``rows[i]``: the population rows of ``specs[i]``) in chunks; ``on_done(spec,
     result)`` runs in this process for each model as its chunk finishes.
 
@@ -169,7 +172,9 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     max_chunk : models per batched step at most (memory)
     address : an existing Ray cluster (``--ray_address``); None: local
     workers : local workers (default: this machine's CPUs; one per GPU with CUDA)
-    use_ray : force (True) or forbid (False) a local Ray cluster; None: when it pays (module docstring)
+    use_ray : force a local Ray cluster (True), or batched chunks in this process (False); None: the
+        fastest of batched here, batched on a local cluster (when ``allow_ray``) and one model per step
+        here, from :func:`estimate_pool_seconds` (models trained one per step: module docstring)
     trainer : a per-model training function (no batching); None: the package's recipe
     batch : train each chunk as one batched model (where the architecture allows); False: one model
         per step inside each chunk
@@ -193,19 +198,23 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     # in this process: the biggest batched chunks that fit
     local_chunks = plan_chunks(len(specs), 1, max_chunk)
     estimate = None
-    if use_ray is None:
-        if address:
-            use_ray = True
-        elif workers < 2 or len(specs) < 2:
-            use_ray = False
-        elif max_chunk == 1:     # one model per step: heavy models, where one task per model pays
-            use_ray = len(specs) >= 2 * MIN_MODELS_PER_TASK
-        else:
-            estimate = estimate_pool_seconds(specs, images, labels, rows, workers, max_chunk, device)
-            use_ray = estimate["ray_s"] < estimate["here_s"]
-            log.info("reference pool: estimated %.0f s in this process, %.0f s on a local Ray cluster of %d "
-                     "workers (%.0f s of it starting it): %s", estimate["here_s"], estimate["ray_s"], workers,
-                     RAY_START_S, "Ray" if use_ray else "this process")
+    if address:
+        use_ray = True
+    elif max_chunk > 1 and len(specs) >= 2 and use_ray is None:
+        # batched chunks: here, on a local cluster (when allowed) or one model per step, whichever the
+        # timed steps predict to be fastest
+        estimate = estimate_pool_seconds(specs, images, labels, rows, workers, max_chunk, device,
+                                         with_ray=allow_ray and workers >= 2)
+        choice = min(("here_s", "ray_s", "one_per_step_s"), key=lambda key: estimate.get(key, float("inf")))
+        use_ray = choice == "ray_s"
+        if choice == "one_per_step_s":
+            batch, max_chunk = False, 1
+            local_chunks = plan_chunks(len(specs), 1, 1)
+        log.info("reference pool: estimated %s: %s", ", ".join(f"{key[:-2].replace('_', ' ')} {value:.0f} s"
+                                                               for key, value in estimate.items() if key.endswith("_s")),
+                 choice[:-2].replace("_", " "))
+    elif use_ray is None:        # one model per step: heavy models, where one task per model pays
+        use_ray = workers >= 2 and len(specs) >= 2 * MIN_MODELS_PER_TASK
     bar = pool_progress(len(specs), progress)
     try:
         if use_ray:
@@ -222,13 +231,13 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
 
 
 def estimate_pool_seconds(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
-                          rows: Sequence[np.ndarray], workers: int, max_chunk: int, device: str = "cpu") -> dict:
-    """Predicted wall time of the batched pool in this process and on a local Ray cluster of ``workers``
-    one-thread workers, from :data:`PROBE_STEPS` timed steps of each chunk shape (about a second).
-
-    Here: every chunk of :func:`plan_chunks` ``(K, 1, max_chunk)`` with this process's threads. Ray:
-    :data:`RAY_START_S` plus the chunks of ``plan_chunks(K, workers, max_chunk)`` spread over the workers,
-    each at one thread. A step's cost is measured on the real models and rows; the count of steps is
+                          rows: Sequence[np.ndarray], workers: int, max_chunk: int, device: str = "cpu",
+                          with_ray: bool = True) -> dict:
+    """Predicted wall time of the pool three ways, from :data:`PROBE_STEPS` timed steps of each (about a
+    second): ``here_s`` batched in this process (the chunks of ``plan_chunks(K, 1, max_chunk)`` with
+    this process's threads), ``one_per_step_s`` one model after another in this process, and (with
+    ``with_ray``) ``ray_s`` batched on a local cluster of ``workers`` one-thread workers, plus
+    :data:`RAY_START_S`. A step's cost is measured on the real models and rows; the count of steps is
     the epochs times the batches of the largest training set.
     """
     from models.reference_pool import torch_threads
@@ -236,13 +245,38 @@ def estimate_pool_seconds(specs: Sequence[ReferenceModelSpec], images: torch.Ten
     recipe = TrainConfig.from_dict(specs[0].recipe)
     steps = recipe.epochs * -(-max(len(r) for r in rows) // recipe.batch_size)
     here_chunks = plan_chunks(len(specs), 1, max_chunk)
-    ray_chunks = plan_chunks(len(specs), workers, max_chunk)
-    here = sum(steps * step_seconds(specs, images, labels, rows, len(c), device) for c in here_chunks)
-    with torch_threads(1):
-        per_chunk = [steps * step_seconds(specs, images, labels, rows, len(c), device) for c in ray_chunks]
-    waves = -(-len(ray_chunks) // workers)                    # chunks run ``workers`` at a time
-    ray = RAY_START_S + waves * max(per_chunk)
-    return {"here_s": round(here, 2), "ray_s": round(ray, 2), "steps": steps, "workers": workers}
+    estimate = {"here_s": sum(steps * step_seconds(specs, images, labels, rows, len(c), device) for c in here_chunks),
+                "one_per_step_s": len(specs) * steps * single_step_seconds(specs[0], images, labels, rows[0], device)}
+    if with_ray:
+        ray_chunks = plan_chunks(len(specs), workers, max_chunk)
+        with torch_threads(1):
+            per_chunk = [steps * step_seconds(specs, images, labels, rows, len(c), device) for c in ray_chunks]
+        waves = -(-len(ray_chunks) // workers)                # chunks run ``workers`` at a time
+        estimate["ray_s"] = RAY_START_S + waves * max(per_chunk)
+    return {**{key: round(value, 2) for key, value in estimate.items()}, "steps": steps, "workers": workers}
+
+
+def single_step_seconds(spec: ReferenceModelSpec, images: torch.Tensor, labels: torch.Tensor, rows: np.ndarray,
+                        device: str = "cpu") -> float:
+    """Seconds of one training step of one model alone (the package's recipe: Adam, cross-entropy):
+    the median of :data:`PROBE_STEPS` timed steps after an untimed first one."""
+    from models.training import make_loss, make_optimizer
+
+    recipe = TrainConfig.from_dict(spec.recipe)
+    model = spec.build().to(device).train()
+    optimizer, loss_fn = make_optimizer(model, recipe), make_loss(recipe)
+    batch = torch.as_tensor(np.asarray(rows)[:recipe.batch_size], dtype=torch.long)
+    x, y = images[batch].to(device), labels[batch].to(device)
+    durations = []
+    for _ in range(PROBE_STEPS + 1):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
+        optimizer.step()
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        durations.append(time.perf_counter() - start)
+    return float(np.median(durations[1:]))
 
 
 def step_seconds(specs, images, labels, rows, size: int, device: str = "cpu") -> float:

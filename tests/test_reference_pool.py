@@ -130,14 +130,21 @@ def test_a_local_cluster_starts_only_where_timed_steps_predict_it_pays(monkeypat
     rows = [np.arange(i, 48, 2) for i in range(4)]
     estimate = ray_pool.estimate_pool_seconds(specs, images, labels, rows, workers=2, max_chunk=64)
     assert 0 < estimate["here_s"] < ray_pool.RAY_START_S <= estimate["ray_s"] and estimate["workers"] == 2
+    assert 0 < estimate["one_per_step_s"] < ray_pool.RAY_START_S
     assert estimate["steps"] == 2                                      # 1 epoch of 2 batches of 16 (24 rows)
     started = []
     monkeypatch.setattr(ray_pool, "_train_with_ray", lambda *a, **k: started.append(1) or {"mode": "ray"})
     info = train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=2)
     assert info["mode"] == "local" and not started and info["estimate"]["here_s"] < ray_pool.RAY_START_S
-    monkeypatch.setattr(ray_pool, "estimate_pool_seconds", lambda *a, **k: {"here_s": 100.0, "ray_s": 20.0})
+    estimates = {"here_s": 100.0, "ray_s": 20.0, "one_per_step_s": 50.0}
+    monkeypatch.setattr(ray_pool, "estimate_pool_seconds", lambda *a, with_ray=True, **k: {
+        key: value for key, value in estimates.items() if with_ray or key != "ray_s"})
     assert train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=2)["mode"] == "ray"
-    assert train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=1)["mode"] == "local"
+    slower = train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=1)
+    assert slower["mode"] == "local" and slower["chunks"] == [1] * 4 and not slower["batched"]   # one per step wins
+    estimates["here_s"] = 10.0
+    assert train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=2,
+                      allow_ray=False)["chunks"] == [4]
 
 
 def test_custom_trainer_plugs_into_the_pool():
@@ -284,6 +291,7 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
     manifest = json.loads(first.files["manifest"].read_text())
     pool = manifest["notes"]["reference_pool"]
     assert pool["trained"] == 4 and pool["loaded"] == 0
+    assert pool["training"]["background"]["models"] == [0, 1, 2] and pool["training"]["chunks"] == [1]   # ahead
     assert set(manifest["notes"]["reference_forward_samples_per_row"].values()) == {1.0}   # one forward each
     with np.load(pool["membership"]) as record:
         membership = record["membership"]

@@ -218,6 +218,7 @@ def start_pool_ahead(config: ExperimentConfig, data: ExperimentData, positions: 
     pool is the same whatever is cached. :func:`load_or_train_pool` trains the rest and collects these.
     """
     from models.background_pool import BackgroundChunk
+    from models.ray_pool import single_step_seconds, step_seconds
     from pipeline.stages.evaluation import reference_attack_names
 
     if (not config.reference_models or not reference_attack_names(config.attacks) or config.ray_address
@@ -234,9 +235,14 @@ def start_pool_ahead(config: ExperimentConfig, data: ExperimentData, positions: 
     if len(missing) < 2:
         return None
     ahead = missing[:-(-2 * len(missing) // 3)]       # two thirds: it runs meanwhile the sets are built
-    log.info("reference pool: %d of %d models start training in a background process", len(ahead), len(specs))
-    return BackgroundChunk(ahead, population.images, torch.as_tensor(population.labels),
-                           [np.flatnonzero(membership[spec.index]) for spec in ahead])
+    images, labels = population.images, torch.as_tensor(population.labels)
+    rows = [np.flatnonzero(membership[spec.index]) for spec in ahead]
+    with torch_threads(1):                            # batched only where it beats one model per step
+        batch = (step_seconds(ahead, images, labels, rows, len(ahead))
+                 < len(ahead) * single_step_seconds(ahead[0], images, labels, rows[0]))
+    log.info("reference pool: %d of %d models start training in a background process (%s)", len(ahead),
+             len(specs), "batched" if batch else "one model per step")
+    return BackgroundChunk(ahead, images, labels, rows, batch=batch)
 
 
 def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, population: Population,
@@ -297,7 +303,7 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
                                            torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
                                            max_chunk=max_chunk, address=config.ray_address, device=str(device),
                                            workers=config.pool_workers or None,
-                                           use_ray=False if in_background else forced,
+                                           use_ray=forced, allow_ray=not in_background,
                                            progress=config.progress, trainer=trainer, verbose=config.verbose,
                                            batch=batch)
                 pool_info["max_chunk"] = max_chunk
@@ -315,7 +321,8 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
                                 "(the other models are saved; rerun to train the missing ones)")
             pool_info = {**(pool_info or {"mode": "local", "workers": 0, "chunks": []}),
                          "background": {"models": [spec.index for spec in in_background],
-                                        "seconds": background["seconds"], "threads": 1}}
+                                        "seconds": background["seconds"], "threads": 1,
+                                        "batched": background["batched"]}}
         if failures:
             raise PoolTrainingError("; ".join(failures))
     pool_note = {
