@@ -11,8 +11,8 @@ size). The suite: digits K = 8 and K = 64, salem K = 8. Modes, each on the same 
   (c) the batched pool in this process (chunks as big as memory allows), at 1 torch thread and at
       ``--workers`` threads (the ratios use the faster of the two);
   (d) the batched pool through Ray: one task per chunk on ``--workers`` CPUs (start + stop included);
-  (e) what the package does by default: ``train_pool``'s own choice between (c) and (d) from a few
-      timed steps (the probe included), at ``--workers`` threads.
+  (e) what the package does by default: ``train_pool``'s own choice among (c), (d) and one model
+      per step in this process, from a few timed steps (the probe included), at ``--workers`` threads.
 Printed: seconds, ratios against (a) and (b) (> 1: faster), and the peak resident memory of this
 process and all its descendants (Ray's processes included) during each mode, sampled every 0.2 s.
 """
