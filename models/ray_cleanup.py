@@ -50,20 +50,28 @@ class ProcessGuard:
     """The watchdog of one cluster: :meth:`add` records processes, :meth:`close` (or the run's death)
     makes the watchdog kill the ones still alive."""
 
-    def __init__(self):
+    def __init__(self, exclude: list[int] = ()):
+        """``exclude``: processes of the run that are not the cluster's (e.g. multiprocessing's resource
+        tracker, started before it); the watchdog never records or kills them."""
         self._process = None
+        self._excluded = set(exclude)
         if not os.path.isdir("/proc"):
             return  # no /proc (macOS, Windows): Ray's own shutdown only
         self._process = subprocess.Popen([sys.executable, os.path.abspath(__file__)], stdin=subprocess.PIPE,
                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                          text=True, close_fds=True)
+        for pid in self._excluded:
+            started = start_time(pid)
+            if started is not None:
+                self._process.stdin.write(f"-{pid} {started}\n")
+        self._process.stdin.flush()
 
     def add(self, pids: list[int]) -> None:
         if self._process is None:
             return
         for pid in pids:
             started = start_time(pid)
-            if started is not None and pid != self._process.pid:
+            if started is not None and pid != self._process.pid and pid not in self._excluded:
                 self._process.stdin.write(f"{pid} {started}\n")
         self._process.stdin.flush()
 
@@ -85,6 +93,7 @@ def _watch() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the whole group: outlive the run
     run = os.getppid()
     recorded: dict[int, str] = {}
+    excluded: dict[int, str] = {}     # "-pid start" lines: the run's processes that are not the cluster's
     pending = b""
     while True:
         readable, _, _ = select.select([0], [], [], 1.0)
@@ -97,10 +106,13 @@ def _watch() -> None:
             for line in lines:
                 if line.strip():
                     pid, started = line.split()
-                    recorded[int(pid)] = started.decode()
+                    if pid.startswith(b"-"):
+                        excluded[int(pid[1:])] = started.decode()
+                    else:
+                        recorded[int(pid)] = started.decode()
         for pid in descendants(run):
             started = start_time(pid)
-            if started is not None and pid != os.getpid():
+            if started is not None and pid != os.getpid() and excluded.get(pid) != started:
                 recorded.setdefault(pid, started)
     time.sleep(0.5)   # a clean ray.shutdown has usually ended them by now
     alive = [pid for pid, started in recorded.items() if start_time(pid) == started]

@@ -118,7 +118,7 @@ def ray_cluster(address: str | None = None, num_cpus: int | None = None, verbose
         if address:
             ray.init(address=address, **options)
         else:
-            _guard = ProcessGuard()
+            _guard = ProcessGuard(exclude=descendants(os.getpid()))   # older children are not Ray's
             ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, **options)  # never another run's cluster
             _guard.add(descendants(os.getpid()))
     try:

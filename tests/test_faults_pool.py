@@ -349,3 +349,18 @@ def test_no_process_of_a_killed_run_outlives_it(tmp_path):
             except OSError:
                 pass
     assert left == [], left
+
+
+@pytest.mark.slow
+def test_a_local_cluster_ends_its_own_processes_and_none_of_the_runs_older_ones():
+    from models.ray_pool import ray_cluster
+
+    older = subprocess.Popen(["sleep", "120"])                   # e.g. multiprocessing's resource tracker
+    try:
+        with ray_cluster(None, 1):
+            pass
+        time.sleep(1.5)                                          # the watchdog kills after the run's side closes
+        assert older.poll() is None, "the cluster's watchdog killed a process it did not start"
+    finally:
+        older.kill()
+        older.wait()
