@@ -43,6 +43,10 @@ class BackgroundChunk:
         send.close()
         self._outcome: dict | None = None
 
+    def ready(self) -> bool:
+        """Whether the answer is there (:meth:`outcome` then returns at once)."""
+        return self._outcome is not None or self._receive.poll()
+
     def outcome(self) -> dict:
         """Wait for the chunk: :func:`train_chunk`'s outcome, plus ``"seconds"`` since the start.
         A child that died without an answer is a failure naming every model of the chunk."""

@@ -115,3 +115,30 @@ def _alive(pid: int) -> bool:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_this_process_share_keeps_the_models_the_background_finished(tmp_path, monkeypatch):
+    import models.ray_pool as ray_pool
+    from pipeline.run import run_experiment
+
+    config = config_from_preset("digits", epochs=1, train_set_size=60, test_set_size=60, attack_set_size=30,
+                                sets=("original",), reference_models=4, progress=False, figures=False,
+                                results_dir=str(tmp_path / "results"), pretrained_dir=str(tmp_path / "models"))
+
+    def interrupted_after_the_background(*args, **kwargs):
+        deadline = time.monotonic() + 60
+        while not _background[0].ready() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        raise KeyboardInterrupt
+
+    _background = []
+    real_init = BackgroundChunk.__init__
+    monkeypatch.setattr(BackgroundChunk, "__init__", lambda self, *a, **k: (_background.append(self),
+                                                                              real_init(self, *a, **k))[-1])
+    monkeypatch.setattr(ray_pool, "train_pool", interrupted_after_the_background)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config)
+    saved = sorted(path.name for path in (tmp_path / "models").glob("*reference_pool_K4_*/reference_*.pt"))
+    assert saved == ["reference_0.pt", "reference_1.pt", "reference_2.pt"]          # the background's three
+    assert not _alive(_background[0]._process.pid)

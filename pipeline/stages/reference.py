@@ -285,6 +285,11 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
             seconds[spec.index] = round(result["seconds"], 3)
             log.debug("reference model %d trained in %.1f s", spec.index, result["seconds"])
 
+        def save_background(outcome: dict[str, Any]) -> None:
+            for result in outcome["results"]:
+                if specs[result["index"]] in in_background:
+                    on_done(specs[result["index"]], result)
+
         pool_info, note, failures = None, None, []
         if here:
             device = prepared.device
@@ -299,22 +304,23 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
             forced = None if config.ray_address or not config.pool_workers else config.pool_workers > 1
             try:
                 with torch_threads(1 if in_background else None):   # one core each: this process, the background
-                        pool_info = train_pool(here, population.images[:population.size],
-                                           torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
-                                           max_chunk=max_chunk, address=config.ray_address, device=str(device),
-                                           workers=config.pool_workers or None,
-                                           use_ray=forced, allow_ray=not in_background,
-                                           progress=config.progress, trainer=trainer, verbose=config.verbose,
-                                           batch=batch)
+                    pool_info = train_pool(here, population.images[:population.size],
+                                       torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
+                                       max_chunk=max_chunk, address=config.ray_address, device=str(device),
+                                       workers=config.pool_workers or None,
+                                       use_ray=forced, allow_ray=not in_background,
+                                       progress=config.progress, trainer=trainer, verbose=config.verbose,
+                                       batch=batch)
                 pool_info["max_chunk"] = max_chunk
             except PoolTrainingError as error:
                 failures.append(str(error))
+            except KeyboardInterrupt:              # keep what the background finished meanwhile
+                if ahead is not None and ahead.ready():
+                    save_background(ahead.outcome())
+                raise
         if ahead is not None:
             background = ahead.outcome()           # waits for it (after this process's share)
-            for result in background["results"]:
-                spec = specs[result["index"]]
-                if spec in in_background:
-                    on_done(spec, result)
+            save_background(background)
             if background["failed"]:
                 models_failed = ", ".join(map(str, background["failed"]["models"]))
                 failures.append(f"reference model(s) {models_failed}: {background['failed']['reason']} "
