@@ -49,6 +49,9 @@ MIN_MODELS_PER_TASK = 8          # one-per-step models: a local cluster needs at
 RAY_START_S = 10.0               # a local cluster's fixed cost on 2 cores: ray.init ~3.6 s, workers (torch
                                  # import) ~3.1 s, shutdown ~1.9 s (benchmarks/reference_pool.py)
 PROBE_STEPS = 3                  # timed batched steps per estimate (after one untimed warm-up step)
+SWITCH_MARGIN = 1.3              # the automatic choice leaves batched-here only for a way this much faster:
+                                 # near-ties would make the same config train differently run to run
+MIN_BATCHED = 4                  # fewer models than this train one per step (a stacked step costs more)
 _guard = None                    # the watchdog of the local cluster this process started (models.ray_cleanup)
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"  # + empty SETTINGS
 
@@ -200,12 +203,15 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     estimate = None
     if address:
         use_ray = True
-    elif max_chunk > 1 and len(specs) >= 2 and use_ray is None:
-        # batched chunks: here, on a local cluster (when allowed) or one model per step, whichever the
-        # timed steps predict to be fastest
+    elif max_chunk > 1 and use_ray is None and len(specs) < MIN_BATCHED:
+        use_ray, batch, max_chunk = False, False, 1
+        local_chunks = plan_chunks(len(specs), 1, 1)
+    elif max_chunk > 1 and use_ray is None:
+        # batched chunks here, unless a local cluster (when allowed) or one model per step is predicted
+        # SWITCH_MARGIN times faster by the timed steps
         estimate = estimate_pool_seconds(specs, images, labels, rows, workers, max_chunk, device,
                                          with_ray=allow_ray and workers >= 2)
-        choice = min(("here_s", "ray_s", "one_per_step_s"), key=lambda key: estimate.get(key, float("inf")))
+        choice = pick_fastest(estimate)
         use_ray = choice == "ray_s"
         if choice == "one_per_step_s":
             batch, max_chunk = False, 1
@@ -228,6 +234,16 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     if estimate is not None:
         info["estimate"] = estimate
     return info
+
+
+def pick_fastest(estimate: dict) -> str:
+    """``"here_s"`` (batched in this process) unless another ``*_s`` estimate is :data:`SWITCH_MARGIN`
+    times faster; then the fastest."""
+    others = {key: value for key, value in estimate.items() if key.endswith("_s") and key != "here_s"}
+    fastest = min(others, key=others.get, default=None)
+    if fastest is not None and others[fastest] * SWITCH_MARGIN < estimate["here_s"]:
+        return fastest
+    return "here_s"
 
 
 def estimate_pool_seconds(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,

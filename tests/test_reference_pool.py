@@ -147,6 +147,19 @@ def test_a_local_cluster_starts_only_where_timed_steps_predict_it_pays(monkeypat
                       allow_ray=False)["chunks"] == [4]
 
 
+def test_the_automatic_choice_leaves_batched_here_only_for_a_clearly_faster_way():
+    from models.ray_pool import MIN_BATCHED, SWITCH_MARGIN, pick_fastest
+
+    assert pick_fastest({"here_s": 10.0, "one_per_step_s": 9.0, "ray_s": 8.0, "steps": 5}) == "here_s"   # near-tie
+    assert pick_fastest({"here_s": 10.0 * SWITCH_MARGIN + 1, "one_per_step_s": 10.0, "ray_s": 11.0}) == "one_per_step_s"
+    assert pick_fastest({"here_s": 40.0, "one_per_step_s": 30.0, "ray_s": 20.0}) == "ray_s"
+    assert pick_fastest({"here_s": 1.0}) == "here_s"
+    specs = tiny_specs(MIN_BATCHED - 1)
+    images, labels = tiny_population()
+    info = train_pool(specs, images, labels, [np.arange(24)] * len(specs), lambda s, r: None, max_chunk=64, workers=2)
+    assert not info["batched"] and info["chunks"] == [1] * len(specs) and "estimate" not in info   # too few to stack
+
+
 def test_custom_trainer_plugs_into_the_pool():
     specs = tiny_specs(2)
     images, labels = tiny_population()

@@ -218,7 +218,7 @@ def start_pool_ahead(config: ExperimentConfig, data: ExperimentData, positions: 
     pool is the same whatever is cached. :func:`load_or_train_pool` trains the rest and collects these.
     """
     from models.background_pool import BackgroundChunk
-    from models.ray_pool import single_step_seconds, step_seconds
+    from models.ray_pool import MIN_BATCHED, pick_fastest, single_step_seconds, step_seconds
     from pipeline.stages.evaluation import reference_attack_names
 
     if (not config.reference_models or not reference_attack_names(config.attacks) or config.ray_address
@@ -237,9 +237,12 @@ def start_pool_ahead(config: ExperimentConfig, data: ExperimentData, positions: 
     ahead = missing[:-(-2 * len(missing) // 3)]       # two thirds: it runs meanwhile the sets are built
     images, labels = population.images, torch.as_tensor(population.labels)
     rows = [np.flatnonzero(membership[spec.index]) for spec in ahead]
-    with torch_threads(1):                            # batched only where it beats one model per step
-        batch = (step_seconds(ahead, images, labels, rows, len(ahead))
-                 < len(ahead) * single_step_seconds(ahead[0], images, labels, rows[0]))
+    batch = len(ahead) >= MIN_BATCHED
+    if batch:
+        with torch_threads(1):                        # batched unless one model per step is clearly faster
+            batch = pick_fastest({"here_s": step_seconds(ahead, images, labels, rows, len(ahead)),
+                                  "one_per_step_s": len(ahead) * single_step_seconds(
+                                      ahead[0], images, labels, rows[0])}) == "here_s"
     log.info("reference pool: %d of %d models start training in a background process (%s)", len(ahead),
              len(specs), "batched" if batch else "one model per step")
     return BackgroundChunk(ahead, images, labels, rows, batch=batch)
