@@ -8,8 +8,9 @@ one-thread processes also beat one process on two threads for these small batche
 
 The child is a plain ``multiprocessing`` spawn process with one torch thread: it trains its chunk
 (:func:`models.reference_pool.train_chunk`) and sends the outcome (state dicts, or the failure) back
-through a pipe (as ``torch.save`` bytes, read back with ``weights_only=True``). It ends itself within a second when the run that started it dies (even by SIGKILL),
-and :meth:`BackgroundChunk.close` kills it when the run stops early.
+through a pipe (as ``torch.save`` bytes, read back with ``weights_only=True``). It ends itself
+within a second when the run that started it dies (even by SIGKILL), and
+:meth:`BackgroundChunk.close` kills it when the run stops early.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from models.reference_pool import ReferenceModelSpec, train_chunk
+from models.reference_pool import ReferenceModelSpec, error_summary, train_chunk
 
 
 class BackgroundChunk:
@@ -33,7 +34,7 @@ class BackgroundChunk:
 
     def __init__(self, specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels: torch.Tensor,
                  rows: Sequence[np.ndarray], batch: bool = True):
-        self.specs = list(specs)
+        self.specs, self.batch = list(specs), batch
         context = multiprocessing.get_context("spawn")
         self._receive, send = context.Pipe(duplex=False)
         self._process = context.Process(target=_train_in_child, daemon=True, name="reference-pool-chunk",
@@ -55,9 +56,8 @@ class BackgroundChunk:
                 outcome = torch.load(io.BytesIO(self._receive.recv_bytes()), weights_only=True)
             except (EOFError, OSError):
                 code = self._process.exitcode if not self._process.is_alive() else None
-                outcome = {"results": [], "batched": True, "failed": {
-                    "models": [spec.index for spec in self.specs],
-                    "reason": f"the background training process ended without an answer (exit code {code})"}}
+                outcome = _failure(self.specs, self.batch,
+                                   f"the background training process ended without an answer (exit code {code})")
             outcome["seconds"] = round(time.perf_counter() - self.started, 2)
             self._outcome = outcome
             self.close()
@@ -78,13 +78,16 @@ def _train_in_child(send, parent: int, specs, images, labels, rows, batch: bool)
     try:
         outcome = train_chunk(specs, images, labels, rows, threads=1, batch=batch)
     except Exception as error:   # anything else: one reason naming the chunk, the run goes on
-        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        outcome = {"results": [], "batched": True, "failed": {
-            "models": [spec.index for spec in specs], "reason": f"{type(error).__name__}: {first}"}}
+        outcome = _failure(specs, batch, error_summary(error))
     buffer = io.BytesIO()        # bytes, not torch's shared-memory pickling: this process exits after sending
     torch.save(outcome, buffer)
     send.send_bytes(buffer.getvalue())
     send.close()
+
+
+def _failure(specs, batch: bool, reason: str) -> dict:
+    """:func:`train_chunk`'s outcome for a chunk none of whose models came back."""
+    return {"results": [], "batched": batch, "failed": {"models": [spec.index for spec in specs], "reason": reason}}
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -9,8 +9,8 @@ its seed, batch order from ``torch.randperm`` with its recipe's seed), up to flo
 
 Training sets of different sizes are handled exactly, with per-model loss weights: at step s
 every model gets batch s of its own epoch. When all these batches are full (most steps) the loss is
-the plain mean; when some are shorter (an epoch's last batch), each is padded to the longest with
-its own first row and the per-sample losses are weighted ``1 / length`` on the model's own rows and
+the plain mean; when some are shorter (an epoch's last batch), each is padded to the full batch
+size with its own first row (so a model's padded step does not depend on the other models) and the per-sample losses are weighted ``1 / length`` on the model's own rows and
 0 on the padding, which is that model's mean over exactly its batch. A model whose epoch has fewer
 batches than the chunk's longest sits out the remaining steps (no parameter, moment or step-count
 update). So every model sees exactly the batches, and takes exactly the Adam steps, that it takes
@@ -94,7 +94,7 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
 
     Recipes may differ only in their seed (the batch order); ``images`` ``(P, C, H, W)`` and
     ``labels`` ``(P,)`` hold the population. ``on_epoch(epoch)`` is called after each epoch,
-``on_step()`` after each batched step (e.g. to time steps).
+    ``on_step()`` after each batched step (e.g. to time steps).
 
     Returns
     -------
@@ -139,9 +139,8 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
                 if not live:
                     break
                 lengths = torch.tensor([len(parts[k]) for k in live])
-                longest = int(lengths.max())
                 select = None if len(live) == count else torch.tensor(live, device=device)
-                if int(lengths.min()) == longest:     # every model's batch is full length: the plain mean
+                if int(lengths.min()) == int(lengths.max()):   # batches of one length: the plain mean
                     index = torch.stack([parts[k] for k in live]).to(device)
                     grads, losses = mean_step(_take(params, select), images[index], labels[index])
                 else:                                 # short last batches: padded, padding weighted 0

@@ -39,7 +39,8 @@ import torch
 from tqdm.auto import tqdm
 
 from models.batched_training import train_stacked
-from models.reference_pool import ModelTrainer, ReferenceModelSpec, chunk_mode, train_chunk, train_reference_model
+from models.reference_pool import (ModelTrainer, ReferenceModelSpec, chunk_mode, error_summary, train_chunk,
+                                   train_reference_model)
 from models.training import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,13 @@ HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00
 
 class PoolTrainingError(ValueError):
     """Models of the pool could not be trained (one line naming them); finished models are saved.
-    A ValueError, so the scripts print it as one line (exit 2) like other errors of a run."""
+    A ValueError, so the scripts print it as one line (exit 2) like other errors of a run.
+    ``failures``: ``(model indices, reason)`` pairs, so that failures of several parts combine."""
+
+    def __init__(self, failures: list[tuple[list[int], str]]):
+        self.failures = list(failures)
+        parts = [f"reference model(s) {', '.join(map(str, models))}: {reason}" for models, reason in self.failures]
+        super().__init__("; ".join(parts) + " (the other models are saved; rerun to train the missing ones)")
 
 
 def check_address(address: str) -> None:
@@ -198,29 +205,26 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
         return {"mode": "local", "workers": 1, "chunks": [], "batched": batch}
     if not (batch and chunk_mode(specs[0], trainer) is None):
         max_chunk = 1          # one model per step: one model per chunk (or task), each saved as it finishes
-    # in this process: the biggest batched chunks that fit
-    local_chunks = plan_chunks(len(specs), 1, max_chunk)
     estimate = None
     if address:
         use_ray = True
-    elif max_chunk > 1 and use_ray is None and len(specs) < MIN_BATCHED:
-        use_ray, batch, max_chunk = False, False, 1
-        local_chunks = plan_chunks(len(specs), 1, 1)
     elif max_chunk > 1 and use_ray is None:
-        # batched chunks here, unless a local cluster (when allowed) or one model per step is predicted
-        # SWITCH_MARGIN times faster by the timed steps
-        estimate = estimate_pool_seconds(specs, images, labels, rows, workers, max_chunk, device,
-                                         with_ray=allow_ray and workers >= 2)
-        choice = pick_fastest(estimate)
+        # batched here, unless a local cluster (when allowed) or one model per step is predicted
+        # SWITCH_MARGIN times faster by the timed steps; chunks of fewer than MIN_BATCHED: one per step
+        choice = "one_per_step_s"
+        if len(specs) >= MIN_BATCHED:
+            estimate = estimate_pool_seconds(specs, images, labels, rows, workers, max_chunk, device,
+                                             with_ray=allow_ray and workers >= 2)
+            choice = pick_fastest(estimate)
+            log.info("reference pool: estimated %s: %s", ", ".join(
+                f"{key[:-2].replace('_', ' ')} {value:.0f} s" for key, value in estimate.items() if key.endswith("_s")),
+                choice[:-2].replace("_", " "))
         use_ray = choice == "ray_s"
         if choice == "one_per_step_s":
             batch, max_chunk = False, 1
-            local_chunks = plan_chunks(len(specs), 1, 1)
-        log.info("reference pool: estimated %s: %s", ", ".join(f"{key[:-2].replace('_', ' ')} {value:.0f} s"
-                                                               for key, value in estimate.items() if key.endswith("_s")),
-                 choice[:-2].replace("_", " "))
     elif use_ray is None:        # one model per step: heavy models, where one task per model pays
         use_ray = workers >= 2 and len(specs) >= 2 * MIN_MODELS_PER_TASK
+    local_chunks = plan_chunks(len(specs), 1, max_chunk)    # in this process: the biggest chunks that fit
     bar = pool_progress(len(specs), progress)
     try:
         if use_ray:
@@ -260,15 +264,21 @@ def estimate_pool_seconds(specs: Sequence[ReferenceModelSpec], images: torch.Ten
 
     recipe = TrainConfig.from_dict(specs[0].recipe)
     steps = recipe.epochs * -(-max(len(r) for r in rows) // recipe.batch_size)
+
+    def chunk_seconds(chunks: list[list[int]]) -> dict[int, float]:   # each size probed once
+        return {size: steps * step_seconds(specs, images, labels, rows, size, device)
+                for size in sorted({len(chunk) for chunk in chunks})}
+
     here_chunks = plan_chunks(len(specs), 1, max_chunk)
-    estimate = {"here_s": sum(steps * step_seconds(specs, images, labels, rows, len(c), device) for c in here_chunks),
+    here = chunk_seconds(here_chunks)
+    estimate = {"here_s": sum(here[len(chunk)] for chunk in here_chunks),
                 "one_per_step_s": len(specs) * steps * single_step_seconds(specs[0], images, labels, rows[0], device)}
     if with_ray:
         ray_chunks = plan_chunks(len(specs), workers, max_chunk)
         with torch_threads(1):
-            per_chunk = [steps * step_seconds(specs, images, labels, rows, len(c), device) for c in ray_chunks]
+            per_chunk = chunk_seconds(ray_chunks)
         waves = -(-len(ray_chunks) // workers)                # chunks run ``workers`` at a time
-        estimate["ray_s"] = RAY_START_S + waves * max(per_chunk)
+        estimate["ray_s"] = RAY_START_S + waves * max(per_chunk.values())
     return {**{key: round(value, 2) for key, value in estimate.items()}, "steps": steps, "workers": workers}
 
 
@@ -357,8 +367,7 @@ def _train_with_ray(specs, images, labels, rows, on_done, bar, *, max_chunk, add
                 outcome = ray.get(done[0])
             except RayTaskError as error:   # the task raised (not retried: it would raise again)
                 cause = error.cause if getattr(error, "cause", None) is not None else error
-                first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-                failures.append(([specs[i].index for i in chunk], f"its task raised {type(cause).__name__}: {first}"))
+                failures.append(([specs[i].index for i in chunk], f"its task raised {error_summary(cause)}"))
                 continue
             except RayError as error:       # the worker died (Ray retried the task once)
                 failures.append(([specs[i].index for i in chunk],
@@ -382,8 +391,7 @@ def _deliver(outcome: dict, specs, on_done, failures: list) -> None:
 
 def _raise_failures(failures: list) -> None:
     if failures:
-        parts = [f"reference model(s) {', '.join(map(str, models))}: {reason}" for models, reason in failures]
-        raise PoolTrainingError("; ".join(parts) + " (the other models are saved; rerun to train the missing ones)")
+        raise PoolTrainingError(failures)
 
 
 def _train_chunk_task(specs, images, labels, rows, use_gpu, trainer, batch):

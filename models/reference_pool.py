@@ -173,8 +173,7 @@ def train_chunk(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, label
                 return _failed(results, [s.index for s in specs[position:]],
                                f"out of memory ({type(error).__name__})", batched)
             except (RuntimeError, ValueError) as error:
-                return _failed(results, [s.index for s in specs[position:]],
-                               f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}", batched)
+                return _failed(results, [s.index for s in specs[position:]], error_summary(error), batched)
             if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
                 non_finite.append(spec.index)      # the next models still train
                 continue
@@ -184,6 +183,12 @@ def train_chunk(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, label
     if non_finite:
         return _failed(results, non_finite, "NaN or inf weights after training (lower --lr?)", batched)
     return {"results": results, "failed": None, "batched": False}
+
+
+def error_summary(error: BaseException) -> str:
+    """``"TypeName: first line of its message"`` (the message may be empty)."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
 def _failed(results: list, models: list[int], reason: str, batched: bool) -> dict:

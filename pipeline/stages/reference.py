@@ -308,15 +308,15 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
             try:
                 with torch_threads(1 if in_background else None):   # one core each: this process, the background
                     pool_info = train_pool(here, population.images[:population.size],
-                                       torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
-                                       max_chunk=max_chunk, address=config.ray_address, device=str(device),
-                                       workers=config.pool_workers or None,
-                                       use_ray=forced, allow_ray=not in_background,
-                                       progress=config.progress, trainer=trainer, verbose=config.verbose,
-                                       batch=batch)
+                                           torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
+                                           max_chunk=max_chunk, address=config.ray_address, device=str(device),
+                                           workers=config.pool_workers or None,
+                                           use_ray=forced, allow_ray=not in_background,
+                                           progress=config.progress, trainer=trainer, verbose=config.verbose,
+                                           batch=batch)
                 pool_info["max_chunk"] = max_chunk
             except PoolTrainingError as error:
-                failures.append(str(error))
+                failures += error.failures
             except KeyboardInterrupt:              # keep what the background finished meanwhile
                 if ahead is not None and ahead.ready():
                     save_background(ahead.outcome())
@@ -325,15 +325,13 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
             background = ahead.outcome()           # waits for it (after this process's share)
             save_background(background)
             if background["failed"]:
-                models_failed = ", ".join(map(str, background["failed"]["models"]))
-                failures.append(f"reference model(s) {models_failed}: {background['failed']['reason']} "
-                                "(the other models are saved; rerun to train the missing ones)")
+                failures.append((background["failed"]["models"], background["failed"]["reason"]))
             pool_info = {**(pool_info or {"mode": "local", "workers": 0, "chunks": []}),
                          "background": {"models": [spec.index for spec in in_background],
                                         "seconds": background["seconds"], "threads": 1,
                                         "batched": background["batched"]}}
         if failures:
-            raise PoolTrainingError("; ".join(failures))
+            raise PoolTrainingError(failures)
     pool_note = {
         "models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
         "train_seconds": seconds, "ray": pool_info if pool_info and pool_info["mode"] == "ray" else None,
