@@ -22,9 +22,9 @@ import torch
 
 from models import model_names
 from configuration.config import config_from_preset
-from pipeline.stages.evaluation import evaluate_sets, fit_attacks
+from engine.fitting import evaluate_sets, fit_attacks
 from pipeline.run import prepare_run, score_target_sets
-from pipeline.scores import ForwardCounter, ScoreCache
+from models.inference import ForwardCounter, ScoreCache
 from utils.seeding import derive_seed
 
 

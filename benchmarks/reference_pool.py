@@ -66,7 +66,7 @@ def digits_case(models: int, epochs: int | None, scratch: str):
     from configuration.config import config_from_preset
     from pipeline.stages.reference import build_population, population_membership, reference_specs
     from pipeline.run import prepare_run, score_target_sets
-    from pipeline.scores import ScoreCache
+    from models.inference import ScoreCache
     from utils.seeding import derive_seed
 
     config = config_from_preset("digits", results_dir=scratch, pretrained_dir=f"{scratch}/models", progress=False,

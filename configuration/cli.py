@@ -87,7 +87,7 @@ def main(dataset: str, argv: Sequence[str] | None = None) -> int:
     import time
 
     from pipeline.console import StageLines, print_run
-    from pipeline.manifest import stage_hook
+    from engine.manifest import stage_hook
     from pipeline.run import run_experiment
 
     parser = build_parser(dataset)

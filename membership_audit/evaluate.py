@@ -3,8 +3,8 @@ target, reference attacks, held-out FPR table, per-sample scores; :class:`AuditR
 
 Which attack takes which route comes from its declaration (:data:`attacks.ATTACKS`' traits), never
 from its name. Score attacks (no ``needs_reference_models``) are fitted on the shadow blocks by
-:func:`pipeline.stages.evaluation.fit_attacks` and applied by
-:func:`pipeline.stages.evaluation.evaluate_sets`, exactly as in a preset run. Reference attacks
+:func:`engine.fitting.fit_attacks` and applied by
+:func:`engine.fitting.evaluate_sets`, exactly as in a preset run. Reference attacks
 (``needs_reference_models``) score every row against the reference models; those that
 ``needs_population`` also need population samples z. Their decision threshold is fitted on
 reference model 0 standing in for the target (its IN rows as members, its OUT rows as non-members,
@@ -23,11 +23,11 @@ from attacks.evaluation import AttackOutputs, attack_outputs, result_from_output
 from attacks.held_out_fpr import held_out_fpr_table
 from attacks.reference import ReferenceSignals
 from membership_audit.inputs import MEMBERS, ORIGINAL, AuditInputs, ScoredBlock
-from pipeline.results import SKIPPED_COLUMN, attack_table
-from pipeline.sample_scores import sample_scores_table
-from pipeline.stages.evaluation import Evaluation, evaluate_sets, fit_attacks, score_attack_names
-from pipeline.stages.held_out import LABEL_SOURCE
-from pipeline.stages.intervals import interval_table
+from engine.tables import SKIPPED_COLUMN, attack_table
+from engine.sample_scores import sample_scores_table
+from engine.fitting import Evaluation, evaluate_sets, fit_attacks, score_attack_names
+from engine.held_out import LABEL_SOURCE
+from engine.intervals import interval_table
 from pipeline.stages.reference import HELD_OUT
 from utils.seeding import derive_seed
 
@@ -45,7 +45,7 @@ class AuditResult:
     """What an audit found. ``attack_table``: the paper's layout (one row per non-member set);
     ``held_out_table``: FPR on every set at thresholds set on held-out non-members (None without
     ``held_out_*``); ``sample_scores``: one row per sample; ``skipped_attacks``: attack -> why;
-    ``intervals``: bootstrap 95% intervals (:func:`pipeline.stages.intervals.interval_table`, as a
+    ``intervals``: bootstrap 95% intervals (:func:`engine.intervals.interval_table`, as a
     preset run's ``{stem}intervals.csv``)."""
 
     attack_table: pd.DataFrame
@@ -234,7 +234,7 @@ def _held_out_table(inputs: AuditInputs, scores: dict) -> pd.DataFrame | None:
 def _performance(inputs: AuditInputs) -> pd.DataFrame:
     """The paper's performance rows: accuracy on members (train) and non-members (test), ECE, ..."""
     from calibration.metrics import model_metrics
-    from pipeline.results import model_metric_rows, performance_table
+    from engine.tables import model_metric_rows, performance_table
 
     values = {}
     pairs = {"target": (inputs.members, inputs.non_members), "shadow": (inputs.shadow_members, inputs.shadow_non_members)}

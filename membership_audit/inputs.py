@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from attacks.validation import as_labels, as_probs, check_same_classes, to_numpy
-from pipeline.scores import Scores
+from engine.scores import Scores
 
 ORIGINAL, MEMBERS = "Original", "Members"
 _SET = re.compile(r"^set_(?P<name>.+?)_(?P<kind>reference_logits|logits|probs|labels)$")

@@ -23,8 +23,8 @@ from membership_audit.inputs import AuditInputs, inputs_from_arrays
 from membership_audit.user_data import UserData, load_user_data, user_domain
 from membership_audit.user_model import build_user_model, load_user_checkpoint
 from models.checkpoints import fingerprint
-from pipeline.stages.reference import cached_logits
-from pipeline.scores import ScoreCache
+from models.inference import cached_logits
+from models.inference import ScoreCache
 from utils.devices import resolve_device
 from utils.seeding import derive_seed
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.manifest import Manifest
-from pipeline.outputs import OutputSet
-from pipeline.results import write_table
-from pipeline.sample_scores import sample_scores_name, write_sample_scores
+from engine.manifest import Manifest
+from engine.outputs import OutputSet
+from engine.tables import write_table
+from engine.sample_scores import sample_scores_name, write_sample_scores
 from utils.naming import attack_csv_name, held_out_csv_name, intervals_csv_name, manifest_name, performance_csv_name
 
 

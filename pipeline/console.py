@@ -1,6 +1,6 @@
 """Console output of a run: numbered stage lines while it runs, a short summary at the end.
 
-``StageLines`` is the run's stage hook (:func:`pipeline.manifest.stage_hook`): each
+``StageLines`` is the run's stage hook (:func:`engine.manifest.stage_hook`): each
 timed stage prints ``[k/n] title ...`` as it starts and ``[k/n] title ... 3.1 s`` as it ends.
 ``print_run`` prints the summary of :func:`summary_lines` (at most ~10 lines); ``--verbose`` adds the
 full tables the CSVs hold.
@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from pipeline.stages.evaluation import reference_attack_names
+from engine.fitting import reference_attack_names
 from attacks import ATTACKS
-from pipeline.results import format_console
+from engine.tables import format_console
 from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
 
 STAGE_TITLES = {

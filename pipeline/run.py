@@ -19,22 +19,23 @@ from configuration.config import ExperimentConfig, domain_for, validate_config
 from datasets import AttackerData
 from datasets.splits.file import split_arrays, write_split_file
 from datasets.verification import recording_accepted_mismatches
-from pipeline.stages.intervals import interval_table
-from pipeline.manifest import Manifest, StageRecord, tensor_digest, timed_into
+from engine.intervals import interval_table
+from engine.manifest import Manifest, StageRecord, tensor_digest, timed_into
 from pipeline.membership_check import MembershipCheck, check_loaded_models
-from pipeline.outputs import OutputSet
+from engine.outputs import OutputSet
 from pipeline.preflight import check_before_work
-from pipeline.results import attack_table, performance_table, write_table
-from pipeline.sample_scores import sample_scores_name, sample_scores_table, write_sample_scores
-from pipeline.scores import ScoreCache, Scores
+from engine.tables import attack_table, performance_table, write_table
+from engine.sample_scores import sample_scores_name, sample_scores_table, write_sample_scores
+from models.inference import ScoreCache
+from engine.scores import Scores
 from pipeline.stages import calibration as calibration_stage
 from pipeline.stages.data import ExperimentData, build_non_member_sets, load_experiment_data
-from pipeline.stages.evaluation import evaluate_sets, fit_attacks, reference_attack_names, with_attack_outputs
-from pipeline.stages.held_out import HeldOutResults, held_out_results
+from engine.fitting import evaluate_sets, fit_attacks, reference_attack_names, with_attack_outputs
+from engine.held_out import HeldOutResults, held_out_results
 from pipeline.stages.models import TrainedModel, checkpoint_write_lock, load_or_train_models
 from pipeline.stages.prepared import PreparedRun
 from pipeline.stages.reference import ReferenceOutcome, run_reference_attacks, start_pool_ahead
-from pipeline.stages.reference_evaluation import write_reference_tables
+from engine.reference_checks import write_reference_tables
 from pipeline.stages.report import write_figures_and_report
 from pipeline.stages.scoring import score_run, score_target_sets
 from pipeline.stages.tables import performance_rows, table_row_order
@@ -66,7 +67,7 @@ class RunOutputs:
     attack_outputs: dict[str, dict[str, AttackOutputs]] = field(default_factory=dict)  # attack -> set -> outputs
     held_out: HeldOutResults | None = None     # the held-out FPR table (reference runs)
     reference: ReferenceOutcome | None = None  # the reference-model attacks' outcome
-    intervals: pd.DataFrame | None = None      # bootstrap 95% intervals (pipeline.stages.intervals)
+    intervals: pd.DataFrame | None = None      # bootstrap 95% intervals (engine.intervals)
 
 
 def run_experiment(config: ExperimentConfig) -> RunOutputs:
@@ -74,7 +75,7 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
 
     Everything is checked first (:func:`pipeline.preflight.check_before_work`, which validates the
     config); files are written into a staging folder and committed together with the manifest
-    listing their sha256 (:class:`pipeline.outputs.OutputSet`), so an interrupted run leaves the
+    listing their sha256 (:class:`engine.outputs.OutputSet`), so an interrupted run leaves the
     previous set intact.
     """
     check_before_work(config)

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import pandas as pd
 
-from pipeline.results import write_table
+from engine.tables import write_table
 from utils.files import atomic_path
 from utils.naming import attack_names_of, column_name, seeds_csv_name
 
@@ -59,10 +59,10 @@ def aggregate_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
 def run_seeds(config, seeds: Sequence[int], on_stage=None) -> SeedRuns:
     """Run ``config`` once per seed and write the aggregate table and its report into ``results_dir``.
 
-    ``on_stage``: the stage hook of every run (:func:`pipeline.manifest.stage_hook`); with one, a
+    ``on_stage``: the stage hook of every run (:func:`engine.manifest.stage_hook`); with one, a
     header line names each seed as it starts.
     """
-    from pipeline.manifest import stage_hook
+    from engine.manifest import stage_hook
     from pipeline.run import run_experiment
 
     seeds = list(dict.fromkeys(int(s) for s in seeds))

@@ -1,7 +1,7 @@
 """The answer of a run in plain sentences, read from its tables (the console summary and the report's).
 
 Nothing here computes a metric: it reads the attack table (``{Attack} Attack {Metric}`` columns, one
-row per non-member set), the bootstrap intervals (:mod:`pipeline.stages.intervals`) and the held-out
+row per non-member set), the bootstrap intervals (:mod:`engine.intervals`) and the held-out
 FPR table, and says what they show.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ from attacks.bootstrap import (attack_intervals, auroc, held_out_fpr_rows, held_
 from attacks.evaluation import tpr_at_fpr
 from attacks.held_out_fpr import held_out_threshold
 from attacks.roc import roc_curve_points
-from pipeline.stages.intervals import with_held_out_intervals
+from engine.intervals import with_held_out_intervals
 
 
 def _pair(rng, n, shift=0.5):

@@ -20,12 +20,12 @@ import pipeline.run as run_module
 from attacks import ThresholdAttack, evaluate_attack
 from attacks.validation import as_probs
 from models.checkpoints import CheckpointError, load_checkpoint
-from pipeline import outputs as outputs_module
+from engine import outputs as outputs_module
 from configuration.cli import INTERRUPTED, main
 from configuration.config import config_from_preset
-from pipeline.outputs import STAGING_PREFIX, verify_set
+from engine.outputs import STAGING_PREFIX, verify_set
 from pipeline.run import run_experiment
-from pipeline.scores import ScoreCache, entry_checksum
+from models.inference import ScoreCache, entry_checksum
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(epochs=2, train_set_size=60, test_set_size=60, attack_set_size=30, batch_size=32,
@@ -200,7 +200,7 @@ def test_a_killed_commit_is_rolled_forward(full_run, tmp_path):
     staging = results / f"{STAGING_PREFIX}{stem}-{dead_pid()}"
     staging.mkdir()
     (staging / f"{stem}attack_results.csv").write_text("new table\n")
-    from pipeline.manifest import Manifest
+    from engine.manifest import Manifest
 
     manifest = Manifest({"seed": 9})
     table = f"{stem}attack_results.csv"

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.manifest import Manifest
-from pipeline.outputs import OutputSet
+from engine.manifest import Manifest
+from engine.outputs import OutputSet
 from utils.locks import LockHeldError, file_lock, hold_locks, lock_path, process_start_time, read_owner
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 from attacks.evaluation import AttackResult
 from configuration.cli import parse_config
 from configuration.config import PRESETS, row_name
-from pipeline.results import PAPER_PERFORMANCE_ROWS, SKIPPED_COLUMN, attack_table, performance_table
+from engine.tables import PAPER_PERFORMANCE_ROWS, SKIPPED_COLUMN, attack_table, performance_table
 from pipeline.run import table_row_order
 from reporting.paper_comparison import PAPER_RESULTS_DIR
 

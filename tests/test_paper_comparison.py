@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.results import write_table
+from engine.tables import write_table
 from reporting.paper_comparison import (PAPER_RESULTS_DIR, compare_with_paper, difference_table,
                                         paper_performance_table, paper_stems, paper_table, set_key)
 

@@ -9,9 +9,9 @@ import torch
 from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS
 from datasets import GeneratedSizes
 from configuration.config import config_from_preset
-from pipeline.results import EXTRA_PERFORMANCE_ROWS, PAPER_PERFORMANCE_ROWS
+from engine.tables import EXTRA_PERFORMANCE_ROWS, PAPER_PERFORMANCE_ROWS
 from pipeline.run import run_experiment
-from pipeline.scores import ForwardCounter
+from models.inference import ForwardCounter
 
 pytestmark = pytest.mark.slow  # end-to-end runs (kept in the default run)
 

@@ -1,5 +1,5 @@
 """Tests of the reference population's membership (pipeline/stages/reference.py) and of the null test and
-reference-as-target evaluation (pipeline/stages/reference_evaluation.py), on arrays."""
+reference-as-target evaluation (engine/reference_checks.py), on arrays."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ import pytest
 from attacks import build_attack
 from attacks.reference import ReferenceSignals
 from pipeline.stages.reference import check_layout, population_membership
-from pipeline.stages.reference_evaluation import (null_test_problems, null_test_sentence, null_test_table,
+from engine.reference_checks import (null_test_problems, null_test_sentence, null_test_table,
                                                   reference_as_target_table, report_sections)
 
 

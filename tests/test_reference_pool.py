@@ -332,8 +332,8 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
 
 
 def test_cached_logits_heal_a_damaged_entry_with_one_warning(tmp_path, caplog):
-    from pipeline.stages.reference import cached_logits
-    from pipeline.scores import ScoreCache
+    from models.inference import cached_logits
+    from models.inference import ScoreCache
 
     model = tiny_specs(1)[0].build()
     images, _ = tiny_population(12)

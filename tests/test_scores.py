@@ -1,12 +1,13 @@
-"""Tests of pipeline/scores.py and the score hand-off: probabilities keep the predictor's dtype."""
+"""Tests of models/inference.py and the score hand-off: probabilities keep the predictor's dtype."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.stages.evaluation import merge_rows
-from pipeline.scores import ScoreCache, Scores, compute_probs
+from pipeline.stages.scorer import merge_rows
+from models.inference import ScoreCache, compute_probs
+from engine.scores import Scores
 
 
 class Softmax(torch.nn.Module):

@@ -11,8 +11,8 @@ from calibration.metrics import model_metrics
 from configuration.config import ExperimentConfig
 from pipeline.stages.data import ExperimentData
 from pipeline.stages.models import ROLES
-from pipeline.results import model_metric_rows
-from pipeline.scores import compute_probs
+from engine.tables import model_metric_rows
+from models.inference import compute_probs
 from datasets.splits.seeded import complement
 
 

@@ -13,7 +13,7 @@ from datasets import AttackerData, DataRequest, Domain, NamedSet, build_dataset,
 from datasets.errors import ChecksumError, DataNotFoundError
 from datasets.presets import preset_for
 from configuration.config import ExperimentConfig, row_name
-from pipeline.manifest import tensor_digest
+from engine.manifest import tensor_digest
 from datasets.splits.protocols import SplitSizes
 from datasets.splits.seeded import Splits
 

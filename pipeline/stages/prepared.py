@@ -9,10 +9,10 @@ import torch
 
 from calibration.predictor import Predictor
 from configuration.config import ExperimentConfig
-from pipeline.manifest import StageRecord
-from pipeline.scores import ScoreCache
+from engine.manifest import StageRecord
+from models.inference import ScoreCache
 from pipeline.stages.data import ExperimentData, SetIndices, SplitTensors
-from pipeline.stages.evaluation import Scorer
+from pipeline.stages.scorer import Scorer
 from pipeline.stages.models import ROLES, TrainedModel
 
 

@@ -12,7 +12,7 @@ the attacks as ``outside_population`` and scored from the same number of OUT mod
 (online attacks estimate their IN statistics, :mod:`attacks.reference`). Every model (target,
 shadow, each reference model) runs once over all rows; the logits are cached like the target's
 scores. Besides the target, the run scores the shadow model as a null target and each reference
-model as a target (:mod:`pipeline.stages.reference_evaluation`).
+model as a target (:mod:`engine.reference_checks`).
 """
 from __future__ import annotations
 
@@ -34,14 +34,15 @@ from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePo
                                    check_same_architecture, chunk_mode, digest_rows, torch_threads)
 from models.training import TrainConfig
 from configuration.config import ExperimentConfig
-from pipeline.manifest import StageRecord, timed_into
+from engine.manifest import StageRecord, timed_into
 from pipeline.stages.models import train_config
 from pipeline.stages.data import ExperimentData
 from pipeline.stages.prepared import PreparedRun
-from pipeline.stages.reference_evaluation import null_test_table, reference_as_target_table
+from engine.reference_checks import null_test_table, reference_as_target_table
 from datasets.domain import Domain
 from datasets.splits.seeded import complement
-from pipeline.scores import ForwardCounter, ScoreCache, Scores
+from models.inference import ScoreCache, cached_logits
+from engine.scores import Scores
 from utils.locks import hold_locks
 from utils.seeding import derive_seed
 
@@ -219,7 +220,7 @@ def start_pool_ahead(config: ExperimentConfig, data: ExperimentData, positions: 
     """
     from models.background_pool import BackgroundChunk
     from models.ray_pool import MIN_BATCHED, pick_fastest, single_step_seconds, step_seconds
-    from pipeline.stages.evaluation import reference_attack_names
+    from engine.fitting import reference_attack_names
 
     if (not config.reference_models or not reference_attack_names(config.attacks) or config.ray_address
             or config.pool_workers or config.pool_chunk_size == 1 or device.type != "cpu"
@@ -343,35 +344,10 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
     return [models[k] for k in range(len(specs))], membership, pool_note
 
 
-@torch.no_grad()
-def cached_logits(model: torch.nn.Module, model_fingerprint: str, images: torch.Tensor, device: torch.device,
-                  cache: ScoreCache, batch_size: int = 512) -> tuple[np.ndarray, int]:
-    """Logits ``(N, C)`` float32 of ``model`` on ``images``: from the cache, or one forward per sample.
-
-    Returns the logits and the number of samples that went through the model (0 on a cache hit).
-    """
-    key = ScoreCache.key(model_fingerprint, {"method": "logits"}, images) if cache.enabled else None
-    forwarded = []
-
-    def compute() -> np.ndarray:
-        model_on_device = model.to(device).eval()
-        counter = ForwardCounter(model_on_device)
-        try:
-            chunks = [model_on_device(images[s:s + batch_size].to(device)).float().cpu()
-                      for s in range(0, len(images), batch_size)]
-        finally:
-            counter.remove()
-        forwarded.append(counter.samples)
-        return torch.cat(chunks).numpy()
-
-    logits, _ = cache.array("logits", key, len(images), compute, field="logits")
-    return logits, sum(forwarded)
-
-
 @dataclass(frozen=True)
 class ReferenceOutcome:
     """Per reference attack, its outputs on "Members", every set and the held-out rows; the null test
-    and the reference-as-target tables (:mod:`pipeline.stages.reference_evaluation`)."""
+    and the reference-as-target tables (:mod:`engine.reference_checks`)."""
 
     attacks: list[ReferenceAttack]
     outputs: dict[str, dict[str, AttackOutputs]]

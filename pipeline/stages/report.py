@@ -9,7 +9,7 @@ from attacks import ATTACKS
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
                        plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
 from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
-from pipeline.stages.reference_evaluation import null_test_sentence, report_sections as reference_report_sections
+from engine.reference_checks import null_test_sentence, report_sections as reference_report_sections
 from utils.naming import attack_names_of
 
 if TYPE_CHECKING:

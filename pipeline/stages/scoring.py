@@ -7,9 +7,9 @@ from typing import Mapping
 import numpy as np
 
 from datasets.splits.seeded import complement
-from pipeline.scores import Scores
+from engine.scores import Scores
 from pipeline.stages.data import ExperimentData
-from pipeline.stages.evaluation import Scorer, merge_rows
+from pipeline.stages.scorer import Scorer, merge_rows
 from pipeline.stages.models import ROLES
 from pipeline.stages.prepared import PreparedRun
 

@@ -5,9 +5,9 @@ from typing import Mapping
 
 from calibration.metrics import model_metrics
 from configuration.config import ExperimentConfig, row_name
-from pipeline.scores import Scores
+from engine.scores import Scores
 from pipeline.stages.models import ROLES
-from pipeline.results import model_metric_rows
+from engine.tables import model_metric_rows
 
 
 def table_row_order(config: ExperimentConfig, evaluated: list[str],

@@ -19,12 +19,12 @@ from attacks.evaluation import attack_outputs
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_threshold
 from attacks.roc import roc_curve_points
 from attacks import MembershipAttack
-from pipeline.stages.intervals import with_held_out_intervals
-from pipeline.scores import Scores
-from pipeline.stages.evaluation import Evaluation
+from engine.intervals import with_held_out_intervals
+from engine.scores import Scores
+from engine.fitting import Evaluation
 from pipeline.stages.prepared import PreparedRun
 from pipeline.stages.reference import HELD_OUT, ReferenceOutcome
-from pipeline.results import write_table
+from engine.tables import write_table
 from datasets.splits.seeded import complement
 from utils.naming import held_out_csv_name
 from utils.seeding import derive_seed

@@ -1,4 +1,4 @@
-"""The score stage: every model runs over every set exactly once; results are cached on disk.
+"""Forward passes of models over images, once per model and sample; results are cached on disk.
 
 A :class:`Scores` record holds what attacks need: probabilities ``(N, C)`` in the predictor's own
 dtype (float32 for the paper's networks, as its attacks saw them) and labels ``(N,)`` (``-1``
@@ -9,45 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from pipeline.manifest import tensor_digest
+from engine.manifest import tensor_digest
+from engine.scores import Scores
 from utils.files import atomic_path
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Probabilities of one model on one set.
-
-    Attributes
-    ----------
-    probs : ndarray, shape (N, C), the predictor's dtype (float32 or float64)
-    labels : ndarray, shape (N,), int64; -1 where the set has no label in the model's space
-    in_label_space : bool
-    """
-
-    probs: np.ndarray
-    labels: np.ndarray
-    in_label_space: bool = True
-
-    def __len__(self) -> int:
-        return len(self.probs)
-
-    @property
-    def max_probs(self) -> np.ndarray:
-        return self.probs.max(axis=1)
-
-    @property
-    def attack_labels(self) -> np.ndarray | None:
-        """Labels to hand to attacks: ``None`` when the set is outside the label space."""
-        return self.labels if self.in_label_space else None
 
 
 class ForwardCounter:
@@ -199,3 +171,28 @@ def read_entry(path: Path, rows: int, classes: int | None = None,
     if not np.isfinite(probs).all():
         return None, f"NaN or inf {field}"
     return probs, ""
+
+
+@torch.no_grad()
+def cached_logits(model: torch.nn.Module, model_fingerprint: str, images: torch.Tensor, device: torch.device,
+                  cache: ScoreCache, batch_size: int = 512) -> tuple[np.ndarray, int]:
+    """Logits ``(N, C)`` float32 of ``model`` on ``images``: from the cache, or one forward per sample.
+
+    Returns the logits and the number of samples that went through the model (0 on a cache hit).
+    """
+    key = ScoreCache.key(model_fingerprint, {"method": "logits"}, images) if cache.enabled else None
+    forwarded = []
+
+    def compute() -> np.ndarray:
+        model_on_device = model.to(device).eval()
+        counter = ForwardCounter(model_on_device)
+        try:
+            chunks = [model_on_device(images[s:s + batch_size].to(device)).float().cpu()
+                      for s in range(0, len(images), batch_size)]
+        finally:
+            counter.remove()
+        forwarded.append(counter.samples)
+        return torch.cat(chunks).numpy()
+
+    logits, _ = cache.array("logits", key, len(images), compute, field="logits")
+    return logits, sum(forwarded)

@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Iterator
 
 if TYPE_CHECKING:
-    from pipeline.manifest import Manifest
+    from engine.manifest import Manifest
 
 try:
     import fcntl
@@ -130,7 +130,7 @@ class OutputSet:
 
         Parameters
         ----------
-        manifest : pipeline.manifest.Manifest
+        manifest : engine.manifest.Manifest
             Its ``files`` receive ``{file name: sha256}``; it is written as ``{stem}manifest.json``.
 
         Returns

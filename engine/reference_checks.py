@@ -17,7 +17,7 @@ import pandas as pd
 
 from attacks.evaluation import tpr_at_fpr
 from attacks.roc import roc_curve_points
-from pipeline.results import write_table
+from engine.tables import write_table
 
 NULL_TOLERANCE = 0.06
 NULL_SET = "Original"
