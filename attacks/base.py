@@ -207,7 +207,7 @@ class AttackSpec:
     paper : one of the paper's attacks (its tables; a run without reference models runs these)
     uses_labels : the score depends on the sample's class label (the held-out table's label effect)
     needs_reference_models : scored against K reference models (:class:`ReferenceAttack`)
-    fitted_on_shadow : its decision threshold (or classifier) is fitted on the shadow model
+    trained_per_class : fits one attack model per class on the shadow model's score vectors (Shokri)
     needs_population : also scored against population samples z (RMIA's reference points)
     """
 
@@ -219,7 +219,7 @@ class AttackSpec:
     display_name: str | None = None      # CSV prefix "{display} Attack"; default: the class's name
     uses_labels: bool = False
     needs_reference_models: bool = False
-    fitted_on_shadow: bool = True
+    trained_per_class: bool = False
     needs_population: bool = False
     fixed: tuple[tuple[str, Any], ...] = ()   # constructor keywords fixed by this named variant
 

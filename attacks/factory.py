@@ -16,8 +16,20 @@ from utils.options import Option
 
 # Every attack, in table column order: the paper's four, then LOSS (Yeom et al., CSF 2018) and
 # modified entropy (Song & Mittal, USENIX Security 2021), then the reference-model attacks.
-ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in (
-    THRESHOLD, SALEM, ENTROPY, SHOKRI, LOSS, MODIFIED_ENTROPY, LIRA, LIRA_OFFLINE, RMIA, RMIA_ONLINE)}
+# One declaration per line: attacks added on parallel branches do not conflict here.
+DECLARED: tuple[AttackSpec, ...] = (
+    THRESHOLD,
+    SALEM,
+    ENTROPY,
+    SHOKRI,
+    LOSS,
+    MODIFIED_ENTROPY,
+    LIRA,
+    LIRA_OFFLINE,
+    RMIA,
+    RMIA_ONLINE,
+)
+ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in DECLARED}
 ATTACK_NAMES = tuple(name for name, spec in ATTACKS.items() if spec.paper)  # the paper's attacks
 
 

@@ -144,4 +144,4 @@ class ShokriAttack(MembershipAttack):
         return 0.5
 
 
-SHOKRI = AttackSpec("shokri", ShokriAttack, seeded=True, uses_labels=True)
+SHOKRI = AttackSpec("shokri", ShokriAttack, seeded=True, uses_labels=True, trained_per_class=True)

@@ -10,9 +10,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from utils.files import write_json
 
@@ -28,11 +29,13 @@ def package_versions() -> dict[str, str]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "absent"
+    import torch
+
     versions["cuda"] = torch.version.cuda or "none"
     return versions
 
 
-def tensor_digest(tensor: torch.Tensor) -> str:
+def tensor_digest(tensor: "torch.Tensor") -> str:
     """sha256 of a tensor's bytes (shape and dtype included), for data checksums."""
     digest = hashlib.sha256(f"{tuple(tensor.shape)}{tensor.dtype}".encode())
     digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -67,7 +67,8 @@ def null_test_problems(table: pd.DataFrame) -> list[str]:
 def null_test_sentence(reference) -> str | None:
     """The report summary's sentence when the null test of ``reference`` (a ReferenceOutcome or
     None) flags an attack; None when it passes or there are no reference attacks."""
-    problems = null_test_problems(reference.null_test) if reference is not None else []
+    problems = (null_test_problems(reference.null_test)
+                if reference is not None and reference.null_test is not None else [])
     if not problems:
         return None
     return ("The reference attacks' null test failed (the shadow model scored as the target should give AUROC "
@@ -112,29 +113,29 @@ def _sd(values: np.ndarray) -> float:
 
 
 def write_reference_tables(reference, results_dir: Path, stem: str) -> dict[str, Path]:
-    """``{stem}reference_null_test_results.csv`` and ``{stem}reference_as_target_results.csv``."""
+    """``{stem}reference_null_test_results.csv`` (with a shadow model) and
+    ``{stem}reference_as_target_results.csv``."""
     results_dir = Path(results_dir)
-    return {"reference_null_test_results": write_table(reference.null_test,
-                                                       results_dir / f"{stem}reference_null_test_results.csv"),
-            "reference_as_target_results": write_table(reference.as_target,
-                                                       results_dir / f"{stem}reference_as_target_results.csv")}
+    tables = {"reference_null_test_results": reference.null_test, "reference_as_target_results": reference.as_target}
+    return {key: write_table(table, results_dir / f"{stem}{key}.csv") for key, table in tables.items()
+            if table is not None}
 
 
 def report_sections(reference, files: dict) -> list[tuple[str, str]]:
     """Report sections: the null test (flagging problems) and the reference-as-target means."""
     from reporting.report import markdown_table
 
-    if reference is None:
+    if reference is None or reference.as_target is None:
         return []
     null = reference.null_test
-    problems = null_test_problems(null)
+    problems = null_test_problems(null) if null is not None else []
     verdict = ("\n".join(f"- {p}" for p in problems) if problems else
                f"Every reference attack's null AUROC on {NULL_SET} lies within 0.5 +- {NULL_TOLERANCE}.")
     null_body = ("The shadow model scored as if it were the target: it trained on none of the audited rows, "
                  "so on the in-distribution sets (Original, Held-out) every AUROC should be ~0.5 (columns "
                  "`Null`), beside the real target's. On OOD and generated sets a null AUROC away from 0.5 "
                  "measures how differently any model sees those rows, not membership.\n\n"
-                 f"{verdict}\n\n{markdown_table(null)}")
+                 f"{verdict}\n\n{markdown_table(null) if null is not None else ''}")
     table = reference.as_target.copy()
     text = pd.DataFrame({"targets": table["Targets"]}, index=table.index)
     for metric in ("AUROC", "TPR@0.1%FPR", "TPR@1%FPR"):
@@ -146,8 +147,8 @@ def report_sections(reference, files: dict) -> list[tuple[str, str]]:
                    f"the targets.\n\n{markdown_table(text)}" + ("\n\nSkipped:\n" + "\n".join(skipped) if skipped else ""))
     null_body += _link(files, "reference_null_test_results")
     target_body += _link(files, "reference_as_target_results")
-    return [("Null test of the reference attacks", null_body),
-            ("Reference models as targets", target_body)]
+    sections = [("Null test of the reference attacks", null_body)] if null is not None else []
+    return sections + [("Reference models as targets", target_body)]
 
 
 def _link(files: dict, key: str) -> str:

@@ -5,14 +5,17 @@ Writers only read metric dataclasses; nothing here computes a metric.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pandas as pd
 
 from attacks.evaluation import EXTRA_METRICS, PAPER_METRICS, AttackResult
-from calibration.metrics import ModelMetrics
+from engine.scores import Scores
 from utils.files import atomic_open
 from utils.naming import attack_names_of, column_name, split_column
+
+if TYPE_CHECKING:
+    from calibration.metrics import ModelMetrics
 
 def attack_columns(attack_names: Sequence[str]) -> list[str]:
     """Paper columns of every attack first (paper order), then the extra metrics."""
@@ -120,3 +123,24 @@ def format_console(table: pd.DataFrame, metrics: Sequence[str] = ("Precision", "
         block = table[columns].dropna(how="all").rename(columns=lambda column: split_column(column)[1])
         blocks.append(f"{name} attack\n{block.to_string(float_format=lambda value: f'{value:.4f}')}")
     return "\n\n".join(blocks)
+
+
+def performance_rows(split_scores: Mapping[str, Mapping[str, Scores]],
+                     uncalibrated: dict[str, float] | None) -> dict[str, dict[str, float]]:
+    """Rows ``Train Acc. Target`` ... for the probabilities the attacks saw (and before calibration).
+
+    ``split_scores``: role (``"target"``, ``"shadow"``; absent roles are left out) -> ``"train"`` / ``"test"`` -> scores.
+    """
+    from calibration.metrics import model_metrics   # torch: only where a table is made
+
+    columns: dict[str, dict[str, float]] = {"Value": {}}
+    for role in ("target", "shadow"):
+        for split_name in ("train", "test"):
+            scores = split_scores.get(role, {}).get(split_name)
+            if scores is None:
+                continue
+            columns["Value"].update(model_metric_rows(model_metrics(scores.probs, scores.labels),
+                                                      role, split_name))
+    if uncalibrated:
+        columns["Uncalibrated"] = uncalibrated
+    return columns

@@ -6,7 +6,7 @@ Data is read from --data_root (see README, "Data sets"); checkpoints from pretra
 """
 import _bootstrap  # noqa: F401  (repository root on sys.path)
 
-from configuration.cli import main
+from pipeline.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main("cifar10"))

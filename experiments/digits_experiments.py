@@ -4,7 +4,7 @@
 """
 import _bootstrap  # noqa: F401  (repository root on sys.path)
 
-from configuration.cli import main
+from pipeline.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main("digits"))

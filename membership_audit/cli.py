@@ -117,7 +117,7 @@ def parse_normalize(values: Sequence[str]) -> tuple[tuple[float, ...], tuple[flo
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, audit, write, print the attack table; user errors end in one line on stderr (exit 2)."""
-    from configuration.cli import run_with_one_line_errors
+    from configuration.errors import run_with_one_line_errors
     from engine.tables import format_console
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")

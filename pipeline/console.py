@@ -8,12 +8,17 @@ full tables the CSVs hold.
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from engine.fitting import reference_attack_names
 from attacks import ATTACKS
+from configuration.config import ExperimentConfig
+from engine.fitting import reference_attack_names
+from engine.report import display_names, name_list
 from engine.tables import format_console
 from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
+
+if TYPE_CHECKING:
+    from pipeline.run import PresetRun
 
 STAGE_TITLES = {
     "data": "load data and splits",
@@ -25,19 +30,23 @@ STAGE_TITLES = {
     "attacks_evaluate": "apply attacks to the target's scores",
     "reference_pool": "reference pool: {k} models",
     "reference_scores": "every model's logits on the reference rows",
-    "reference_attacks": "fit LiRA / RMIA on the shadow model, apply them to the target",
+    "reference_attacks": "fit {reference} on the shadow model, apply them to the target",
     "reference_evaluation": "null test and reference models as targets",
     "intervals": "bootstrap 95% intervals",
     "figures_and_report": "figures and report",
 }
 
 
-def planned_stages(config) -> list[str]:
+def planned_stages(config: ExperimentConfig) -> list[str]:
     """The timed stages a run of ``config`` goes through, in order."""
-    stages = ["data", "models", "calibration", "non_member_sets", "scores", "attacks_fit", "attacks_evaluate"]
+    stages = ["data", "models", "calibration", "non_member_sets", "scores"]
     known = [name for name in config.attacks if name in ATTACKS]  # unknown names fail later, in validation
-    if config.reference_models and reference_attack_names(known):
-        stages += ["reference_pool", "reference_scores", "reference_attacks", "reference_evaluation"]
+    reference = bool(config.reference_models and reference_attack_names(known))
+    if reference:
+        stages += ["reference_pool", "reference_scores"]
+    stages += ["attacks_fit", "attacks_evaluate"]
+    if reference:
+        stages += ["reference_attacks", "reference_evaluation"]
     stages.append("intervals")
     if config.figures:
         stages.append("figures_and_report")
@@ -47,14 +56,15 @@ def planned_stages(config) -> list[str]:
 class StageLines:
     """Prints one numbered line as each stage starts and one with its time as it ends."""
 
-    def __init__(self, config, stream: TextIO | None = None):
+    def __init__(self, config: ExperimentConfig, stream: TextIO | None = None) -> None:
         self.stages = planned_stages(config)
         self.k = config.reference_models
+        self.reference = name_list(display_names(config.attacks, needs_reference_models=True))
         self.stream = stream
         self.numbers: dict[str, int] = {}
 
     def title(self, stage: str) -> str:
-        return STAGE_TITLES.get(stage, stage.replace("_", " ")).format(k=self.k)
+        return STAGE_TITLES.get(stage, stage.replace("_", " ")).format(k=self.k, reference=self.reference)
 
     def __call__(self, stage: str, seconds: float | None) -> None:
         if stage not in self.numbers:
@@ -65,10 +75,10 @@ class StageLines:
         print(head if seconds is None else f"{head} {seconds:.1f} s", file=self.stream or sys.stdout, flush=True)
 
 
-def summary_lines(outputs, total_seconds: float | None = None) -> list[str]:
+def summary_lines(outputs: PresetRun, total_seconds: float | None = None) -> list[str]:
     """At most ~10 lines: the headline finding, the strongest attack at 1% FPR, chance-level attacks,
     the models, total time and where the report is."""
-    attacks, intervals = outputs.attack_table, outputs.intervals
+    attacks, intervals = outputs.attack_table, outputs.result.intervals
     lines = [f"== {outputs.stem.rstrip('_')}: done" + (f" in {total_seconds:.1f} s ==" if total_seconds else " ==")]
     for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals),
                  chance_sentence(attacks, intervals)):
@@ -81,6 +91,8 @@ def summary_lines(outputs, total_seconds: float | None = None) -> list[str]:
                      "(see the warning above).")
     if outputs.skipped:
         lines.append(f"Skipped sets: {', '.join(outputs.skipped)} (reasons in the report).")
+    for attack, reason in outputs.result.failed_attacks.items():
+        lines.append(f"Skipped attack {attack}: {reason}")
     if "report" in outputs.files:
         lines.append(f"Report: {outputs.files['report']}")
     if "manifest" in outputs.files:
@@ -88,7 +100,7 @@ def summary_lines(outputs, total_seconds: float | None = None) -> list[str]:
     return lines
 
 
-def _models_line(outputs) -> str:
+def _models_line(outputs: PresetRun) -> str:
     table = outputs.performance_table["Value"]
     parts = []
     for role in ("Target", "Shadow"):
@@ -102,7 +114,7 @@ def _models_line(outputs) -> str:
     return "Models: " + "; ".join(parts) + "."
 
 
-def print_run(outputs, total_seconds: float | None = None, verbose: bool = False) -> None:
+def print_run(outputs: PresetRun, total_seconds: float | None = None, verbose: bool = False) -> None:
     """The summary; with ``verbose`` first the full performance and attack tables and every file."""
     if verbose:
         for check in outputs.membership:

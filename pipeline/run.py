@@ -1,8 +1,8 @@
-"""The whole experiment, top to bottom: check config -> seed -> data -> load or train ->
-calibrate -> score once -> fit and apply attacks -> reference attacks -> held-out table -> write results.
+"""The paper's run, top to bottom: check config -> seed -> data -> load or train -> calibrate ->
+non-member sets -> score once -> reference pool -> one bundle -> the engine's evaluation -> its files.
 
-Each stage (:mod:`pipeline.stages`) takes typed inputs and returns one frozen result; only this
-module writes the manifest, from what the stages return.
+Each stage (:mod:`pipeline.stages`) prepares typed inputs; the evaluation and the files are the
+engine's (:mod:`engine`), the same a user's audit reaches. Only this module writes the manifest.
 """
 from __future__ import annotations
 
@@ -13,64 +13,62 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from attacks import AttackResult, MembershipAttack
-from attacks.evaluation import AttackOutputs
 from configuration.config import ExperimentConfig, domain_for, validate_config
 from datasets import AttackerData
 from datasets.splits.file import split_arrays, write_split_file
+from datasets.splits.seeded import complement
 from datasets.verification import recording_accepted_mismatches
-from engine.intervals import interval_table
+from engine.bundle import MEMBERS, ReferenceBundle, ScoreBundle
+from engine.evaluate import AuditResult, evaluate
+from engine.fitting import reference_attack_names
 from engine.manifest import Manifest, StageRecord, tensor_digest, timed_into
-from pipeline.membership_check import MembershipCheck, check_loaded_models
 from engine.outputs import OutputSet
-from pipeline.preflight import check_before_work
-from engine.tables import attack_table, performance_table, write_table
-from engine.sample_scores import sample_scores_name, sample_scores_table, write_sample_scores
-from models.inference import ScoreCache
 from engine.scores import Scores
+from engine.write import write_figures_and_report, write_tables
+from models.inference import ScoreCache
+from pipeline.membership_check import MembershipCheck, check_loaded_models
+from pipeline.preflight import check_before_work
 from pipeline.stages import calibration as calibration_stage
 from pipeline.stages.data import ExperimentData, build_non_member_sets, load_experiment_data
-from engine.fitting import evaluate_sets, fit_attacks, reference_attack_names, with_attack_outputs
-from engine.held_out import HeldOutResults, held_out_results
 from pipeline.stages.models import TrainedModel, checkpoint_write_lock, load_or_train_models
 from pipeline.stages.prepared import PreparedRun
-from pipeline.stages.reference import ReferenceOutcome, run_reference_attacks, start_pool_ahead
-from engine.reference_checks import write_reference_tables
-from pipeline.stages.report import write_figures_and_report
-from pipeline.stages.scoring import score_run, score_target_sets
-from pipeline.stages.tables import performance_rows, table_row_order
+from pipeline.stages.reference import reference_bundle, start_pool_ahead
+from pipeline.stages.report import report_context
+from pipeline.stages.scoring import RunScores, score_run, score_target_sets
+from pipeline.stages.tables import table_row_order
 from utils.devices import resolve_device
-from utils.naming import attack_csv_name, intervals_csv_name, manifest_name, performance_csv_name, splits_name
-from utils.seeding import derive_seed, seed_everything
+from utils.naming import manifest_name, splits_name
+from utils.seeding import seed_everything
 
 log = logging.getLogger(__name__)
-__all__ = ["PreparedRun", "RunOutputs", "prepare_run", "run_experiment", "score_target_sets", "table_row_order"]
+__all__ = ["PreparedRun", "PresetRun", "prepare_run", "run_experiment", "score_target_sets", "table_row_order"]
 
 
 @dataclass(frozen=True)
-class RunOutputs:
-    """What a run produced, for scripts, reports and tests."""
+class PresetRun:
+    """A preset run: the engine's result on what the run prepared, and the files of the run's set."""
 
     stem: str
-    attack_table: pd.DataFrame
-    performance_table: pd.DataFrame
-    results: dict[str, list[AttackResult]]
-    target_scores: dict[str, Scores]           # "Members" and each non-member set
-    shadow_scores: dict[str, Scores]
-    skipped: dict[str, str]
+    result: AuditResult
+    prepared: PreparedRun
     files: dict[str, Path] = field(default_factory=dict)
-    attacks: list[MembershipAttack] = field(default_factory=list)
-    prepared: PreparedRun | None = None        # data, models, predictors
-    split_scores: dict[str, dict[str, Scores]] = field(default_factory=dict)  # role -> "members" / ... / "test"
-    membership: list[MembershipCheck] = field(default_factory=list)         # check of each loaded model
-    class_source: dict[str, str] = field(default_factory=dict)  # set -> "label" / "predicted" (Shokri)
-    attack_outputs: dict[str, dict[str, AttackOutputs]] = field(default_factory=dict)  # attack -> set -> outputs
-    held_out: HeldOutResults | None = None     # the held-out FPR table (reference runs)
-    reference: ReferenceOutcome | None = None  # the reference-model attacks' outcome
-    intervals: pd.DataFrame | None = None      # bootstrap 95% intervals (engine.intervals)
+    membership: list[MembershipCheck] = field(default_factory=list)   # check of each loaded model
+
+    @property
+    def attack_table(self) -> pd.DataFrame:
+        return self.result.attack_table
+
+    @property
+    def performance_table(self) -> pd.DataFrame:
+        return self.result.performance_table
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Requested non-member sets that could not be built (set key -> reason)."""
+        return self.prepared.skipped
 
 
-def run_experiment(config: ExperimentConfig) -> RunOutputs:
+def run_experiment(config: ExperimentConfig) -> PresetRun:
     """Run one configured experiment and write its files to ``config.results_dir`` as one set.
 
     Everything is checked first (:func:`pipeline.preflight.check_before_work`, which validates the
@@ -81,14 +79,14 @@ def run_experiment(config: ExperimentConfig) -> RunOutputs:
     check_before_work(config)
     results_dir = Path(config.results_dir)
     with checkpoint_write_lock(config), OutputSet(results_dir, config.run_stem()) as output_set:
-        outputs, manifest = _run_into(config, output_set.directory)
+        run, manifest = _run_into(config, output_set.directory)
         manifest.outputs = {name: str(results_dir / path.name) if path.parent == output_set.directory
-                            else str(path) for name, path in outputs.files.items()}
-        manifest.outputs["manifest"] = str(results_dir / manifest_name(outputs.stem))
+                            else str(path) for name, path in run.files.items()}
+        manifest.outputs["manifest"] = str(results_dir / manifest_name(run.stem))
         committed = output_set.commit(manifest)
-    files = {name: Path(manifest.outputs[name]) for name in outputs.files}
-    files["manifest"] = committed[manifest_name(outputs.stem)]
-    return replace(outputs, files=files)
+    files = {name: Path(manifest.outputs[name]) for name in run.files}
+    files["manifest"] = committed[manifest_name(run.stem)]
+    return replace(run, files=files)
 
 
 def prepare_run(config: ExperimentConfig, output_dir: str | Path | None = None) -> PreparedRun:
@@ -151,7 +149,7 @@ def _prepare(config: ExperimentConfig, device: torch.device, output_dir: str | P
                        rows.skipped, original, record, rows.artifacts, rows.indices, ahead)
 
 
-def _run_into(config: ExperimentConfig, out_dir: Path) -> tuple[RunOutputs, Manifest]:
+def _run_into(config: ExperimentConfig, out_dir: Path) -> tuple[PresetRun, Manifest]:
     """Every stage of a run, writing its files into ``out_dir`` (the staging folder)."""
     manifest = Manifest(config.to_dict())
     prepared = _prepare_checked(config, out_dir, pool_ahead=True)
@@ -163,8 +161,8 @@ def _run_into(config: ExperimentConfig, out_dir: Path) -> tuple[RunOutputs, Mani
 
 
 def _score_and_attack(config: ExperimentConfig, out_dir: Path, manifest: Manifest, prepared: PreparedRun
-                      ) -> tuple[RunOutputs, Manifest]:
-    """Every stage after preparing, into ``out_dir``."""
+                      ) -> tuple[PresetRun, Manifest]:
+    """Score once, hand the bundle to the engine, write its files and the run's own into ``out_dir``."""
     manifest.record(prepared.record)
     results_dir, stem = Path(config.results_dir), config.run_stem()
     cache = ScoreCache(results_dir / "cache" if config.cache_scores else None)
@@ -172,58 +170,53 @@ def _score_and_attack(config: ExperimentConfig, out_dir: Path, manifest: Manifes
     with manifest.timed("scores"):
         scores = score_run(prepared, prepared.scorers(cache))
     membership = check_loaded_models(prepared.models, scores.split_scores)
-
-    with manifest.timed("attacks_fit"):
-        attacks = fit_attacks(config.attacks, scores.shadow_scores["Members"], scores.shadow_scores["Original"],
-                              params=config.attack_params, seed=derive_seed(config.seed, "attacks"))
-    with manifest.timed("attacks_evaluate"):
-        non_member_scores = {name: s for name, s in scores.target_scores.items() if name != "Members"}
-        evaluation = evaluate_sets(attacks, scores.target_scores["Members"], non_member_scores)
-
     reference = None
-    if config.reference_models and (names := reference_attack_names(config.attacks)):
-        reference = run_reference_attacks(config, prepared, scores.target_scores, list(names), cache)
-        manifest.record(reference.record)
-        evaluation = with_attack_outputs(evaluation, {a.name: reference.outputs[a.name] for a in reference.attacks})
+    if config.reference_models and reference_attack_names(config.attacks):
+        reference, record = reference_bundle(config, prepared, scores.target_scores, cache)
+        manifest.record(record)
+    bundle = preset_bundle(config, prepared, scores, reference)
+    result = evaluate(bundle, config.attacks, params=config.attack_params, seed=config.seed,
+                      config=config.to_dict())
+    manifest.record(StageRecord(timings=result.timings))
+    if result.reference is not None:
+        manifest.notes["reference_temperatures"] = result.reference.temperatures
 
-    order, skipped_rows = table_row_order(config, list(evaluation.results), prepared.skipped)
-    attacks_df = attack_table(evaluation.results, skipped=skipped_rows, order=order)
-    uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data, prepared.device)
-    performance_df = performance_table(performance_rows(scores.split_scores, uncalibrated))
-    files = {"attack_results": write_table(attacks_df, out_dir / attack_csv_name(stem)),
-             "performance_results": write_table(performance_df, out_dir / performance_csv_name(stem)),
-             "splits": out_dir / splits_name(stem)}
+    files = write_tables(result, out_dir, stem)
+    files["splits"] = out_dir / splits_name(stem)
     manifest.splits = {"file": str(results_dir / files["splits"].name), "protocol": prepared.data.indices.protocol,
                        "sha256": write_split_file(files["splits"], split_arrays(
                            prepared.data.indices, prepared.data.pools, prepared.set_indices))}
-
-    held_out = held_out_results(prepared, scores.split_scores, scores.target_scores, evaluation, attacks,
-                                reference, out_dir, stem)
-    if held_out is not None:
-        files.update(held_out.files)
-    if reference is not None:   # the null test and the reference models as targets
-        files.update(write_reference_tables(reference, out_dir, stem))
-    with manifest.timed("intervals"):
-        intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, config.seed)
-        files["intervals"] = write_table(intervals.set_index("set"), out_dir / intervals_csv_name(stem))
-    files["sample_scores"] = write_sample_scores(sample_scores_table(
-        evaluation.outputs, {name: s.labels for name, s in scores.target_scores.items()},
-        {"Members": prepared.positions["target_members"], "Original": prepared.positions["target_non_members"]}),
-        out_dir / sample_scores_name(stem))
-    class_source = {name: "label" if s.in_label_space else "predicted" for name, s in non_member_scores.items()}
-    manifest.notes.update({"skipped_sets": prepared.skipped, "shokri_class_source": class_source,
+    manifest.notes.update({"skipped_sets": prepared.skipped, "label_source": {
+                               name: bundle.label_source(name) for name in bundle.sets},
+                           "skipped_attacks": result.skipped_attacks,
                            "score_cache": {"hits": cache.hits, "misses": cache.misses, "repaired": cache.repaired},
                            "membership_check": {c.role: c.as_dict() for c in membership}})
-    outputs = RunOutputs(stem, attacks_df, performance_df, evaluation.results, scores.target_scores,
-                         scores.shadow_scores, prepared.skipped, files, attacks, prepared=prepared,
-                         split_scores=scores.split_scores, membership=membership, class_source=class_source,
-                         attack_outputs=evaluation.outputs, held_out=held_out, reference=reference,
-                         intervals=intervals)
+    run = PresetRun(stem, result, prepared, files, membership)
     if config.figures:
         with manifest.timed("figures_and_report"):
-            outputs = replace(outputs, files={**files, **write_figures_and_report(outputs, prepared, out_dir,
-                                                                                  results_dir)})
-    return outputs, manifest
+            files.update(write_figures_and_report(result, out_dir, stem, files,
+                                                  report_context(run, scores.split_scores, results_dir)))
+    return replace(run, files=files), manifest
+
+
+def preset_bundle(config: ExperimentConfig, prepared: PreparedRun, scores: RunScores,
+                  reference: ReferenceBundle | None) -> ScoreBundle:
+    """The engine's bundle of a preset run: target members and sets, held-out test rows, the
+    shadow's members and non-members, the whole splits (performance table), the reference signals."""
+    sets = {name: s for name, s in scores.target_scores.items() if name != MEMBERS}
+    test = scores.split_scores["target"]["test"]
+    rows = complement(prepared.positions["target_non_members"], len(test))
+    held_out = Scores(test.probs[rows], test.labels[rows]) if len(rows) else None
+    order, skipped_rows = table_row_order(config, list(sets), prepared.skipped)
+    uncalibrated = calibration_stage.uncalibrated_metrics(config, prepared.models, prepared.data, prepared.device)
+    return ScoreBundle(
+        members=scores.target_scores[MEMBERS], sets=sets, held_out=held_out,
+        shadow_members=scores.shadow_scores[MEMBERS], shadow_non_members=scores.shadow_scores["Original"],
+        reference=reference, splits={role: {split: scores.split_scores[role][split] for split in ("train", "test")}
+                                     for role in ("target", "shadow")},
+        uncalibrated=uncalibrated,
+        source_index={MEMBERS: prepared.positions["target_members"], "Original": prepared.positions["target_non_members"]},
+        row_order=tuple(order), skipped_sets=skipped_rows)
 
 
 def _attacker_data(config: ExperimentConfig, data: ExperimentData, models: dict[str, TrainedModel],

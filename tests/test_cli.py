@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from configuration.cli import build_parser, main
+from configuration.cli import build_parser
+from pipeline.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_FLAGS = ("--train", "--pretrained", "--seed", "--model_arch", "--epochs", "--train_set_size",

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from configuration.cli import main
+from pipeline.cli import main
 from pipeline.seeds import aggregate_tables
 
 pytestmark = pytest.mark.slow  # end-to-end runs (kept in the default run)

@@ -7,7 +7,7 @@ import pytest
 from torchvision.datasets import CIFAR10, SVHN
 
 from datasets import sources
-from configuration.cli import main
+from pipeline.cli import main
 from engine.tables import PAPER_PERFORMANCE_ROWS
 from tests.fixtures_data import (make_tiny_afhq, make_tiny_cifar10, make_tiny_stanford_dogs,
                                  make_tiny_svhn, use_tiny_checksums)

@@ -21,7 +21,7 @@ from attacks import ThresholdAttack, evaluate_attack
 from attacks.validation import as_probs
 from models.checkpoints import CheckpointError, load_checkpoint
 from engine import outputs as outputs_module
-from configuration.cli import INTERRUPTED, main
+from pipeline.cli import INTERRUPTED, main
 from configuration.config import config_from_preset
 from engine.outputs import STAGING_PREFIX, verify_set
 from pipeline.run import run_experiment
@@ -544,7 +544,7 @@ def savefig(self, fname, *args, **kwargs):
     return real_savefig(self, fname, *args, **kwargs)
 
 Figure.savefig = savefig
-from configuration.cli import main
+from pipeline.cli import main
 sys.exit(main("digits", sys.argv[2:]))
 """
 

@@ -35,7 +35,7 @@ BLOCKED_RUN = """
 import sys, time
 from pathlib import Path
 import pipeline.stages.models as model_stage
-from configuration.cli import main
+from pipeline.cli import main
 
 def blocked(*args, **kwargs):
     Path(sys.argv[1]).write_text("training")
@@ -201,7 +201,7 @@ def test_a_reading_run_stops_while_another_run_writes_the_checkpoints(tmp_path):
     import io
     from contextlib import redirect_stderr, redirect_stdout
 
-    from configuration.cli import main
+    from pipeline.cli import main
 
     checkpoints = tmp_path / "checkpoints"
     checkpoints.mkdir()

@@ -18,7 +18,7 @@ from datasets import CIFAR10 as CIFAR10_DOMAIN
 from datasets import DataRequest, build_dataset
 from datasets.errors import DamagedFileError
 from models.checkpoints import WEIGHTS_KEY, CheckpointError, load_checkpoint
-from configuration.cli import main
+from pipeline.cli import main
 from tests.fixtures_data import make_tiny_cifar10
 from utils import files as files_module
 from utils.files import DiskFullError, atomic_open, sha256_file

@@ -21,7 +21,7 @@ import models.reference_pool as reference_pool
 from models.checkpoints import config_path
 from models.reference_pool import PoolRecordError, ReferenceModelSpec, ReferencePool
 from models.training import TrainConfig
-from configuration.cli import main
+from pipeline.cli import main
 from models.ray_pool import PoolTrainingError, check_address, train_pool
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,7 +16,7 @@ from datasets import CIFAR10 as CIFAR10_DOMAIN
 from datasets import DataRequest, build_dataset
 from datasets.cifar import ArraysOnlyCIFAR10, ArraysOnlyCIFAR100
 from datasets.safe_pickle import UnsafePickleError, load_data_pickle
-from configuration.cli import main
+from pipeline.cli import main
 from models.inference import ScoreCache
 from tests.fixtures_data import make_tiny_cifar10, make_tiny_cifar100, use_tiny_checksums
 from utils.files import md5_file

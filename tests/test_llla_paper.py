@@ -239,7 +239,7 @@ def test_cli_plumbing_of_llla_impl():
 
 
 def test_marglik_with_the_paper_llla_is_a_one_line_error(tmp_path, capsys):
-    from configuration.cli import main
+    from pipeline.cli import main
 
     code = main("digits", ["--llla", "--llla_prior", "marglik", "--results_dir", str(tmp_path),
                            "--pretrained_dir", str(tmp_path), "--quiet"])

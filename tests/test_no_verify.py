@@ -11,7 +11,7 @@ from datasets import ChecksumError, DataRequest, build_dataset
 from datasets import sources
 from datasets.domain import CIFAR10 as CIFAR10_DOMAIN
 from datasets.verification import recording_accepted_mismatches
-from configuration.cli import main
+from pipeline.cli import main
 from tests.fixtures_data import make_tiny_afhq, make_tiny_cifar10
 
 

@@ -12,7 +12,7 @@ import calibration.temperature as temperature
 from calibration import SoftmaxPredictor
 from models.small_cnn import SmallCNN
 from models.training import TrainConfig, train_model
-from configuration.cli import main
+from pipeline.cli import main
 from configuration.config import config_from_preset
 from datasets.splits.seeded import complement
 from pipeline.run import prepare_run, run_experiment

@@ -22,7 +22,7 @@ from models.batched_training import batchable, chunk_size, train_stacked
 from models.reference_pool import (PoolRecordError, ReferenceModelSpec, ReferencePool, balanced_membership,
                                    check_same_architecture, train_chunk, train_reference_model)
 from models.training import TrainConfig
-from configuration.cli import main
+from pipeline.cli import main
 from configuration.config import config_from_preset
 from models.ray_pool import check_address, plan_chunks, train_pool, train_pool_sequentially
 from pipeline.run import run_experiment

@@ -26,8 +26,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from attacks.evaluation import AttackOutputs
-from attacks import ATTACKS, ReferenceAttack
 from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
 from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool,
@@ -38,7 +36,7 @@ from engine.manifest import StageRecord, timed_into
 from pipeline.stages.models import train_config
 from pipeline.stages.data import ExperimentData
 from pipeline.stages.prepared import PreparedRun
-from engine.reference_checks import null_test_table, reference_as_target_table
+from engine.bundle import HELD_OUT, ReferenceBundle
 from datasets.domain import Domain
 from datasets.splits.seeded import complement
 from models.inference import ScoreCache, cached_logits
@@ -50,7 +48,6 @@ if TYPE_CHECKING:
     from models.background_pool import BackgroundChunk
 
 log = logging.getLogger(__name__)
-HELD_OUT = "Held-out"            # target test rows that are not Original non-members
 SHADOW_MEMBERS, SHADOW_NON_MEMBERS, POPULATION_Z = "Shadow members", "Shadow non-members", "z"
 
 
@@ -344,25 +341,11 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
     return [models[k] for k in range(len(specs))], membership, pool_note
 
 
-@dataclass(frozen=True)
-class ReferenceOutcome:
-    """Per reference attack, its outputs on "Members", every set and the held-out rows; the null test
-    and the reference-as-target tables (:mod:`engine.reference_checks`)."""
-
-    attacks: list[ReferenceAttack]
-    outputs: dict[str, dict[str, AttackOutputs]]
-    population: Population
-    signals: dict[str, ReferenceSignals] = field(default_factory=dict)  # "target" / "shadow" -> all rows
-    record: StageRecord = field(default_factory=StageRecord)         # pool and forward-pass notes, timings
-    null_test: pd.DataFrame | None = None     # the shadow model as a null target (:mod:`.reference_evaluation`)
-    as_target: pd.DataFrame | None = None     # each reference model as the target
-
-
-def run_reference_attacks(config: ExperimentConfig, prepared: PreparedRun, target_scores: dict[str, Scores],
-                          names: list[str], cache: ScoreCache) -> ReferenceOutcome:
-    """Train or load the pool, score every model once, fit each named reference attack on the shadow
-    model and apply it to the target's members, sets and held-out rows; then the null test (the
-    shadow model as target) and each reference model as the target."""
+def reference_bundle(config: ExperimentConfig, prepared: PreparedRun, target_scores: dict[str, Scores],
+                     cache: ScoreCache) -> tuple[ReferenceBundle, StageRecord]:
+    """Train or load the pool, run every model (target, shadow, each reference model) once over all
+    rows, and hand the engine their signals: the target's and the shadow's (fit and null test) with
+    the blocks of the members, every set and the held-out rows."""
     population = build_population(prepared, target_scores)
     check_layout(config.reference_models, population.size, population.train_rows)
     timings: dict[str, float] = {}
@@ -393,38 +376,8 @@ def run_reference_attacks(config: ExperimentConfig, prepared: PreparedRun, targe
                                       population_in=reference_in[:, z], outside_population=outside)
                for role in ("target", "shadow")}
     blocks = population.blocks
-    set_names = [name for name in [*prepared.sets, HELD_OUT] if len(population.blocks[name])]
-    attacks, outputs, real, null = [], {}, {}, {}
-    target_max = _max_probs(logits["target"])
-    with timed_into(timings, "reference_attacks"):
-        for name in names:
-            attack = ATTACKS[name].build(config.attack_params, derive_seed(config.seed, "reference", name))
-            attack.fit(signals["shadow"], blocks[SHADOW_MEMBERS], blocks[SHADOW_NON_MEMBERS])
-            scores, decisions = attack.score_and_predict(signals["target"])
-            outputs[attack.name] = {
-                set_name: AttackOutputs(scores[blocks[set_name]], decisions[blocks[set_name]],
-                                        _target_max_probs(target_scores, set_name, target_max[blocks[set_name]]))
-                for set_name in ["Members", *prepared.sets, HELD_OUT]}
-            null_scores = attack.score(signals["shadow"])      # the shadow trained on no audited row
-            real[attack.name] = {s: scores[blocks[s]] for s in ["Members", *set_names]}
-            null[attack.name] = {s: null_scores[blocks[s]] for s in ["Members", *set_names]}
-            attacks.append(attack)
-    with timed_into(timings, "reference_evaluation"):
-        null_test = null_test_table(real, null, set_names)
-        evaluated = complement(z, population.size)              # population rows but the z
-        as_target = reference_as_target_table(attacks, signals["target"], evaluated, reference_in)
-    notes["reference_temperatures"] = {a.name: a.temperature_ for a in attacks if hasattr(a, "temperature_")}
-    return ReferenceOutcome(attacks, outputs, population, signals, StageRecord(timings=timings, notes=notes),
-                            null_test, as_target)
-
-
-def _max_probs(logits: np.ndarray) -> np.ndarray:
-    from attacks.reference import softmax32
-
-    return softmax32(logits).max(axis=1)
-
-
-def _target_max_probs(target_scores: dict, set_name: str, fallback: np.ndarray) -> np.ndarray:
-    """MMPS of the probabilities the other attacks see (calibrated ones, if any)."""
-    scores = target_scores.get(set_name)
-    return scores.max_probs if scores is not None else fallback
+    bundle = ReferenceBundle(
+        target=signals["target"], blocks={name: blocks[name] for name in ["Members", *prepared.sets, HELD_OUT]},
+        evaluated_rows=complement(z, population.size),           # population rows but the z
+        shadow=signals["shadow"], shadow_members=blocks[SHADOW_MEMBERS], shadow_non_members=blocks[SHADOW_NON_MEMBERS])
+    return bundle, StageRecord(timings=timings, notes=notes)

@@ -3,11 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from calibration.metrics import model_metrics
 from configuration.config import ExperimentConfig, row_name
-from engine.scores import Scores
-from pipeline.stages.models import ROLES
-from engine.tables import model_metric_rows
 
 
 def table_row_order(config: ExperimentConfig, evaluated: list[str],
@@ -24,17 +20,3 @@ def table_row_order(config: ExperimentConfig, evaluated: list[str],
         elif (name := next(remaining, None)) is not None:
             order.append(name)
     return order + list(remaining), skipped_rows
-
-
-def performance_rows(split_scores: Mapping[str, Mapping[str, Scores]],
-                     uncalibrated: dict[str, float] | None) -> dict[str, dict[str, float]]:
-    """Rows ``Train Acc. Target`` ... for the probabilities the attacks saw (and before calibration)."""
-    columns: dict[str, dict[str, float]] = {"Value": {}}
-    for role in ROLES:
-        for split_name in ("train", "test"):
-            scores = split_scores[role][split_name]
-            columns["Value"].update(model_metric_rows(model_metrics(scores.probs, scores.labels),
-                                                      role, split_name))
-    if uncalibrated:
-        columns["Uncalibrated"] = uncalibrated
-    return columns

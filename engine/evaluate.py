@@ -1,0 +1,194 @@
+"""The one evaluation: a :class:`~engine.bundle.ScoreBundle` in, an :class:`AuditResult` out.
+
+Score attacks (declarations without ``needs_reference_models``) are fitted on the shadow model's
+scores and applied to the target's; reference attacks are fitted on the shadow model's reference
+signals (or on reference model 0 without one) and applied to every row (:mod:`engine.reference`).
+Then the paper-layout attack table, the held-out FPR table, bootstrap intervals, per-sample scores
+and the performance table. Which attack takes which route comes from its declaration, never its name.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from attacks import ATTACKS, AttackResult, MembershipAttack
+from attacks.evaluation import AttackOutputs
+from engine.bundle import MEMBERS, ScoreBundle
+from engine.fitting import Evaluation, evaluate_sets, fit_attacks, reference_attack_names, score_attack_names
+from engine.held_out import HeldOutResults, held_out_results
+from engine.intervals import interval_table
+from engine.manifest import timed_into
+from engine.reference import ReferenceResult, apply_reference_attacks
+from engine.sample_scores import sample_scores_table
+from engine.tables import SKIPPED_COLUMN, attack_table, performance_rows, performance_table
+from utils.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+NEEDS_SHADOW = ("needs a shadow model's scores: shadow_member_* and shadow_non_member_* arrays (model route: "
+                "--shadow_checkpoint, --shadow_member_data, --shadow_non_member_data)")
+NEEDS_REFERENCE = ("needs K >= 4 reference models: reference_logits and reference_in (model route: "
+                   "--reference_models K --train_fn)")
+NEEDS_POPULATION = ("needs RMIA's population samples z: population_logits, population_labels and "
+                    "population_reference_logits (model route: --population_data)")
+
+
+@dataclass
+class AuditResult:
+    """What an evaluation found, for every route.
+
+    ``attack_table``: the paper's layout (one row per non-member set); ``held_out``: the held-out FPR
+    tables (None without held-out rows); ``sample_scores``: one row per sample; ``intervals``:
+    bootstrap 95% intervals; ``reference``: the reference attacks' checks (null test, reference
+    models as targets); ``skipped_attacks``: attack -> why it did not run (``failed_attacks``: the
+    subset that could not score the inputs).
+    """
+
+    attack_table: pd.DataFrame
+    performance_table: pd.DataFrame
+    sample_scores: pd.DataFrame
+    intervals: pd.DataFrame
+    results: dict[str, list[AttackResult]]
+    outputs: dict[str, dict[str, AttackOutputs]]
+    bundle: ScoreBundle
+    attacks: list[MembershipAttack] = field(default_factory=list)
+    held_out: HeldOutResults | None = None
+    reference: ReferenceResult | None = None
+    skipped_attacks: dict[str, str] = field(default_factory=dict)
+    failed_attacks: dict[str, str] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def held_out_table(self) -> pd.DataFrame | None:
+        """The held-out FPR table (without its interval columns), or None."""
+        return self.held_out.table if self.held_out is not None else None
+
+    @property
+    def inputs(self) -> ScoreBundle:
+        return self.bundle
+
+    def summary(self, opening: str | None = None) -> list[str]:
+        """The opening sentences of the report and the console summary (:mod:`engine.report`)."""
+        from engine.report import summary_sentences
+
+        return summary_sentences(self, opening)
+
+    def write(self, folder, name: str = "audit", figures: bool = True) -> dict:
+        """Write every table, figure, the report and the manifest into ``folder`` as one set
+        (``{name}_attack_results.csv`` ...); returns file key -> path."""
+        from engine.write import write_result_set
+
+        return write_result_set(self, folder, name, figures=figures)
+
+
+def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str, Any] | None = None,
+             seed: int = 42, config: Mapping | None = None) -> AuditResult:
+    """Every named attack whose inputs the bundle has, on ``bundle``; the others are skipped with
+    their reason (CSV column ``Skipped``, report, console).
+
+    ``params``: values of the options the attacks declare (missing: the declared defaults);
+    ``seed``: the run's seed (attacks, bootstrap, label effect).
+    """
+    unknown = [a for a in attacks if a not in ATTACKS]
+    if unknown:
+        raise ValueError(f"--attacks: unknown {', '.join(unknown)}; valid: {', '.join(ATTACKS)}")
+    values = {o.name: o.default for spec in ATTACKS.values() for o in spec.params}
+    values.update(params or {})
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    score_names = score_attack_names(tuple(attacks))
+    if score_names and not bundle.has_shadow:
+        skipped.update({ATTACKS[a].display: NEEDS_SHADOW for a in score_names})
+        score_names = ()
+    with timed_into(timings, "attacks_fit"):
+        fitted = (fit_attacks(score_names, bundle.shadow_members, bundle.shadow_non_members, params=values,
+                              seed=derive_seed(seed, "attacks")) if score_names else [])
+    with timed_into(timings, "attacks_evaluate"):
+        evaluation = evaluate_sets(fitted, bundle.members, dict(bundle.sets))
+    reference = None
+    reference_names = _runnable_reference_attacks(bundle, reference_attack_names(tuple(attacks)), skipped)
+    if reference_names:
+        reference = apply_reference_attacks(bundle, reference_names, values, seed, timings)
+        skipped.update(reference.failed)
+        evaluation = _with_reference_outputs(evaluation, reference)
+    held_out = held_out_results(bundle, evaluation, fitted, reference, seed)
+    table = attack_table(evaluation.results, skipped=dict(bundle.skipped_sets),
+                         order=list(bundle.row_order) if bundle.row_order is not None else None)
+    table = _with_skip_reasons(table, bundle, skipped, evaluation)
+    with timed_into(timings, "intervals"):
+        intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, seed)
+    labels = {MEMBERS: bundle.members.labels, **{name: s.labels for name, s in bundle.sets.items()}}
+    samples = sample_scores_table(evaluation.outputs, labels, bundle.source_index)
+    performance = performance_table(performance_rows(bundle.splits, bundle.uncalibrated))
+    failed = dict(reference.failed) if reference is not None else {}
+    return AuditResult(table, performance, samples, intervals, evaluation.results, evaluation.outputs, bundle,
+                       fitted, held_out, reference, skipped, failed,
+                       dict(config or {"seed": seed, "attacks": list(attacks)}), timings=timings)
+
+
+def _runnable_reference_attacks(bundle: ScoreBundle, names: Sequence[str], skipped: dict[str, str]) -> list[str]:
+    """The named reference attacks whose inputs the bundle has; the others go to ``skipped``."""
+    reference = bundle.reference
+    if not names:
+        return []
+    if reference is None or len(reference.target.reference_logits) < 4:
+        skipped.update({ATTACKS[n].display: NEEDS_REFERENCE for n in names})
+        return []
+    if reference.target.population_target_logits.shape[0] == 0:
+        need_z = [n for n in names if ATTACKS[n].needs_population]
+        skipped.update({ATTACKS[n].display: NEEDS_POPULATION for n in need_z})
+        return [n for n in names if n not in need_z]
+    return list(names)
+
+
+def _with_reference_outputs(evaluation: Evaluation, reference: ReferenceResult) -> Evaluation:
+    """A new evaluation with the reference attacks' rows after the score attacks' (sets without
+    reference signals get none; the held-out rows are not table rows)."""
+    results = {name: list(rows) for name, rows in evaluation.results.items()}
+    outputs = dict(evaluation.outputs)
+    from attacks.evaluation import result_from_outputs
+
+    for attack in reference.attacks:
+        per_set = reference.outputs[attack.name]
+        outputs[attack.name] = {name: out for name, out in per_set.items() if name == MEMBERS or name in results}
+        for set_name in results:
+            if set_name in per_set:
+                results[set_name].append(result_from_outputs(attack.name, per_set[MEMBERS], per_set[set_name]))
+    return Evaluation(results, outputs)
+
+
+def _with_skip_reasons(table: pd.DataFrame, bundle: ScoreBundle, skipped: Mapping[str, str],
+                       evaluation: Evaluation) -> pd.DataFrame:
+    """``table`` with the skipped attacks' reasons (and empty reference cells' reasons) added to every
+    row's ``Skipped`` cell."""
+    by_reason: dict[str, list[str]] = {}
+    for attack, reason in skipped.items():
+        by_reason.setdefault(reason, []).append(attack)
+    summary = "; ".join(f"{', '.join(names)} not run: {reason}" for reason, names in by_reason.items())
+    reasons = {name: "; ".join(r for r in (bundle.skipped_sets.get(name, ""), summary) if r) for name in table.index}
+    for name, reason in _sets_without_reference(bundle, evaluation).items():
+        reasons[name] = "; ".join(r for r in (reasons[name], reason) if r)
+    if not any(reasons.values()):
+        return table
+    table = table.copy()
+    table[SKIPPED_COLUMN] = [reasons[name] for name in table.index]
+    return table
+
+
+def _sets_without_reference(bundle: ScoreBundle, evaluation: Evaluation) -> dict[str, str]:
+    """Rows whose reference-attack cells are empty because the set has no reference signals."""
+    if bundle.reference is None:
+        return {}
+    ran = [a for a, per_set in evaluation.outputs.items()
+           if ATTACKS_BY_DISPLAY.get(a) is not None and ATTACKS_BY_DISPLAY[a].needs_reference_models]
+    return {name: f"{', '.join(ran)}: no set_{name}_reference_logits" for name in bundle.sets
+            if ran and name not in bundle.reference.blocks}
+
+
+ATTACKS_BY_DISPLAY = {spec.display: spec for spec in ATTACKS.values()}
