@@ -10,7 +10,6 @@ float32 row has entropy ``-log(1 - eps) ~ 1.19e-7``, not 0), a threshold searche
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from attacks.base import AttackSpec, MembershipAttack
 
@@ -40,6 +39,7 @@ def categorical_entropy(probs: np.ndarray) -> np.ndarray:
     ``[eps, 1 - eps]`` inside the logarithm (torch's rule), which puts a floor of
     ``-log(1 - eps)`` under saturated rows.
     """
+    import torch
     tensor = torch.from_numpy(probs if probs.flags.writeable else probs.copy())
     with torch.no_grad():
         distribution = torch.distributions.Categorical(probs=tensor, validate_args=False)

@@ -8,14 +8,17 @@ machine.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import copy
 from dataclasses import dataclass, fields
 
 import numpy as np
-import torch
-from torch import nn
 
 from utils.threads import single_thread
+
+if TYPE_CHECKING:   # torch is imported where it is used: importing this module does not load it
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,8 @@ def train_binary_mlp(features: np.ndarray, targets: np.ndarray, config: MLPConfi
     torch.nn.Module in eval mode, float64, mapping (N, D) to logits (N, 1): the weights of the
     epoch with the lowest validation loss (the last epoch's when nothing can be held out).
     """
+    import torch
+    from torch import nn
     targets = np.asarray(targets, dtype=np.float64)
     train_idx, val_idx = _stratified_split(targets, config.val_fraction, config.seed)
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64))
@@ -111,6 +116,7 @@ def train_binary_mlp(features: np.ndarray, targets: np.ndarray, config: MLPConfi
 
 def predict_proba(model: nn.Module, features: np.ndarray) -> np.ndarray:
     """Sigmoid output of ``model`` on ``features`` (N, D) as a float64 array (N,)."""
+    import torch
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64))
     with single_thread(), torch.no_grad():
         return torch.sigmoid(model(x)).squeeze(1).numpy()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,7 @@ class RocCurve:
         member scores are distinct and such points keep the curve's order or its reverse, the
         result is the area along the curve; otherwise the order moves it, typically by ~1e-4.
         """
+        import torch
         tps = np.float32(self.true_positives)
         precision = tps / (tps + np.float32(self.false_positives))
         recall = tps / tps[-1]

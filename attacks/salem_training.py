@@ -9,14 +9,17 @@ random state and thread count are left as they were.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
 from utils.threads import single_thread
+
+if TYPE_CHECKING:   # torch is imported where it is used: importing this module does not load it
+    from torch import nn
 
 
 class EarlyStopper:
@@ -92,6 +95,8 @@ def train_salem_model(features: np.ndarray, targets: np.ndarray,
     model : torch.nn.Module in eval mode, float32, (N, k) -> logits (N, 1); the final weights
     losses : list of float, the mean training loss of every epoch trained (the early stopper's input)
     """
+    import torch
+    from torch import nn
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     y = torch.from_numpy(np.asarray(targets, dtype=np.float32))
     with single_thread(), torch.random.fork_rng(devices=[]):
@@ -118,6 +123,7 @@ def train_salem_model(features: np.ndarray, targets: np.ndarray,
 
 def predict_salem(model: nn.Module, features: np.ndarray) -> np.ndarray:
     """Sigmoid output of the attack model on ``features`` (N, k), float32 array (N,)."""
+    import torch
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     with single_thread(), torch.no_grad():
         return torch.sigmoid(model(x)).squeeze(1).numpy()

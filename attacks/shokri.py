@@ -5,12 +5,15 @@ Each attack model is a small MLP (``attacks.mlp``) trained on the shadow scores 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from torch import nn
 
 from attacks.base import AttackSpec, MembershipAttack
 from attacks.mlp import mlp_config, train_binary_mlp
+
+if TYPE_CHECKING:   # torch is imported where it is used: importing this module does not load it
+    from torch import nn
 
 
 def assign_classes(probs: np.ndarray, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +53,7 @@ class StackedMLPs:
     """
 
     def __init__(self, models: list[nn.Module]):
+        import torch
         with torch.no_grad():
             self.w1 = torch.cat([m[0].weight.T for m in models], dim=1)        # (D, C * H)
             self.b1 = torch.stack([m[0].bias for m in models])                 # (C, H)
@@ -59,6 +63,7 @@ class StackedMLPs:
 
     def __call__(self, features: np.ndarray, classes: np.ndarray) -> np.ndarray:
         """Sigmoid outputs (N,) for ``features`` (N, D) and each sample's model index ``classes`` (N,)."""
+        import torch
         x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float64))
         index = torch.from_numpy(np.asarray(classes, dtype=np.int64))
         with torch.no_grad():

@@ -63,6 +63,17 @@ class PresetRun:
         return self.result.performance_table
 
     @property
+    def target_scores(self) -> dict[str, Scores]:
+        """The target's scores: ``"Members"`` and each non-member set (from the bundle)."""
+        return {MEMBERS: self.result.bundle.members, **self.result.bundle.sets}
+
+    @property
+    def shadow_scores(self) -> dict[str, Scores]:
+        """The shadow model's members and non-members (``"Original"``), from the bundle."""
+        bundle = self.result.bundle
+        return {MEMBERS: bundle.shadow_members, "Original": bundle.shadow_non_members}
+
+    @property
     def skipped(self) -> dict[str, str]:
         """Requested non-member sets that could not be built (set key -> reason)."""
         return self.prepared.skipped
@@ -195,7 +206,7 @@ def _score_and_attack(config: ExperimentConfig, out_dir: Path, manifest: Manifes
     if config.figures:
         with manifest.timed("figures_and_report"):
             files.update(write_figures_and_report(result, out_dir, stem, files,
-                                                  report_context(run, scores.split_scores, results_dir)))
+                                                  report_context(prepared, result, stem, scores.split_scores, results_dir)))
     return replace(run, files=files), manifest
 
 

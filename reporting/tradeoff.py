@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from reporting.figures import new_figure, save_figure
+from calibration.factory import modifier_prefixes
 from utils.naming import ATTACK_SUFFIX, column_name, performance_csv_name, split_stem
 
 logger = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def tradeoff_points(results_dir: str | Path, ood_sets: Sequence[str] | None = No
         if ece is None or fpr is None:
             logger.info("tradeoff: %s lacks %s or %s FPRs on OOD sets; skipped", stem, ECE_ROW, attack)
             continue
-        group, label = split_stem(stem)
+        group, label = split_stem(stem, modifier_prefixes())
         points.append(TradeoffPoint(stem, group, label, ece, fpr, n_sets))
     return points
 

@@ -60,7 +60,9 @@ def test_llla_modifier_of_each_implementation():
     ("efficient_net_cifar10_LLLA_", ("efficient_net_cifar10", "LLLA")),
 ])
 def test_split_stem(stem, expected):
-    assert split_stem(stem) == expected
+    from calibration.factory import modifier_prefixes
+
+    assert split_stem(stem, modifier_prefixes()) == expected
 
 
 def test_stems_and_file_names():

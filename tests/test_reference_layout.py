@@ -101,7 +101,7 @@ def test_run_uses_the_papers_layout_and_writes_the_null_test_and_reference_as_ta
     import json
 
     from configuration.config import config_from_preset
-    from pipeline.stages.reference import HELD_OUT, POPULATION_Z
+    from engine.bundle import HELD_OUT
     from pipeline.run import run_experiment
 
     config = config_from_preset(
@@ -109,15 +109,17 @@ def test_run_uses_the_papers_layout_and_writes_the_null_test_and_reference_as_ta
         sets=("original", "noise"), reference_models=8, progress=False, figures=True,
         results_dir=str(tmp_path / "results"), pretrained_dir=str(tmp_path / "checkpoints"))
     outputs = run_experiment(config)
-    reference = outputs.reference
-    population = reference.population
-    assert population.size == 240 and population.train_rows == 60       # all four splits; the target's count
-    reference_in = reference.signals["target"].reference_in
-    per_row = reference_in[:, :population.size].sum(axis=0)
-    assert (per_row == 2).all() and not reference_in[:, population.size:].any()   # K * 60 / 240; OOD: none
-    for block in ("Members", "Original", HELD_OUT, POPULATION_Z):
-        assert population.blocks[block].max() < population.size
-    assert reference.signals["target"].outside_population[population.blocks["Noise"]].all()
+    reference = outputs.result.bundle.reference          # what the run handed the engine
+    signals, blocks = reference.target, reference.blocks
+    inside = ~signals.outside_population
+    assert inside.sum() == 240 and inside[:240].all()                   # all four splits, first
+    assert (signals.reference_in.sum(axis=1) == 60).all()               # each model: the target's count
+    per_row = signals.reference_in[:, inside].sum(axis=0)
+    assert (per_row == 2).all() and not signals.reference_in[:, ~inside].any()   # K * 60 / 240; OOD: none
+    for block in ("Members", "Original", HELD_OUT):
+        assert blocks[block].max() < 240
+    assert len(reference.evaluated_rows) == 240 - len(signals.population_labels)   # population rows but the z
+    assert signals.outside_population[blocks["Noise"]].all()
     null = pd.read_csv(outputs.files["reference_null_test_results"], index_col=0)
     assert {"Original", "Noise", HELD_OUT} <= set(null.index)
     assert {"LiRA Null AUROC", "RMIA Online Null TPR@1%FPR", "RMIA AUROC"} <= set(null.columns)

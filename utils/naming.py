@@ -116,17 +116,16 @@ def llla_modifier(implementation: str = "paper") -> str:
 
 
 
-def modifier_prefixes() -> tuple[str, ...]:
-    """How every modifier part begins: whatever precedes the first one in a stem is ``{arch}_{dataset}``."""
-    from calibration.factory import modifier_prefixes as calibration_prefixes   # calibration imports this module
+def split_stem(stem: str, calibration_prefixes: tuple[str, ...] = ()) -> tuple[str, str]:
+    """``"resnet18_cifar10_LS_0.0083_"`` -> ``("resnet18_cifar10", "LS_0.0083")``; no modifier: ``"baseline"``.
 
-    return TRAINING_PREFIXES + calibration_prefixes()
-
-
-def split_stem(stem: str) -> tuple[str, str]:
-    """``"resnet18_cifar10_LS_0.0083_"`` -> ``("resnet18_cifar10", "LS_0.0083")``; no modifier: ``"baseline"``."""
+    A modifier part begins with one of :data:`TRAINING_PREFIXES` or ``calibration_prefixes`` (the
+    calibration methods' own, :func:`calibration.factory.modifier_prefixes`); whatever precedes the
+    first one is ``{arch}_{dataset}``.
+    """
     stem = stem.rstrip("_")
-    parts = re.compile(r"_(?=(?:%s))" % "|".join(map(re.escape, modifier_prefixes()))).split(stem, maxsplit=1)
+    prefixes = TRAINING_PREFIXES + tuple(calibration_prefixes)
+    parts = re.compile(r"_(?=(?:%s))" % "|".join(map(re.escape, prefixes))).split(stem, maxsplit=1)
     if len(parts) == 2 and parts[0]:
         return parts[0], parts[1]
     return stem, "baseline"

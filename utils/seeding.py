@@ -6,11 +6,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import numpy as np
-import torch
 
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) global generators."""
+    import torch
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -19,6 +19,7 @@ def seed_everything(seed: int) -> None:
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run a block under ``torch.manual_seed(seed)`` and restore the previous torch RNG state."""
+    import torch
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-import torch
 
 
 @contextmanager
 def single_thread() -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(1)``; restore the previous count afterwards."""
+    import torch
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -15,40 +15,40 @@ from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table,
 from utils.naming import attack_names_of
 
 if TYPE_CHECKING:
-    from pipeline.run import PresetRun
+    from engine.evaluate import AuditResult
+    from pipeline.stages.prepared import PreparedRun
 
 log = logging.getLogger(__name__)
 # the paper's headline figure shows its first attack's decisions (the threshold attack)
 FALSE_POSITIVE_ATTACK = next(spec.display for spec in ATTACKS.values() if spec.paper)
 
 
-def report_context(run: PresetRun, split_scores: Mapping[str, Mapping[str, Scores]],
-                   committed_dir: Path) -> ReportContext:
+def report_context(prepared: PreparedRun, result: AuditResult, stem: str,
+                   split_scores: Mapping[str, Mapping[str, Scores]], committed_dir: Path) -> ReportContext:
     """The preset's part of the report (``committed_dir``: the folder whose earlier runs the
     trade-off plot also shows)."""
-    prepared, result = run.prepared, run.result
     config = prepared.config
-    paper = paper_table(run.stem)
+    paper = paper_table(stem)
     comparison = compare_with_paper(result.attack_table, paper) if paper is not None else None
     notes = [] if comparison is not None else ["No published table matches this configuration; no paper comparison."]
 
     def route_figures(folder: Path, files: dict) -> dict[str, Path]:
-        return _preset_figures(run, split_scores, folder, committed_dir)
+        return _preset_figures(prepared, result, stem, split_scores, folder, committed_dir)
 
     return ReportContext(
-        title=f"Membership inference: {run.stem.rstrip('_')}", opening=_opening(run),
+        title=f"Membership inference: {stem.rstrip('_')}", opening=_opening(prepared, result),
         closing=_comparison_sentences(comparison), config=config.to_dict(), notes=notes,
-        what_happened=what_happened(run), comparison=comparison, skipped_sets=prepared.skipped,
+        what_happened=what_happened(prepared, result), comparison=comparison, skipped_sets=prepared.skipped,
         population_note=_population_note(result), route_figures=route_figures)
 
 
-def _opening(run: PresetRun) -> str:
-    config, attacks = run.prepared.config, run.result.attack_table
-    sets = [s for s in attacks.index if s not in run.prepared.skipped]
+def _opening(prepared: PreparedRun, result: AuditResult) -> str:
+    config, attacks = prepared.config, result.attack_table
+    sets = [s for s in attacks.index if s not in prepared.skipped]
     names = attack_names_of(attacks.columns)
     return (f"Audited: a {config.model_arch} target model trained on {config.train_set_size} {config.dataset} "
             f"images, attacked by {len(names)} attacks ({', '.join(names)}) fitted on a shadow model; each "
-            f"attack sees {len(run.result.bundle.members)} training members against {len(sets)} non-member sets "
+            f"attack sees {len(result.bundle.members)} training members against {len(sets)} non-member sets "
             f"({', '.join(sets)}).")
 
 
@@ -63,7 +63,7 @@ def _comparison_sentences(comparison) -> list[str]:
             f"{both['difference'].abs().mean():.3f} over {len(both)} shared cells (details below)."]
 
 
-def _population_note(result) -> str:
+def _population_note(result: AuditResult) -> str:
     """How the reference attacks scored the rows, naming them from their declarations."""
     reference = name_list(display_names([a.name for a in result.reference.attacks])) if result.reference else ""
     population = display_names([a.name for a in result.reference.attacks], needs_population=True) \
@@ -79,11 +79,10 @@ def _population_note(result) -> str:
     return note
 
 
-def what_happened(run: PresetRun) -> list[tuple[str, str]]:
+def what_happened(prepared: PreparedRun, result: AuditResult) -> list[tuple[str, str]]:
     """Rows of what the run did: each model trained or loaded (and which file), the learning rate used."""
     from pipeline.stages.models import train_config
 
-    prepared = run.prepared
     rows = []
     for role, model in prepared.models.items():
         how = "trained in this run, saved to" if model.trained else "loaded from"
@@ -92,18 +91,18 @@ def what_happened(run: PresetRun) -> list[tuple[str, str]]:
     source = "--lr" if prepared.config.lr is not None else f"the default of {prepared.config.model_arch}"
     rows.append(("learning rate (Adam)", f"{lr:g} ({source})"))
     rows.append(("calibration", str(prepared.config.calibration.method)))
-    if run.result.reference is not None:
-        names = name_list(display_names([a.name for a in run.result.reference.attacks]))
+    if result.reference is not None:
+        names = name_list(display_names([a.name for a in result.reference.attacks]))
         rows.append(("reference models", f"{prepared.config.reference_models} ({names})"))
     return rows
 
 
-def _preset_figures(run: PresetRun, split_scores: Mapping[str, Mapping[str, Scores]], folder: Path,
+def _preset_figures(prepared: PreparedRun, result: AuditResult, stem: str,
+                    split_scores: Mapping[str, Mapping[str, Scores]], folder: Path,
                     committed_dir: Path) -> dict[str, Path]:
     """False-positive grid, reliability diagrams, trade-off plot and the preparation's figures."""
     from calibration.reliability import plot_reliability_diagram
 
-    prepared, result, stem = run.prepared, run.result, run.stem
     files: dict[str, Path] = {}
     if FALSE_POSITIVE_ATTACK in result.outputs:
         domain, decided = prepared.data.domain, result.outputs[FALSE_POSITIVE_ATTACK]
