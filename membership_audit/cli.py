@@ -152,6 +152,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     print("\n".join(result.summary()))
     for attack, reason in result.skipped_attacks.items():
         print(f"{attack}: not run, {reason}")
+    for row, reason in result.notes.get("skipped_sets", {}).items():
+        print(f"{row}: not run, {reason}")
     if "report" in files:
         print(f"Report: {files['report']}")
     print(f"Every file, with checksums: {files['manifest']}")
