@@ -6,16 +6,29 @@ code of Hintersdorf et al. (IJCAI 2022) trains it (see ``attacks.salem_training`
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from attacks.base import AttackSpec, MembershipAttack
 from attacks.salem_training import SalemTraining, predict_salem, train_salem_model
 from utils.options import Option
 
+logger = logging.getLogger(__name__)
+
 
 def top_k_scores(probs: np.ndarray, k: int) -> np.ndarray:
     """The ``k`` largest probabilities of each row of ``probs`` (N, C), descending; returns (N, k)."""
     return -np.sort(-probs, axis=1)[:, :k]
+
+
+def adapted_k(k: int, classes: int) -> tuple[int, tuple[str, ...]]:
+    """``(min(k, classes), notes)``: the top-k Salem can use on ``classes`` classes, and a one-line
+    note when that is fewer than asked."""
+    if k <= classes:
+        return k, ()
+    return classes, (f"Salem: k={k} top scores asked, the target has {classes} classes: used its {classes} "
+                     f"sorted scores (k={classes})",)
 
 
 class SalemAttack(MembershipAttack):
@@ -25,7 +38,8 @@ class SalemAttack(MembershipAttack):
     Parameters
     ----------
     k : int
-        Number of top scores fed to the MLP; at most the number of classes.
+        Number of top scores fed to the MLP. On fewer classes than ``k`` (a binary classifier and the
+        default 3) all the classes' scores are used: ``k_ = C``, said in ``notes`` and logged.
     hidden, lr, batch_size, window, min_diff, max_epochs, seed
         Attack MLP training (see ``attacks.salem_training.SalemTraining``); the defaults are the
         paper's: 64 hidden units, Adam 0.01, batches of 16 over all shadow scores, stop when the
@@ -37,9 +51,14 @@ class SalemAttack(MembershipAttack):
         The fitted attack MLP (k -> hidden -> 1), float32.
     losses_ : list of float
         Mean training loss of every epoch trained (``len(losses_)`` epochs).
+    k_ : int
+        The number of top scores used: ``min(k, C)``.
+    notes : tuple of str
+        One line per adaptation made by the last ``fit`` (empty when ``k <= C``).
     """
 
     name = "Salem"
+    notes: tuple[str, ...] = ()
 
     def __init__(self, k: int = 3, hidden: int = 64, lr: float = 0.01, batch_size: int = 16,
                  window: int = 15, min_diff: float = 5e-4, max_epochs: int | None = None,
@@ -57,17 +76,16 @@ class SalemAttack(MembershipAttack):
                              seed=self.seed)
 
     def _fit(self, members, non_members, member_labels, non_member_labels) -> None:
-        if self.k > members.shape[1]:
-            raise ValueError(
-                f"SalemAttack: k={self.k} exceeds the number of classes ({members.shape[1]})"
-            )
+        self.k_, self.notes = adapted_k(self.k, members.shape[1])
+        for note in self.notes:
+            logger.warning(note)
         # the paper's order: non-members (target 0) first, then members (target 1)
-        features = top_k_scores(np.concatenate([non_members, members]), self.k)
+        features = top_k_scores(np.concatenate([non_members, members]), self.k_)
         targets = np.concatenate([np.zeros(len(non_members)), np.ones(len(members))])
         self.model_, self.losses_ = train_salem_model(features, targets, self._training())
 
     def _score(self, probs, labels) -> np.ndarray:
-        return predict_salem(self.model_, top_k_scores(probs, self.k))
+        return predict_salem(self.model_, top_k_scores(probs, self.k_))
 
     def _decision_threshold(self) -> float:
         return 0.5

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -16,11 +18,13 @@ GROUPS = (("scores route", SCORE_ROUTE), ("model route", MODEL_ROUTE),
 REPEATABLE = ("ood_data",)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The audit's flags, generated from :class:`AuditConfig` and the attacks' option declarations."""
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The audit's flags, generated from :class:`AuditConfig` and the attacks' option declarations;
+    ``prog`` is the command's name in ``--help`` and errors (default: the script's file name)."""
     from datasets.registry import dataset_names
 
     parser = argparse.ArgumentParser(
+        prog=prog,
         description="Audit your own model, data or scores: the package's membership inference attacks "
                     "(fitted on a shadow model, or reference models), the paper's result tables, the "
                     "held-out FPR table, per-sample scores, figures and a report.")
@@ -36,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_config(argv: Sequence[str] | None = None) -> tuple[AuditConfig, dict]:
+def parse_config(argv: Sequence[str] | None = None, prog: str | None = None) -> tuple[AuditConfig, dict]:
     """The audit config and the attack options the flags ask for; route conflicts are one-line errors."""
-    values = {k: v for k, v in parsed_values(build_parser().parse_args(argv)).items() if v is not None}
+    values = {k: v for k, v in parsed_values(build_parser(prog).parse_args(argv)).items() if v is not None}
     params = {o.name: values.pop(o.name) for o in attack_options() if o.name in values}
     config = AuditConfig(**values)
     for declared in field_options(AuditConfig):
@@ -115,15 +119,27 @@ def parse_normalize(values: Sequence[str]) -> tuple[tuple[float, ...], tuple[flo
         raise ValueError(f"--normalize {' '.join(values)}: not comma-separated numbers") from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, audit, write, print the attack table; user errors end in one line on stderr (exit 2)."""
+def current_folder_importable() -> None:
+    """Put the current folder on ``sys.path`` (after the entries already there, so it shadows none
+    of them), as ``python -m`` does: ``--model my_project.models:make_model`` then imports from the
+    folder the command runs in, whichever way it was started (``experiments/audit.py``, the installed
+    ``confidence-mia-audit``)."""
+    here = os.getcwd()
+    if not any(Path(entry or ".").resolve() == Path(here).resolve() for entry in sys.path):
+        sys.path.append(here)
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Parse, audit, write, print the attack table; user errors end in one line on stderr (exit 2).
+    ``prog``: the command's name in ``--help`` (default: the script's file name)."""
     from configuration.errors import run_with_one_line_errors
     from engine.tables import format_console
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    current_folder_importable()
 
     def run():
-        config, params = parse_config(argv)
+        config, params = parse_config(argv, prog)
         return config, *run_audit(config, params)
 
     code, done = run_with_one_line_errors(run)
@@ -136,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("\n".join(result.summary()))
     for attack, reason in result.skipped_attacks.items():
         print(f"{attack}: not run, {reason}")
+    for row, reason in result.notes.get("skipped_sets", {}).items():
+        print(f"{row}: not run, {reason}")
     if "report" in files:
         print(f"Report: {files['report']}")
     print(f"Every file, with checksums: {files['manifest']}")

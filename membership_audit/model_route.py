@@ -1,7 +1,8 @@
 """The model route: a user's model and data -> logits once per sample -> the scores route's arrays.
 
 The model runs once over the members, the non-members, their perturbed copies (Permuted, Scaled,
-No Normalization, as in the paper), every OOD set, the held-out and the population rows; with
+No Normalization, as in the paper; images only: for other data, e.g. tabular features ``(N, d)``,
+they are skipped with the reason in the notes), every OOD set, the held-out and the population rows; with
 ``reference_models`` and ``train_fn`` K reference models of the user's architecture are trained
 by the reference pool on balanced random halves of the members and non-members and run once over
 the same rows. The arrays then go through :func:`membership_audit.inputs.inputs_from_arrays`, so
@@ -20,7 +21,7 @@ from torch.utils.data import TensorDataset
 from datasets.perturbations import PERTURBATIONS
 from datasets.registry import NamedSet
 from membership_audit.inputs import AuditInputs, inputs_from_arrays
-from membership_audit.user_data import UserData, load_user_data, user_domain
+from membership_audit.user_data import FEATURES, IMAGES, UserData, data_kind, load_user_data, user_domain
 from membership_audit.user_model import build_user_model, load_user_checkpoint
 from models.checkpoints import fingerprint
 from models.inference import cached_logits
@@ -29,6 +30,7 @@ from utils.devices import resolve_device
 from utils.seeding import derive_seed
 
 PERTURBED_SETS = {"Permuted": "permuted", "Scaled": "scaled", "No Normalization": "no_normalization"}
+NOUNS = {IMAGES: "images", FEATURES: "samples"}   # what the report calls the audited rows
 
 
 def score_model_inputs(model: str | Callable | nn.Module, member_data: Any, non_member_data: Any, *,
@@ -46,7 +48,9 @@ def score_model_inputs(model: str | Callable | nn.Module, member_data: Any, non_
     Parameters
     ----------
     model : ``"package.module:factory"``, a factory callable or an ``nn.Module``
-    member_data, non_member_data : folder (ImageFolder), ``.npz``, registry name or ``(images, labels)``
+    member_data, non_member_data : folder (ImageFolder), ``.npz``, registry name or ``(images, labels)``;
+        or features of any shape the model takes (``.npz`` ``features``, a 2-D array): then every set
+        must hold features of that shape and the image perturbations are skipped
     checkpoint : state dict for ``model`` (``torch.load(weights_only=True)``)
     ood_data : row name -> data (labels optional)
     shadow_* : a shadow model (default: ``model``'s factory) with its checkpoint and data, for the
@@ -57,16 +61,37 @@ def score_model_inputs(model: str | Callable | nn.Module, member_data: Any, non_
     reference_models, train_fn : K reference models trained with ``train_fn(model, images, labels, seed)``
     """
     target = _model(model, checkpoint, "--model", "--checkpoint")
-    channels = _input_channels(target)
-    num_classes = _num_classes(target, channels, image_size)
-    domain = user_domain(num_classes, channels, image_size, *normalize)
+    form, sample_shape = data_kind(member_data)
+    if form == FEATURES:
+        channels, probe = 1, tuple(sample_shape)
+        domain = user_domain(_num_classes(target, probe, "of features", "check the arrays' shape"), 1, image_size,
+                             (0.0,), (1.0,))   # features go to the model as given
+    else:
+        channels = _input_channels(target)
+        probe = (channels, image_size, image_size)
+        hint = "check --image_size (a model on other data, e.g. tabular: give its arrays as 'features' in a .npz)"
+        domain = user_domain(_num_classes(target, probe, "", hint), channels, image_size, *normalize)
+    num_classes = domain.num_classes
     run = resolve_device(device)
     cache = ScoreCache(None)
-    load = lambda spec, what: load_user_data(spec, domain, what, data_root)   # noqa: E731
+
+    def load(spec, what: str) -> UserData:
+        block = load_user_data(spec, domain, what, data_root)
+        if block.kind != form or (form == FEATURES and tuple(block.images.shape[1:]) != probe):
+            found = f"features {tuple(block.images.shape[1:])}" if block.kind == FEATURES else "images"
+            raise ValueError(f"{what} {block.source}: holds {found}, but --member_data holds "
+                             f"{'features ' + str(probe) if form == FEATURES else 'images'}; give every set "
+                             f"in the same form")
+        return block
+
     data = {"member": _labelled(load(member_data, "--member_data"), "--member_data"),
             "non_member": _labelled(load(non_member_data, "--non_member_data"), "--non_member_data")}
     sets: dict[str, UserData] = {}
-    if perturbed:
+    skipped_sets: dict[str, str] = {}
+    if perturbed and form == FEATURES:
+        reason = f"an image perturbation; the data are features of shape {probe}, not images"
+        skipped_sets = {row: reason for row in PERTURBED_SETS}
+    elif perturbed:
         named = NamedSet("Original", TensorDataset(data["non_member"].images, data["non_member"].labels), True)
         for row, kind in PERTURBED_SETS.items():
             perturbed_set = PERTURBATIONS[kind](named, domain, derive_seed(seed, "perturb", kind))
@@ -104,7 +129,12 @@ def score_model_inputs(model: str | Callable | nn.Module, member_data: Any, non_
         arrays["population_logits"], arrays["population_labels"] = logits(target, population.images), population.labels.numpy()
     notes = {"domain": {"channels": channels, "image_size": image_size, "mean": domain.mean, "std": domain.std,
                         "classes": num_classes},
+             "data_kind": form, "noun": NOUNS[form],
              "sources": {key: block.source for key, block in {**data, **sets}.items()}}
+    if form == FEATURES:
+        notes["domain"] = {"features": list(probe), "classes": num_classes}
+    if skipped_sets:
+        notes["skipped_sets"] = skipped_sets
     if reference_models:
         notes["reference_pool"] = _reference_arrays(arrays, model, train_fn, reference_models, data, sets,
                                                     population, Path(reference_dir), name, ray_address, seed, logits)
@@ -166,12 +196,14 @@ def _input_channels(model: nn.Module) -> int:
 
 
 @torch.no_grad()
-def _num_classes(model: nn.Module, channels: int, image_size: int) -> int:
+def _num_classes(model: nn.Module, sample_shape: tuple[int, ...], what: str, hint: str) -> int:
+    """The model's number of classes, from its output on a zero batch of two samples of ``sample_shape``."""
+    shape = (2, *sample_shape)
     try:
-        out = model.eval()(torch.zeros(2, channels, image_size, image_size))
+        out = model.eval()(torch.zeros(shape))
     except Exception as error:
-        raise ValueError(f"--model: a batch of shape (2, {channels}, {image_size}, {image_size}) fails in the "
-                         f"model ({type(error).__name__}: {error}); check --image_size") from None
+        raise ValueError(f"--model: a batch {what + ' ' if what else ''}of shape {shape} fails in the model "
+                         f"({type(error).__name__}: {error}); {hint}") from None
     if out.ndim != 2:
         raise ValueError(f"--model: the model returns shape {tuple(out.shape)}, expected (batch, classes) logits")
     return int(out.shape[1])

@@ -4,11 +4,15 @@
   0, 1, ...), or a folder of images without class folders (no labels);
 - a ``.npz`` with ``images`` (``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``; uint8 in 0..255 or
   floats in [0, 1]) and optional ``labels`` ``(N,)``;
+- a ``.npz`` with ``features`` of any shape ``(N, ...)`` the model takes (tabular ``(N, d)``), or a
+  2-D ``images`` array ``(N, d)``: passed to the model as float32, as they are (no resizing, no
+  normalisation); the data kind is then ``"features"`` (:data:`FEATURES`), not ``"images"``;
 - a data set name of the package's registry (``cifar10``, ``svhn``, ``digits``, ...; ``name:split``
   for a split other than ``test``), read from ``--data_root``.
 
 Every image is resized to ``image_size`` (squashed), converted to the domain's channels and
-normalised with its mean / std, exactly as the presets' data is.
+normalised with its mean / std, exactly as the presets' data is. :func:`data_kind` tells, before
+loading, which kind a spec holds and (features) the shape of one sample.
 """
 from __future__ import annotations
 
@@ -25,13 +29,18 @@ from datasets.image_folder import class_folders, list_images, read_rgb
 from datasets.transforms import domain_transform
 
 
+IMAGES, FEATURES = "images", "features"
+
+
 @dataclass
 class UserData:
-    """Images ``(N, C, H, W)`` normalised for the model, labels ``(N,)`` (-1: none), and where they came from."""
+    """Images ``(N, C, H, W)`` normalised for the model (or features ``(N, ...)`` as given), labels
+    ``(N,)`` (-1: none), where they came from, and their kind (:data:`IMAGES` or :data:`FEATURES`)."""
 
     images: torch.Tensor
     labels: torch.Tensor
     source: str
+    kind: str = IMAGES
 
     @property
     def has_labels(self) -> bool:
@@ -49,6 +58,28 @@ def user_domain(num_classes: int, channels: int, image_size: int, mean, std) -> 
     if any(s <= 0 for s in std):
         raise ValueError(f"--normalize: standard deviations must be positive, got {std}")
     return Domain("user", channels, int(image_size), mean, std, tuple(str(i) for i in range(num_classes)))
+
+
+def data_kind(spec: Any) -> tuple[str, tuple[int, ...] | None]:
+    """``(kind, sample_shape)`` of the data ``spec`` holds, read without loading it as images:
+    ``(FEATURES, (d,))`` for a ``.npz`` with ``features`` or a 2-D ``images`` array (or a 2-D array in
+    ``(array, labels)``), else ``(IMAGES, None)`` (folders, data set names, image arrays)."""
+    if isinstance(spec, UserData):
+        return spec.kind, tuple(spec.images.shape[1:]) if spec.kind == FEATURES else None
+    if isinstance(spec, (tuple, list)) and len(spec):
+        shape = tuple(np.shape(spec[0]))
+        return (FEATURES, shape[1:]) if len(shape) == 2 else (IMAGES, None)
+    path = Path(str(spec))
+    if path.suffix == ".npz" and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                if "features" in stored.files:
+                    return FEATURES, tuple(stored["features"].shape[1:])
+                if "images" in stored.files and stored["images"].ndim == 2:
+                    return FEATURES, tuple(stored["images"].shape[1:])
+        except Exception:
+            return IMAGES, None   # the loader names what is wrong with the file
+    return IMAGES, None
 
 
 def load_user_data(spec: Any, domain: Domain, what: str, data_root: str | Path = "data",
@@ -90,14 +121,18 @@ def _from_npz(path: Path, domain: Domain, what: str) -> UserData:
             arrays = {name: stored[name] for name in stored.files}
     except Exception as error:
         raise ValueError(f"{what} {path}: cannot be read as a NumPy .npz of plain arrays ({type(error).__name__})") from None
+    if "features" in arrays:
+        return _features(arrays["features"], arrays.get("labels"), what, str(path))
     if "images" not in arrays:
-        raise ValueError(f"{what} {path}: missing array 'images' (N, H, W[, C]) or (N, C, H, W); has "
-                         f"{', '.join(arrays) or 'none'}")
+        raise ValueError(f"{what} {path}: missing array 'images' (N, H, W[, C]) or (N, C, H, W), or 'features' "
+                         f"(N, ...) for a model on other data; has {', '.join(arrays) or 'none'}")
     return _from_arrays(arrays["images"], arrays.get("labels"), domain, what, str(path))
 
 
 def _from_arrays(images: Any, labels: Any, domain: Domain, what: str, source: str) -> UserData:
     array = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+    if array.ndim == 2:   # (N, d): tabular features, not images
+        return _features(array, labels, what, source)
     if array.ndim == 3:
         array = array[:, None]
     if array.ndim != 4 or not len(array):
@@ -113,15 +148,30 @@ def _from_arrays(images: Any, labels: Any, domain: Domain, what: str, source: st
                          f"in [{array.min()}, {array.max()}]")
     transform = domain_transform(domain, "squash")
     tensors = torch.stack([transform(_to_pil(frame)) for frame in unit])
+    return UserData(tensors, _labels(labels, len(tensors), what, source), source)
+
+
+def _features(values: Any, labels: Any, what: str, source: str) -> UserData:
+    """Features ``(N, ...)`` of any per-sample shape, as float32 and otherwise as given."""
+    array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    if array.ndim < 2 or not len(array) or array.dtype.kind not in "biuf":
+        raise ValueError(f"{what} {source}: features must be a numeric array (N, ...) with N >= 1, got "
+                         f"{array.dtype} {array.shape}")
+    tensor = torch.as_tensor(array.astype(np.float32))
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"{what} {source}: features hold NaN or infinite values")
+    return UserData(tensor, _labels(labels, len(tensor), what, source), source, FEATURES)
+
+
+def _labels(labels: Any, n: int, what: str, source: str) -> torch.Tensor:
+    """Labels ``(n,)`` int64, or ``NO_LABEL`` everywhere when none are given."""
     if labels is None:
-        label_tensor = torch.full((len(tensors),), NO_LABEL, dtype=torch.int64)
-    else:
-        values = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
-        if values.shape != (len(tensors),) or values.dtype.kind not in "iu":
-            raise ValueError(f"{what} {source}: labels must be integer class indices of shape ({len(tensors)},), "
-                             f"got {values.dtype} {values.shape}")
-        label_tensor = torch.as_tensor(values.astype(np.int64))
-    return UserData(tensors, label_tensor, source)
+        return torch.full((n,), NO_LABEL, dtype=torch.int64)
+    values = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
+    if values.shape != (n,) or values.dtype.kind not in "iu":
+        raise ValueError(f"{what} {source}: labels must be integer class indices of shape ({n},), "
+                         f"got {values.dtype} {values.shape}")
+    return torch.as_tensor(values.astype(np.int64))
 
 
 def _to_pil(frame: np.ndarray) -> Image.Image:

@@ -442,15 +442,25 @@ def test_salem_seed_changes_the_model():
     assert not np.array_equal(*scores)
 
 
-def test_salem_rejects_k_larger_than_the_number_of_classes():
-    with pytest.raises(ValueError, match=r"k=3 exceeds the number of classes \(2\)"):
-        SalemAttack().fit(with_max([0.9], n_classes=2), with_max([0.6], n_classes=2))
+def test_salem_uses_every_class_when_k_exceeds_them_and_says_so(caplog):
+    members, non_members = with_max([0.9, 0.95, 0.8], n_classes=2), with_max([0.6, 0.55, 0.7], n_classes=2)
+    with caplog.at_level("WARNING", logger="attacks.salem"):
+        attack = SalemAttack(max_epochs=2).fit(members, non_members)
+    assert attack.k == 3 and attack.k_ == 2 and len(attack.notes) == 1
+    assert "k=3 top scores asked, the target has 2 classes" in attack.notes[0] and attack.notes[0] in caplog.text
+    assert attack.score(members).shape == (3,)
+    assert SalemAttack(max_epochs=2).fit(GOOD, with_max([0.4, 0.5])).notes == ()   # C >= k: nothing changes
 
 
-def test_failed_refit_leaves_the_attack_unfitted():
+def test_failed_refit_leaves_the_attack_unfitted(monkeypatch):
     attack = SalemAttack(k=3, max_epochs=2).fit(GOOD, with_max([0.4, 0.5]))
-    with pytest.raises(ValueError, match="exceeds"):
-        attack.fit(with_max([0.9], n_classes=2), with_max([0.6], n_classes=2))
+
+    def fails(*args):
+        raise ValueError("training failed")
+
+    monkeypatch.setattr("attacks.salem.train_salem_model", fails)
+    with pytest.raises(ValueError, match="training failed"):
+        attack.fit(GOOD, with_max([0.4, 0.5]))
     with pytest.raises(NotFittedError):
         attack.score(GOOD)
 
