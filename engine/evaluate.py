@@ -17,7 +17,7 @@ import pandas as pd
 
 from attacks import ATTACKS, AttackResult, MembershipAttack
 from attacks.evaluation import AttackOutputs
-from engine.bundle import MEMBERS, ScoreBundle
+from engine.bundle import MEMBERS, ORIGINAL, ScoreBundle
 from engine.fitting import Evaluation, evaluate_sets, fit_attacks, reference_attack_names, score_attack_names
 from engine.held_out import HeldOutResults, held_out_results
 from engine.intervals import interval_table
@@ -63,6 +63,7 @@ class AuditResult:
     config: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    slices: pd.DataFrame | None = None
 
     @property
     def held_out_table(self) -> pd.DataFrame | None:
@@ -123,13 +124,31 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
     table = _with_skip_reasons(table, bundle, skipped, evaluation)
     with timed_into(timings, "intervals"):
         intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, seed)
+        slices = _slices(bundle, evaluation, seed)
     labels = {MEMBERS: bundle.members.labels, **{name: s.labels for name, s in bundle.sets.items()}}
     samples = sample_scores_table(evaluation.outputs, labels, bundle.source_index)
     performance = performance_table(performance_rows(bundle.splits, bundle.uncalibrated))
     failed = dict(reference.failed) if reference is not None else {}
+    notes = {"attack_notes": {a.name: list(a.notes) for a in fitted if getattr(a, "notes", None)}}
     return AuditResult(table, performance, samples, intervals, evaluation.results, evaluation.outputs, bundle,
                        fitted, held_out, reference, skipped, failed,
-                       dict(config or {"seed": seed, "attacks": list(attacks)}), timings=timings)
+                       dict(config or {"seed": seed, "attacks": list(attacks)}),
+                       notes={k: v for k, v in notes.items() if v}, timings=timings, slices=slices)
+
+
+def _slices(bundle: ScoreBundle, evaluation: Evaluation, seed: int) -> pd.DataFrame | None:
+    """Every attack's AUROC and TPR at 1% FPR per true class, confidence decile and correctness, on
+    the members against ``Original`` (:func:`attacks.slices.slice_table`)."""
+    from attacks.slices import slice_table
+
+    original = bundle.sets.get(ORIGINAL)
+    if original is None or not evaluation.outputs:
+        return None
+    members = bundle.members
+    labelled = members.in_label_space and original.in_label_space
+    return slice_table(evaluation.outputs, members.labels if labelled else None,
+                       original.labels if labelled else None, members.probs.argmax(axis=1),
+                       original.probs.argmax(axis=1), seed=seed, non_members=ORIGINAL)
 
 
 def _runnable_reference_attacks(bundle: ScoreBundle, names: Sequence[str], skipped: dict[str, str]) -> list[str]:

@@ -58,7 +58,8 @@ def summary_sentences(result, opening: str | None = None, closing: Sequence[str]
 
     attacks, intervals = result.attack_table, result.intervals
     sentences = [opening or audited_sentence(result)]
-    for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals),
+    noun = result.notes.get("noun", result.bundle.data_kind)
+    for text in (headline_finding(attacks, intervals, noun=noun), strongest_at_low_fpr(attacks, intervals),
                  chance_sentence(attacks, intervals)):
         if text:
             sentences.append(text)

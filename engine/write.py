@@ -2,7 +2,7 @@
 
 ``{stem}attack_results.csv`` (the paper's layout), ``performance_results.csv``,
 ``held_out_fpr_results.csv`` (with held-out rows, bootstrap intervals appended),
-``intervals.csv``, ``sample_scores.csv``, the reference attacks' ``reference_null_test_results.csv``
+``intervals.csv``, ``sample_scores.csv``, ``slices.csv``, the reference attacks' ``reference_null_test_results.csv``
 (with a shadow model) and ``reference_as_target_results.csv``, ROC and score-distribution figures,
 the held-out FPR figure, the route's own figures and ``report.md``.
 """
@@ -28,6 +28,8 @@ def write_tables(result, folder: Path, stem: str) -> dict[str, Path]:
         files.update(write_reference_tables(result.reference, folder, stem))
     files["intervals"] = write_table(result.intervals.set_index("set"), folder / intervals_csv_name(stem))
     files["sample_scores"] = write_sample_scores(result.sample_scores, folder / sample_scores_name(stem))
+    if result.slices is not None:
+        files["slices"] = write_table(result.slices.set_index("attack"), folder / f"{stem}slices.csv")
     return files
 
 
@@ -62,7 +64,12 @@ def write_figures_and_report(result, folder: Path, stem: str, files: dict[str, P
         if csv is not None:
             body += f"\n\nFull table (1% and 0.1%): [{Path(csv).name}]({Path(csv).name})"
         sections.append(("Are the attacks fooled by OOD and fake data?", body))
+    if "slices" in files:
+        from reporting.slices import SECTION_TITLE, slices_section
+
+        sections.append((SECTION_TITLE, slices_section(result.slices, files["slices"].name)))
     notes = list(context.notes)
+    notes += [note for attack_notes_ in result.notes.get("attack_notes", {}).values() for note in attack_notes_]
     if (labels := label_source_note(result)) is not None:
         notes.insert(0, labels)
     notes += [f"{attack} not run: {reason}" for attack, reason in result.skipped_attacks.items()]
