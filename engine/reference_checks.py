@@ -65,7 +65,7 @@ def null_test_problems(table: pd.DataFrame) -> list[str]:
 
 
 def null_test_sentence(reference) -> str | None:
-    """The report summary's sentence when the null test of ``reference`` (a ReferenceOutcome or
+    """The report summary's sentence when the null test of ``reference`` (an engine.reference.ReferenceResult or
     None) flags an attack; None when it passes or there are no reference attacks."""
     problems = (null_test_problems(reference.null_test)
                 if reference is not None and reference.null_test is not None else [])

@@ -11,13 +11,17 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import pandas as pd
 
 from engine.tables import write_table
 from utils.files import atomic_path
 from utils.naming import attack_names_of, column_name, seeds_csv_name
+
+if TYPE_CHECKING:
+    from configuration.config import ExperimentConfig
+    from pipeline.run import PresetRun
 
 MOVES_METRICS = ("AUROC", "FPR", "TPR@1%FPR")
 
@@ -30,10 +34,10 @@ class SeedRuns:
     tables: dict[int, pd.DataFrame]          # seed -> attack table
     aggregate: pd.DataFrame                  # "{column} mean" / "{column} sd" per row
     files: dict[str, Path] = field(default_factory=dict)
-    runs: dict = field(default_factory=dict)  # seed -> RunOutputs
+    runs: dict = field(default_factory=dict)  # seed -> PresetRun
 
 
-def seed_config(config, seed: int):
+def seed_config(config: ExperimentConfig, seed: int) -> ExperimentConfig:
     """``config`` with ``seed`` and its own results and checkpoint subfolders."""
     return dataclasses.replace(config, seed=seed, results_dir=str(Path(config.results_dir) / f"seed_{seed}"),
                                pretrained_dir=str(Path(config.pretrained_dir) / f"seed_{seed}"))
@@ -56,7 +60,8 @@ def aggregate_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return out
 
 
-def run_seeds(config, seeds: Sequence[int], on_stage=None) -> SeedRuns:
+def run_seeds(config: ExperimentConfig, seeds: Sequence[int],
+              on_stage: Callable[[str, float | None], None] | None = None) -> SeedRuns:
     """Run ``config`` once per seed and write the aggregate table and its report into ``results_dir``.
 
     ``on_stage``: the stage hook of every run (:func:`engine.manifest.stage_hook`); with one, a
@@ -108,7 +113,8 @@ def largest_moves(aggregate: pd.DataFrame, count: int = 5) -> list[tuple[str, st
     return sorted(cells, key=lambda cell: -cell[2])[:count]
 
 
-def write_seeds_report(path: Path, stem: str, seeds: Sequence[int], aggregate: pd.DataFrame, runs) -> Path:
+def write_seeds_report(path: Path, stem: str, seeds: Sequence[int], aggregate: pd.DataFrame,
+                       runs: Mapping[int, PresetRun]) -> Path:
     """``{stem}seeds_report.md``: how much each cell moves across seeds, per attack."""
     from reporting.report import markdown_table
 

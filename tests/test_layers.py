@@ -89,3 +89,15 @@ def test_the_array_api_loads_without_torch(statement):
     code = f"import sys\n{statement}\nassert 'torch' not in sys.modules, 'torch was loaded'"
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_every_function_of_the_preset_route_is_annotated():
+    bare = []
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = [a.arg for a in node.args.args + node.args.kwonlyargs
+                        if a.arg not in ("self", "cls") and a.annotation is None]
+                if node.returns is None or args:
+                    bare.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} {args}")
+    assert not bare, "\n".join(bare)

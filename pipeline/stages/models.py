@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +129,7 @@ def check_checkpoints(config: ExperimentConfig) -> bool:
     return will_train
 
 
-def checkpoint_write_lock(config: ExperimentConfig):
+def checkpoint_write_lock(config: ExperimentConfig) -> AbstractContextManager:
     """A context holding the locks on this configuration's checkpoints when the run will write
     them (:func:`check_checkpoints`; :mod:`utils.locks`), else nothing. A second run that would
     write them, or read them while they are written, stops at once with one line naming the

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
+import pandas as pd
+
 from attacks import ATTACKS
 from engine.report import ReportContext, display_names, name_list
 from engine.scores import Scores
@@ -52,7 +54,7 @@ def _opening(prepared: PreparedRun, result: AuditResult) -> str:
             f"({', '.join(sets)}).")
 
 
-def _comparison_sentences(comparison) -> list[str]:
+def _comparison_sentences(comparison: pd.DataFrame | None) -> list[str]:
     if comparison is None:
         return ["The paper published no table for this configuration, so there is no cell-by-cell "
                 "comparison (see Comparison with the paper)."]
