@@ -192,9 +192,9 @@ def epsilon_bound_table(attack_outputs: Mapping, held_out_scores: Mapping | None
             row = {"set": set_name, "attack": attack, "epsilon": found.epsilon, "threshold": found.threshold,
                    "form": found.form, "TPR": found.tpr, "FPR": found.fpr, "members": found.n_members,
                    "non-members": found.n_non_members}
-            for level in levels:
+            for level in levels:   # the held-out rows set the threshold: no bound of their own there
                 at = (epsilon_bound_at_threshold(members, outputs.scores, cuts[level], delta, confidence, method)
-                      if level in cuts else None)
+                      if level in cuts and set_name != HELD_OUT else None)
                 suffix = held_out_suffix(level)
                 row.update({f"epsilon{suffix}": at.epsilon if at else np.nan,
                             f"threshold{suffix}": at.threshold if at else np.nan,

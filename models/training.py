@@ -49,6 +49,9 @@ DEVICE_DATA_FRACTION = 0.5  # hold a tensor set on the GPU when it needs at most
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
+DP_FIELDS = ("dp_epsilon", "dp_delta", "dp_max_grad_norm")   # TrainConfig's DP-SGD fields
+
+
 class TrainingOverflowError(ValueError):
     """An optimiser step overflowed the weights' dtype (the learning rate is far too large)."""
 
@@ -97,9 +100,6 @@ class TrainConfig:
             for name in DP_FIELDS:
                 del data[name]
         return data
-
-
-DP_FIELDS = ("dp_epsilon", "dp_delta", "dp_max_grad_norm")
 
 
 @dataclass

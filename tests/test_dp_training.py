@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from attacks import ATTACKS
 from attacks.epsilon_bounds import bound_violations, epsilon_bound_table
@@ -13,7 +14,7 @@ from configuration.config import config_from_preset, validate_config
 from datasets.digits import load_digits_tensors
 from models.dp_training import check_dp_model, dp_accounting
 from models.small_cnn import SmallCNN
-from models.training import TrainConfig, train_model
+from models.training import TrainConfig, train_model, train_model_on_dataset
 from utils.naming import split_stem
 
 
@@ -44,6 +45,14 @@ def test_dp_model_on_digits_trains_within_the_target_epsilon():
     train_model(again, images, labels, config, progress=False)
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):   # seeded sampling and noise
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_dp_training_on_a_dataset_and_with_empty_poisson_batches():
+    images, labels = _digits(24)
+    config = TrainConfig(epochs=1, batch_size=1, lr=0.01, seed=0, dp_epsilon=8.0)   # P(empty batch) ~ 1/e
+    history = train_model_on_dataset(_small_cnn(), TensorDataset(images, labels), config, progress=False)
+    assert history[-1].epsilon == pytest.approx(dp_accounting(24, config).epsilon) and history[-1].epsilon <= 8.0
+    assert np.isfinite(history[-1].loss)
 
 
 def test_batchnorm_is_refused_in_one_line():

@@ -125,6 +125,10 @@ def test_table_rows_columns_and_seed():
     assert original_row["epsilon"] > 0 and noise_row["epsilon@1%HeldOutFPR"] == 0   # OOD scored higher than members
     assert table.equals(epsilon_bound_table(outputs, held, seed=42))
     assert not table.equals(epsilon_bound_table(outputs, held, seed=43))
+    outputs["A"]["Held-out"] = _outputs(held["A"]["Held-out"])
+    with_held_out = epsilon_bound_table(outputs, held, seed=42).set_index("set")
+    assert np.isnan(with_held_out.loc["Held-out", "epsilon@1%HeldOutFPR"])   # it set the threshold
+    del outputs["A"]["Held-out"]
     without = epsilon_bound_table(outputs, None, seed=42)
     assert without["epsilon@1%HeldOutFPR"].isna().all() and without["epsilon"].equals(table["epsilon"])
 
