@@ -73,6 +73,11 @@ class ExperimentConfig:
     amp: bool = option(False, "train with bf16 autocast (CUDA and CPU; scoring stays fp32); default fp32 like the "
                               "paper. Recorded in the manifest and the checkpoint's JSON; loading a checkpoint "
                               "needs the same choice", action="store_true")
+    dp_epsilon: float | None = option(None, "train target, shadow and reference models with DP-SGD (Opacus) to this "
+                                            "epsilon; the noise multiplier comes from the RDP accountant for the "
+                                            "run's epochs and sampling rate (default: off)", type=float)
+    dp_delta: float = option(1e-5, "delta of --dp_epsilon and of the epsilon lower bounds (default {default})")
+    dp_max_grad_norm: float = option(1.0, "DP-SGD per-sample gradient clipping norm (default {default})")
     attacks: tuple[str, ...] = option(default_attack_names(), "attacks to run: {attack_names} (default: {default}; "
                                       "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
     reference_models: int = option(0, "K reference models for LiRA and RMIA, trained in batched chunks (through Ray "
@@ -122,7 +127,7 @@ class ExperimentConfig:
     def training_modifier(self) -> str:
         """File-name modifier of the training variant (names checkpoints; calibration is post-hoc)."""
         return naming.training_modifier(self.label_smoothing_factor if self.label_smoothing else None,
-                                        self.weight_decay)
+                                        self.weight_decay, self.dp_epsilon)
 
     def run_modifier(self) -> str:
         """The paper's result-file modifier of the run: training variant, then calibration
@@ -180,6 +185,7 @@ def validate_config(config: ExperimentConfig) -> None:
     if config.label_smoothing and not 0 < config.label_smoothing_factor < 1:
         raise ValueError(f"--label_smoothing_factor must be in (0, 1), got {config.label_smoothing_factor}")
     check_spec(config.calibration)
+    _validate_dp(config)
     if config.lr is not None and not (math.isfinite(config.lr) and config.lr > 0):
         raise ValueError(f"--lr must be a positive finite number, got {config.lr}")
     if not 0 <= config.seed <= MAX_SEED:
@@ -196,6 +202,18 @@ def validate_config(config: ExperimentConfig) -> None:
             check_value(declared, config.attack_params.get(declared.name, declared.default))
         ATTACKS[attack].build(config.attack_params, seed=0)   # the constructor's own checks, before any work
     _validate_reference_models(config)
+
+
+def _validate_dp(config: ExperimentConfig) -> None:
+    if config.dp_epsilon is not None and not (math.isfinite(config.dp_epsilon) and config.dp_epsilon > 0):
+        raise ValueError(f"--dp_epsilon must be a positive finite number (e.g. 8), got {config.dp_epsilon}")
+    if not (math.isfinite(config.dp_delta) and 0 < config.dp_delta < 1):
+        raise ValueError(f"--dp_delta must be in (0, 1) (e.g. 1e-5, below 1 / training set size), got {config.dp_delta}")
+    if not (math.isfinite(config.dp_max_grad_norm) and config.dp_max_grad_norm > 0):
+        raise ValueError(f"--dp_max_grad_norm must be a positive number, got {config.dp_max_grad_norm}")
+    if config.dp_epsilon is not None and config.amp:
+        raise ValueError("--dp_epsilon cannot be combined with --amp (DP-SGD's per-sample gradients are fp32); "
+                         "drop one of them")
 
 
 def _validate_reference_models(config: ExperimentConfig) -> None:

@@ -22,12 +22,12 @@ class SmallCNN(nn.Module):
         if image_size < 4:
             raise ValueError(f"SmallCNN needs images of at least 4x4 pixels, got {image_size}")
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(),
         )
         side = image_size // 4
-        self.hidden = nn.Sequential(nn.Linear(2 * width * side * side, 128), nn.ReLU(inplace=True))
+        self.hidden = nn.Sequential(nn.Linear(2 * width * side * side, 128), nn.ReLU())
         self.fc = nn.Linear(128, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,18 +14,21 @@ deterministic, no cuDNN benchmark) for the duration of training: on CPU the same
 and seed give identical trained weights. ``TrainConfig(amp=True)`` (the scripts' ``--amp``)
 trains under bf16 autocast on CUDA and on CPU (fp16 with a GradScaler on GPUs without bf16);
 ``channels_last`` uses channels-last memory on CUDA. Each epoch shows a tqdm bar.
+``TrainConfig(dp_epsilon=E)`` (the scripts' ``--dp_epsilon``) trains with DP-SGD instead
+(:mod:`models.dp_training`, Opacus).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from utils.progress import bar_disabled
@@ -46,6 +49,9 @@ DEVICE_DATA_FRACTION = 0.5  # hold a tensor set on the GPU when it needs at most
 Batches = Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
 
 
+DP_FIELDS = ("dp_epsilon", "dp_delta", "dp_max_grad_norm")   # TrainConfig's DP-SGD fields
+
+
 class TrainingOverflowError(ValueError):
     """An optimiser step overflowed the weights' dtype (the learning rate is far too large)."""
 
@@ -62,15 +68,21 @@ class TrainConfig:
     seed: int = 42
     amp: bool = False             # bf16 autocast on CUDA and CPU (fp16 + GradScaler on GPUs without bf16)
     channels_last: bool = False   # CUDA only: channels-last model and batches
+    dp_epsilon: float | None = None  # DP-SGD target epsilon (models.dp_training); None: ordinary training
+    dp_delta: float = 1e-5           # DP-SGD delta
+    dp_max_grad_norm: float = 1.0    # DP-SGD per-sample gradient clipping norm
 
     def __post_init__(self):
         checks = {"epochs": self.epochs >= 0, "batch_size": self.batch_size >= 1, "lr": self.lr > 0,
-                  "weight_decay": self.weight_decay >= 0, "label_smoothing": 0 <= self.label_smoothing < 1}
+                  "weight_decay": self.weight_decay >= 0, "label_smoothing": 0 <= self.label_smoothing < 1,
+                  "dp_epsilon": self.dp_epsilon is None or (math.isfinite(self.dp_epsilon) and self.dp_epsilon > 0),
+                  "dp_delta": 0 < self.dp_delta < 1, "dp_max_grad_norm": self.dp_max_grad_norm > 0}
         for name, valid in checks.items():
             if not valid:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} is out of range "
                                  "(epochs >= 0, batch_size >= 1, lr > 0, weight_decay >= 0, "
-                                 "0 <= label_smoothing < 1)")
+                                 "0 <= label_smoothing < 1, dp_epsilon > 0 or None, 0 < dp_delta < 1, "
+                                 "dp_max_grad_norm > 0)")
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
@@ -82,7 +94,12 @@ class TrainConfig:
         return cls(**data)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields; the DP-SGD ones only when ``dp_epsilon`` is set (ordinary checkpoints' records are unchanged)."""
+        data = asdict(self)
+        if self.dp_epsilon is None:
+            for name in DP_FIELDS:
+                del data[name]
+        return data
 
 
 @dataclass
@@ -90,6 +107,7 @@ class EpochLog:
     epoch: int
     loss: float
     accuracy: float
+    epsilon: float | None = None   # DP-SGD runs: the accountant's epsilon spent after this epoch
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Adam:
@@ -115,6 +133,9 @@ def train_model(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         raise ValueError(f"{desc}: {len(images)} images but {len(labels)} labels")
     if len(images) == 0:
         raise ValueError(f"{desc}: the training set is empty")
+    if config.dp_epsilon is not None:
+        from models.dp_training import train_dp   # imports Opacus only for DP runs
+        return train_dp(model, TensorDataset(images, labels), config, device, desc, progress)
     device = torch.device(device)
     if _fits_on_device(images.nelement() * images.element_size(), device):
         images, labels = images.to(device), labels.to(device)
@@ -143,6 +164,9 @@ def train_model_on_dataset(model: nn.Module, dataset: Dataset, config: TrainConf
         raise ValueError(f"{desc}: the training set is empty")
     if num_workers < 0:
         raise ValueError(f"{desc}: num_workers must be >= 0, got {num_workers}")
+    if config.dp_epsilon is not None:
+        from models.dp_training import train_dp   # imports Opacus only for DP runs
+        return train_dp(model, dataset, config, device, desc, progress)
     device = torch.device(device)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(config.seed),

@@ -21,7 +21,8 @@ SLOW_TESTS = {"test_amp_recorded_and_mismatched_loads_name_the_flag",
               "test_a_checkpoint_trained_on_other_indices_is_flagged",
               "test_resnet50_replaces_the_classifier_and_accepts_small_images",
               "test_examples_run",   # docs/audit_your_model.md's examples: trains small models
-              "test_command_imports_the_model_from_the_current_folder"}   # three commands in subprocesses
+              "test_command_imports_the_model_from_the_current_folder",   # three commands in subprocesses
+              "test_dp_model_bounds_stay_below_the_accountants_epsilon"}   # four digits models, two with DP-SGD
 
 
 def pytest_collection_modifyitems(config, items):

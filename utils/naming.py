@@ -26,7 +26,7 @@ ATTACK_SEPARATOR = " Attack "  # CSV columns are "{attack}{ATTACK_SEPARATOR}{met
 # Calibration modifiers of LLLA per implementation (laplace-torch's never overwrites the paper's files)
 LLLA_MODIFIERS = {"paper": "LLLA_", "laplace": "LLLA_laplace_"}
 # How the training modifiers begin; the calibration methods declare theirs (CalibrationMethod.modifier_prefix).
-TRAINING_PREFIXES = ("LS_", "L2_")
+TRAINING_PREFIXES = ("LS_", "L2_", "DP_")
 
 
 def format_number(value: float) -> str:
@@ -78,20 +78,23 @@ def seeds_csv_name(stem: str) -> str:
     return f"{stem}{SEEDS_SUFFIX}"
 
 
-def training_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0) -> str:
-    """Modifier of the training variant (names checkpoints): ``LS_{f}_``, ``L2_{wd}_``, or ``""``.
+def training_modifier(label_smoothing_factor: float | None = None, weight_decay: float = 0.0,
+                      dp_epsilon: float | None = None) -> str:
+    """Modifier of the training variant (names checkpoints): ``LS_{f}_``, ``L2_{wd}_``, ``DP_{eps}_``, or ``""``.
 
     A run's file modifier is this, then its calibration's (``LLLA_``, ``temp_{T}_calib_``; see
     :class:`calibration.spec.CalibrationMethod`). A single part is named exactly as the paper's
     scripts name it (numbers as ``str`` of the float); the paper keeps only the first part of an
     ``if/elif`` chain (so its LS + temperature run overwrites its LS run's files), here every set
-    part is kept, in the order LS, L2, calibration: ``LS_0.1_L2_0.001_temp_calib_``.
+    part is kept, in the order LS, L2, DP-SGD (``--dp_epsilon``), calibration: ``LS_0.1_L2_0.001_temp_calib_``.
     """
     parts = []
     if label_smoothing_factor:
         parts.append(f"LS_{format_number(_non_negative('label_smoothing_factor', label_smoothing_factor))}_")
     if weight_decay:
         parts.append(f"L2_{format_number(_non_negative('weight_decay', weight_decay))}_")
+    if dp_epsilon is not None:
+        parts.append(f"DP_{format_number(_non_negative('dp_epsilon', dp_epsilon))}_")
     return "".join(parts)
 
 
