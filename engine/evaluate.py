@@ -64,6 +64,7 @@ class AuditResult:
     notes: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     slices: pd.DataFrame | None = None
+    epsilon_bounds: pd.DataFrame | None = None
 
     @property
     def held_out_table(self) -> pd.DataFrame | None:
@@ -125,6 +126,10 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
     with timed_into(timings, "intervals"):
         intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, seed)
         slices = _slices(bundle, evaluation, seed)
+    with timed_into(timings, "epsilon_bounds"):
+        from attacks.epsilon_bounds import epsilon_bound_table
+
+        epsilon = epsilon_bound_table(evaluation.outputs, held_out.scores if held_out else None, seed=seed)
     labels = {MEMBERS: bundle.members.labels, **{name: s.labels for name, s in bundle.sets.items()}}
     samples = sample_scores_table(evaluation.outputs, labels, bundle.source_index)
     performance = performance_table(performance_rows(bundle.splits, bundle.uncalibrated))
@@ -133,7 +138,8 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
     return AuditResult(table, performance, samples, intervals, evaluation.results, evaluation.outputs, bundle,
                        fitted, held_out, reference, skipped, failed,
                        dict(config or {"seed": seed, "attacks": list(attacks)}),
-                       notes={k: v for k, v in notes.items() if v}, timings=timings, slices=slices)
+                       notes={k: v for k, v in notes.items() if v}, timings=timings, slices=slices,
+                       epsilon_bounds=epsilon)
 
 
 def _slices(bundle: ScoreBundle, evaluation: Evaluation, seed: int) -> pd.DataFrame | None:

@@ -28,6 +28,8 @@ def write_tables(result, folder: Path, stem: str) -> dict[str, Path]:
         files.update(write_reference_tables(result.reference, folder, stem))
     files["intervals"] = write_table(result.intervals.set_index("set"), folder / intervals_csv_name(stem))
     files["sample_scores"] = write_sample_scores(result.sample_scores, folder / sample_scores_name(stem))
+    if result.epsilon_bounds is not None:
+        files["epsilon_bounds"] = write_table(result.epsilon_bounds.set_index("set"), folder / f"{stem}epsilon_bounds.csv")
     if result.slices is not None:
         files["slices"] = write_table(result.slices.set_index("attack"), folder / f"{stem}slices.csv")
     return files

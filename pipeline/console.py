@@ -32,7 +32,8 @@ STAGE_TITLES = {
     "reference_scores": "every model's logits on the reference rows",
     "reference_attacks": "fit {reference} on the shadow model, apply them to the target",
     "reference_evaluation": "null test and reference models as targets",
-    "intervals": "bootstrap 95% intervals",
+    "intervals": "bootstrap 95% intervals and slices",
+    "epsilon_bounds": "epsilon lower bounds",
     "figures_and_report": "figures and report",
 }
 
@@ -47,7 +48,7 @@ def planned_stages(config: ExperimentConfig) -> list[str]:
     stages += ["attacks_fit", "attacks_evaluate"]
     if reference:
         stages += ["reference_attacks", "reference_evaluation"]
-    stages.append("intervals")
+    stages += ["intervals", "epsilon_bounds"]
     if config.figures:
         stages.append("figures_and_report")
     return stages
