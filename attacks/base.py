@@ -207,6 +207,7 @@ class AttackSpec:
     paper : one of the paper's attacks (its tables; a run without reference models runs these)
     uses_labels : the score depends on the sample's class label (the held-out table's label effect)
     needs_reference_models : scored against K reference models (:class:`ReferenceAttack`)
+    trains_attack_model : trains an attack model on a shadow model's score vectors (Salem, Shokri): needs one
     trained_per_class : fits one attack model per class on the shadow model's score vectors (Shokri)
     needs_population : also scored against population samples z (RMIA's reference points)
     """
@@ -219,6 +220,7 @@ class AttackSpec:
     display_name: str | None = None      # CSV prefix "{display} Attack"; default: the class's name
     uses_labels: bool = False
     needs_reference_models: bool = False
+    trains_attack_model: bool = False
     trained_per_class: bool = False
     needs_population: bool = False
     fixed: tuple[tuple[str, Any], ...] = ()   # constructor keywords fixed by this named variant

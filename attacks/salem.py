@@ -94,4 +94,4 @@ class SalemAttack(MembershipAttack):
 SALEM = AttackSpec("salem", SalemAttack,
                    params=(Option("salem_k", "top-k scores used by the Salem attack (default {default})", default=3,
                                   type=int, keyword="k", minimum=1,
-                                  at_most_classes=True),), seeded=True)
+                                  at_most_classes=True),), seeded=True, trains_attack_model=True)

@@ -149,4 +149,5 @@ class ShokriAttack(MembershipAttack):
         return 0.5
 
 
-SHOKRI = AttackSpec("shokri", ShokriAttack, seeded=True, uses_labels=True, trained_per_class=True)
+SHOKRI = AttackSpec("shokri", ShokriAttack, seeded=True, uses_labels=True, trains_attack_model=True,
+                    trained_per_class=True)

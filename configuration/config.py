@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import cached_property
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def row_name(dataset: str, key: str, built_name: str | None = None) -> str:
 
 def domain_for(config: "ExperimentConfig") -> Domain:
     """The input domain of the target trained on ``config.dataset`` (its declaration's)."""
-    return presets.preset_for(config.dataset).domain(Path(config.data_root), config.model_input_image_size)
+    return config.preset.domain(Path(config.data_root), config.model_input_image_size)
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,18 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @cached_property
+    def preset(self) -> "presets.DatasetPreset":
+        """The declaration of ``dataset`` (:func:`datasets.presets.preset_for`), read once and carried
+        with the config through every stage."""
+        return presets.preset_for(self.dataset)
+
+    def __getstate__(self) -> dict:
+        """Pickled without the carried preset (it holds functions); it is read again where needed."""
+        state = dict(self.__dict__)
+        state.pop("preset", None)
+        return state
 
     def training_modifier(self) -> str:
         """File-name modifier of the training variant (names checkpoints; calibration is post-hoc)."""

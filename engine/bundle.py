@@ -57,6 +57,8 @@ class ScoreBundle:
     held_out : more in-distribution non-members (the held-out FPR table's thresholds), or None
     shadow_members, shadow_non_members : a shadow model's scores, for the attacks fitted on one
     reference : reference-model signals (:class:`ReferenceBundle`), or None
+    population : the target's scores on known non-members that are not audited (population samples),
+        for the score attacks' decision thresholds when there is no shadow model; or None
     splits : role (``"target"``, ``"shadow"``) -> ``"train"`` / ``"test"`` -> scores, for the
         performance table (a preset's whole splits; an audit's members and non-members)
     uncalibrated : the performance rows before calibration (column ``Uncalibrated``), or None
@@ -72,6 +74,7 @@ class ScoreBundle:
     shadow_members: Scores | None = None
     shadow_non_members: Scores | None = None
     reference: ReferenceBundle | None = None
+    population: Scores | None = None
     splits: Mapping[str, Mapping[str, Scores]] = field(default_factory=dict)
     uncalibrated: Mapping[str, float] | None = None
     source_index: Mapping[str, np.ndarray] = field(default_factory=dict)

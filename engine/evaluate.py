@@ -24,13 +24,16 @@ from engine.intervals import interval_table
 from engine.manifest import timed_into
 from engine.reference import ReferenceResult, apply_reference_attacks
 from engine.sample_scores import sample_scores_table
+from engine.thresholds import (NO_THRESHOLD, POPULATION_FPR, PopulationThreshold, ThresholdSource,
+                               population_thresholds, shadow_thresholds, threshold_table, without_decisions)
 from engine.tables import SKIPPED_COLUMN, attack_table, performance_rows, performance_table
 from utils.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
-NEEDS_SHADOW = ("needs a shadow model's scores: shadow_member_* and shadow_non_member_* arrays (model route: "
-                "--shadow_checkpoint, --shadow_member_data, --shadow_non_member_data)")
+NEEDS_SHADOW = ("trains its attack model on a shadow model's score vectors: needs shadow_member_* and "
+                "shadow_non_member_* arrays (model route: --shadow_checkpoint, --shadow_member_data, "
+                "--shadow_non_member_data)")
 NEEDS_REFERENCE = ("needs K >= 4 reference models: reference_logits and reference_in (model route: "
                    "--reference_models K --train_fn)")
 NEEDS_POPULATION = ("needs RMIA's population samples z: population_logits, population_labels and "
@@ -65,15 +68,12 @@ class AuditResult:
     timings: dict = field(default_factory=dict)
     slices: pd.DataFrame | None = None
     epsilon_bounds: pd.DataFrame | None = None
+    thresholds: pd.DataFrame | None = None     # score attack -> where its decision threshold came from
 
     @property
     def held_out_table(self) -> pd.DataFrame | None:
         """The held-out FPR table (without its interval columns), or None."""
         return self.held_out.table if self.held_out is not None else None
-
-    @property
-    def inputs(self) -> ScoreBundle:
-        return self.bundle
 
     def summary(self, opening: str | None = None) -> list[str]:
         """The opening sentences of the report and the console summary (:mod:`engine.report`)."""
@@ -90,12 +90,13 @@ class AuditResult:
 
 
 def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str, Any] | None = None,
-             seed: int = 42, config: Mapping | None = None) -> AuditResult:
+             seed: int = 42, config: Mapping | None = None, population_fpr: float = POPULATION_FPR) -> AuditResult:
     """Every named attack whose inputs the bundle has, on ``bundle``; the others are skipped with
     their reason (CSV column ``Skipped``, report, console).
 
     ``params``: values of the options the attacks declare (missing: the declared defaults);
-    ``seed``: the run's seed (attacks, bootstrap, label effect).
+    ``seed``: the run's seed (attacks, bootstrap, label effect); ``population_fpr``: without a shadow
+    model, the FPR on known non-members at which the score attacks decide (:mod:`engine.thresholds`).
     """
     unknown = [a for a in attacks if a not in ATTACKS]
     if unknown:
@@ -106,13 +107,15 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
     skipped: dict[str, str] = {}
     score_names = score_attack_names(tuple(attacks))
     if score_names and not bundle.has_shadow:
-        skipped.update({ATTACKS[a].display: NEEDS_SHADOW for a in score_names})
-        score_names = ()
+        trained = [a for a in score_names if ATTACKS[a].trains_attack_model]
+        skipped.update({ATTACKS[a].display: NEEDS_SHADOW for a in trained})
+        score_names = tuple(a for a in score_names if a not in trained)
     with timed_into(timings, "attacks_fit"):
-        fitted = (fit_attacks(score_names, bundle.shadow_members, bundle.shadow_non_members, params=values,
-                              seed=derive_seed(seed, "attacks")) if score_names else [])
+        fitted, thresholds, undecided = _fit_score_attacks(bundle, score_names, values, seed, population_fpr)
     with timed_into(timings, "attacks_evaluate"):
         evaluation = evaluate_sets(fitted, bundle.members, dict(bundle.sets))
+        if undecided:
+            evaluation = Evaluation(without_decisions(evaluation.results, undecided), evaluation.outputs)
     reference = None
     reference_names = _runnable_reference_attacks(bundle, reference_attack_names(tuple(attacks)), skipped)
     if reference_names:
@@ -125,6 +128,7 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
     table = _with_skip_reasons(table, bundle, skipped, evaluation)
     with timed_into(timings, "intervals"):
         intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, seed)
+        intervals = intervals[~(intervals["attack"].isin(undecided) & (intervals["metric"] == "FPR"))]
         slices = _slices(bundle, evaluation, seed)
     with timed_into(timings, "epsilon_bounds"):
         from attacks.epsilon_bounds import epsilon_bound_table
@@ -132,6 +136,7 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
         epsilon = epsilon_bound_table(evaluation.outputs, held_out.scores if held_out else None, seed=seed)
     labels = {MEMBERS: bundle.members.labels, **{name: s.labels for name, s in bundle.sets.items()}}
     samples = sample_scores_table(evaluation.outputs, labels, bundle.source_index)
+    samples = samples.drop(columns=[f"{name} decision" for name in undecided])
     performance = performance_table(performance_rows(bundle.splits, bundle.uncalibrated))
     failed = dict(reference.failed) if reference is not None else {}
     notes = {"attack_notes": {a.name: list(a.notes) for a in fitted if getattr(a, "notes", None)}}
@@ -139,7 +144,33 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
                        fitted, held_out, reference, skipped, failed,
                        dict(config or {"seed": seed, "attacks": list(attacks)}),
                        notes={k: v for k, v in notes.items() if v}, timings=timings, slices=slices,
-                       epsilon_bounds=epsilon)
+                       epsilon_bounds=epsilon, thresholds=threshold_table(thresholds) if thresholds else None)
+
+
+def _fit_score_attacks(bundle: ScoreBundle, names: Sequence[str], params: Mapping[str, Any], seed: int,
+                       population_fpr: float) -> tuple[list, list[ThresholdSource], set[str]]:
+    """The score attacks, ready to score and decide; where each threshold comes from; the attacks
+    left without one (:mod:`engine.thresholds`).
+
+    With a shadow model they are fitted on it (the paper's way). Without one, their score functions
+    need no fit but their classes want one: they are fitted on the target's own members and Original
+    rows, and that fit's threshold is never used; they decide at ``population_fpr`` on known
+    non-members (the bundle's population, else its held-out rows), or not at all.
+    """
+    if not names:
+        return [], [], set()
+    attack_seed = derive_seed(seed, "attacks")
+    if bundle.has_shadow:
+        fitted = fit_attacks(tuple(names), bundle.shadow_members, bundle.shadow_non_members, params=params,
+                             seed=attack_seed)
+        return fitted, shadow_thresholds(fitted), set()
+    own = fit_attacks(tuple(names), bundle.members, bundle.sets[ORIGINAL], params=params, seed=attack_seed)
+    for population, what in ((bundle.population, "the population samples"), (bundle.held_out, "the held-out rows")):
+        if population is not None and len(population):
+            fitted, sources = population_thresholds(own, population, population_fpr, what)
+            return fitted, sources, set()
+    never = [PopulationThreshold(attack, np.inf) for attack in own]
+    return never, [ThresholdSource(a.name, "none", float("nan"), NO_THRESHOLD) for a in own], {a.name for a in own}
 
 
 def _slices(bundle: ScoreBundle, evaluation: Evaluation, seed: int) -> pd.DataFrame | None:

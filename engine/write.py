@@ -28,6 +28,8 @@ def write_tables(result, folder: Path, stem: str) -> dict[str, Path]:
         files.update(write_reference_tables(result.reference, folder, stem))
     files["intervals"] = write_table(result.intervals.set_index("set"), folder / intervals_csv_name(stem))
     files["sample_scores"] = write_sample_scores(result.sample_scores, folder / sample_scores_name(stem))
+    if result.thresholds is not None:
+        files["attack_thresholds"] = write_table(result.thresholds.set_index("attack"), folder / f"{stem}attack_thresholds.csv")
     if result.epsilon_bounds is not None:
         files["epsilon_bounds"] = write_table(result.epsilon_bounds.set_index("set"), folder / f"{stem}epsilon_bounds.csv")
     if result.slices is not None:
@@ -75,6 +77,9 @@ def write_figures_and_report(result, folder: Path, stem: str, files: dict[str, P
     if (labels := label_source_note(result)) is not None:
         notes.insert(0, labels)
     notes += [f"{attack} not run: {reason}" for attack, reason in result.skipped_attacks.items()]
+    if result.thresholds is not None:
+        notes += [f"{row.attack} decides with a threshold from {row['threshold source']}: {row.note}"
+                  for _, row in result.thresholds.iterrows() if row["threshold source"] != "shadow model"]
     notes.append("Per-sample scores and decisions: " + files["sample_scores"].name)
     headline = written.get("held_out_fpr") or written.get("false_positives")
     written["report"] = write_report(

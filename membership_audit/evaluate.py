@@ -37,6 +37,7 @@ def audit_bundle(inputs: AuditInputs) -> ScoreBundle:
     return ScoreBundle(
         members=inputs.members.scores, sets=sets,
         held_out=inputs.held_out.scores if inputs.held_out is not None else None,
+        population=inputs.population.scores if inputs.population is not None else None,
         shadow_members=inputs.shadow_members.scores if inputs.has_shadow else None,
         shadow_non_members=inputs.shadow_non_members.scores if inputs.has_shadow else None,
         reference=_reference_bundle(inputs), splits=splits, source_index=dict(inputs.source_index))

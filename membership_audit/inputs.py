@@ -29,7 +29,7 @@ from engine.scores import Scores
 
 ORIGINAL, MEMBERS = "Original", "Members"
 _SET = re.compile(r"^set_(?P<name>.+?)_(?P<kind>reference_logits|logits|probs|labels)$")
-KNOWN_PREFIXES = ("member", "non_member", "shadow_member", "shadow_non_member", "held_out")
+KNOWN_PREFIXES = ("member", "non_member", "shadow_member", "shadow_non_member", "held_out", "population")
 KNOWN_ARRAYS = ({f"{p}_{kind}" for p in KNOWN_PREFIXES for kind in ("logits", "probs", "labels")}
                 | {"reference_logits", "reference_in", "population_logits", "population_labels",
                    "population_reference_logits", "held_out_reference_logits"})
@@ -74,6 +74,7 @@ class AuditInputs:
     shadow_members: ScoredBlock | None = None
     shadow_non_members: ScoredBlock | None = None
     held_out: ScoredBlock | None = None
+    population: ScoredBlock | None = None                           # known non-members, not audited
     reference: ReferenceArrays | None = None
     source_index: dict[str, np.ndarray] = field(default_factory=dict)   # set -> row in its source
 
@@ -129,6 +130,7 @@ def inputs_from_arrays(arrays: Mapping[str, Any], source: str = "arrays") -> Aud
                          f"give both shadow blocks or neither")
     inputs.shadow_members, inputs.shadow_non_members = shadow
     inputs.held_out = _block(arrays, "held_out", source, classes=members)
+    inputs.population = _block(arrays, "population", source, classes=members)
     for name, parts in set_parts.items():
         inputs.sets[name] = _block({f"set_{name}_{k}": v for k, v in parts.items()}, f"set_{name}", source,
                                    required=True, classes=members, labels_required=False)
@@ -192,7 +194,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 def _reference(arrays: Mapping[str, Any], set_parts: dict, inputs: AuditInputs, source: str) -> ReferenceArrays | None:
     has = "reference_logits" in arrays, "reference_in" in arrays
     if not any(has):
-        for name in ("population_logits", "held_out_reference_logits"):
+        for name in ("population_reference_logits", "held_out_reference_logits"):
             if name in arrays:
                 raise ValueError(f"{source}: has {name} but no reference_logits and reference_in")
         return None
@@ -219,8 +221,8 @@ def _reference(arrays: Mapping[str, Any], set_parts: dict, inputs: AuditInputs, 
             raise ValueError(f"{source}: has held_out_reference_logits but no held_out_logits (or _probs)")
         reference.held_out = _reference_logits(arrays["held_out_reference_logits"], "held_out_reference_logits",
                                                len(inputs.held_out), classes, source, "held-out rows", k)
-    if "population_logits" in arrays:
-        z = _block(arrays, "population", source, classes=inputs.members)
+    if inputs.population is not None:
+        z = inputs.population
         z_refs = arrays.get("population_reference_logits")
         if z_refs is None:
             raise ValueError(f"{source}: has population_logits but no population_reference_logits (K, Z, C)")

@@ -82,7 +82,7 @@ def test_model_route_takes_any_class_count_and_input_kind(kind, classes, caplog)
                              shadow_non_member_data=data[3], image_size=8,
                              attacks=tuple(n for n, s in ATTACKS.items() if not s.needs_reference_models))
     assert not result.skipped_attacks and np.isfinite(_auroc(result)).all()
-    assert result.inputs.members.scores.probs.shape == (40, classes)
+    assert result.bundle.members.probs.shape == (40, classes)
     assert result.notes["data_kind"] == kind and result.notes["noun"] == ("samples" if kind == FEATURES else "images")
     perturbed = {"Permuted", "Scaled", "No Normalization"}
     if kind == FEATURES:
@@ -102,7 +102,7 @@ def test_features_npz_and_mixed_forms(tmp_path):
     assert data_kind(tmp_path / "tab.npz") == (FEATURES, (8,)) == data_kind(tmp_path / "flat.npz")
     assert data_kind(tmp_path / "img.npz") == (IMAGES, None) and data_kind("cifar10") == (IMAGES, None)
     result = audit_model(_tabular(2), str(tmp_path / "tab.npz"), str(tmp_path / "flat.npz"), attacks=("threshold",))
-    assert result.inputs.non_members.scores.probs.shape == (30, 2)
+    assert result.bundle.sets["Original"].probs.shape == (30, 2)
     with pytest.raises(ValueError, match=r"--non_member_data .*img.npz: holds images, but --member_data holds "
                                          r"features \(8,\)"):
         audit_model(_tabular(2), str(tmp_path / "tab.npz"), str(tmp_path / "img.npz"))

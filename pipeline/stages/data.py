@@ -11,7 +11,6 @@ from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from datasets import AttackerData, DataRequest, Domain, NamedSet, build_dataset, set_declaration
 from datasets.errors import ChecksumError, DataNotFoundError
-from datasets.presets import preset_for
 from configuration.config import ExperimentConfig, row_name
 from engine.manifest import tensor_digest
 from datasets.splits.protocols import SplitSizes
@@ -61,7 +60,7 @@ def data_request(config: ExperimentConfig, domain: Domain, split: str = "test") 
 def load_experiment_data(config: ExperimentConfig, domain: Domain) -> ExperimentData:
     """Build the training pool(s) and cut the splits of the preset's protocol (the paper's for its
     presets, seeded stratified disjoint splits for the digits default)."""
-    preset = preset_for(config.dataset)
+    preset = config.preset
     train_pool = build_dataset(preset.dataset, data_request(config, domain, preset.train_pool))
     test_pool = (build_dataset(preset.dataset, data_request(config, domain, preset.test_pool))
                  if preset.test_pool else None)
@@ -99,7 +98,7 @@ def split_sizes(config: ExperimentConfig) -> SplitSizes:
 def draw_splits(config: ExperimentConfig, train_labels: np.ndarray,
                 test_labels: np.ndarray | None) -> Splits:
     """Splits and attack subsets of ``config``'s preset protocol (labels of the whole pools)."""
-    return preset_for(config.dataset).protocol.draw(train_labels, test_labels, split_sizes(config), config.seed)
+    return config.preset.protocol.draw(train_labels, test_labels, split_sizes(config), config.seed)
 
 
 def _labels_of(named: NamedSet) -> np.ndarray:
@@ -176,7 +175,7 @@ def non_member_positions(config: ExperimentConfig, key: str, available: int) -> 
     """Rows of a non-member set to use, as the preset's split protocol draws them (the paper's
     seed-0 ``random_split`` subset of attack-set size for CIFAR-10, the whole set for Stanford Dogs,
     the package's seeded draw for digits)."""
-    return preset_for(config.dataset).protocol.non_member_rows(key, available, split_sizes(config), config.seed)
+    return config.preset.protocol.non_member_rows(key, available, split_sizes(config), config.seed)
 
 
 def _set_indices(key: str, named: NamedSet, positions: np.ndarray) -> SetIndices:

@@ -15,7 +15,6 @@ from models.checkpoints import (WEIGHTS_KEY, CheckpointError, CheckpointMismatch
                                 recorded_config)
 from models.training import DEFAULT_LR, TrainConfig, precision_name, train_model, train_model_on_dataset
 from configuration.config import ExperimentConfig
-from datasets.presets import preset_for
 from pipeline.stages.data import ExperimentData, SplitTensors
 from utils.files import remove_stale_temporaries
 from utils.locks import hold_locks, refuse_if_held
@@ -60,7 +59,7 @@ def checkpoint_identity(config: ExperimentConfig, role: str, train_split_sha256:
     the precision on ``device``, default the one ``--device`` resolves to)."""
     identity = {"arch": config.model_arch, "dataset": config.dataset, "role": role, "seed": config.seed,
                 "train": train_config(config, role).to_dict(), "pretrained": config.pretrained,
-                "augmented": preset_for(config.dataset).augment_train,
+                "augmented": config.preset.augment_train,
                 "precision": precision_name(config.amp, device or resolve_device(config.device))}
     if train_split_sha256 is not None:
         identity["train_split_sha256"] = train_split_sha256
@@ -111,7 +110,7 @@ def check_checkpoints(config: ExperimentConfig) -> bool:
             raise ValueError(f"checkpoint path {path} is a folder, not a file; move it away or pass "
                              f"another --pretrained_dir")
         if not path.exists():
-            if not (config.train or preset_for(config.dataset).train_if_missing):
+            if not (config.train or config.preset.train_if_missing):
                 raise FileNotFoundError(f"no {role} checkpoint {path}; run `bash "
                                         f"download_pretrained_models.sh` for the authors' models or add "
                                         f"--train to train them")
@@ -156,7 +155,7 @@ def load_or_train_models(config: ExperimentConfig, data: ExperimentData,
                                 in_channels=data.domain.channels, image_size=data.domain.image_size,
                                 **({"pretrained": True} if config.pretrained else {}))
         path = checkpoint_paths(config)[role]
-        if not (path.exists() or config.train or preset_for(config.dataset).train_if_missing):
+        if not (path.exists() or config.train or config.preset.train_if_missing):
             raise FileNotFoundError(f"no {role} checkpoint {path}; run `bash download_pretrained_models.sh` "
                                     f"for the authors' models or add --train to train them")
 
