@@ -75,8 +75,10 @@ def test_null_test_table_and_flag():
     real = {"A": {"Members": rng.normal(1, 1, 200), "Original": rng.normal(0, 1, 200)}}
     null = {"A": {"Members": rng.normal(0, 1, 200), "Original": rng.normal(0, 1, 200)}}
     table = null_test_table(real, null, ["Original"])
-    assert list(table.columns) == ["A AUROC", "A TPR@1%FPR", "A Null AUROC", "A Null TPR@1%FPR"]
+    assert list(table.columns) == ["A AUROC", "A TPR@1%FPR", "A Null AUROC", "A Null TPR@1%FPR", "A Null AUROC low",
+                                   "A Null AUROC high", "A Null p"]
     assert table.loc["Original", "A AUROC"] > 0.7 and abs(table.loc["Original", "A Null AUROC"] - 0.5) < 0.06
+    assert table.loc["Original", "A Null AUROC low"] < 0.5 < table.loc["Original", "A Null AUROC high"]
     assert null_test_problems(table) == []
     leaky = {"A": {"Members": rng.normal(0.6, 1, 200), "Original": rng.normal(0, 1, 200)}}
     flagged = null_test_table(real, leaky, ["Original"])
