@@ -5,6 +5,14 @@ One row per evaluated sample (the members, then every non-member set in table or
 the attacks used; -1 for none), ``member`` (the truth), then per attack ``{Attack} score`` and
 ``{Attack} decision``. Preset runs and audits write it with the same function, as
 ``{stem}sample_scores.csv``.
+
+The reference attacks' scores are those of one call on every row the run scores together (the
+reference population, its z and the OOD/fake sets). Statistics pooled over rows therefore depend on
+that row set: LiRA's fixed variance (below 64 reference models) is pooled over all of them, so
+:func:`attacks.reference.lira_scores` called on the audited rows alone pools over fewer rows and
+returns the file's scores times a constant (0.904 for online LiRA on the digits default: the ratio of
+the two pooled variances; offline, of the standard deviations); the ranking and AUROC are the same. Per-sample variance
+(``--lira_variance per_sample``) and RMIA's offline scores pool nothing across x rows.
 """
 from __future__ import annotations
 

@@ -112,6 +112,17 @@ def null_test_passed(table: pd.DataFrame | None, attack: str) -> bool:
     return not any(problem.startswith(f"**{attack}**:") for problem in null_test_problems(table))
 
 
+def flagged_attacks(reference) -> list[str]:
+    """Names of the attacks whose null test failed in ``reference`` (a ReferenceOutcome or None):
+    what the summary's headlines (:func:`reporting.summary.strongest_at_low_fpr`,
+    :func:`reporting.held_out_fpr.fooled_summary`) leave out."""
+    table = getattr(reference, "null_test", None)
+    if table is None:
+        return []
+    return [column[:-len(" Null AUROC")] for column in table.columns
+            if column.endswith(" Null AUROC") and not null_test_passed(table, column[:-len(" Null AUROC")])]
+
+
 def _null_p(table: pd.DataFrame, attack: str) -> float:
     column = f"{attack} Null p"
     return float(table.loc[NULL_SET, column]) if column in table.columns else float("nan")
