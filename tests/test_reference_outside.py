@@ -65,3 +65,18 @@ def test_nearest_seen_row_borrows_from_the_closest_inside_row():
     seen = np.array([True, True, False, True, False, False])
     assert nearest_seen_row(statistic, seen).tolist() == [0, 1, 0, 3, 1, 0]
     assert nearest_seen_row(statistic, np.ones(6, bool)).tolist() == list(range(6))
+
+
+def test_signed_ratios_are_compared_as_they_are():
+    """Even taylor_n: signals (and Pr(x)) can be negative; LR(x, z) = ratio_x / ratio_z >= gamma is
+    counted with the signs as they are (the RMIA authors' code), and equals the log path when positive."""
+    from attacks.reference import _signed_counts
+
+    ratio_z = np.array([0.5, 2.0, -1.0, -4.0, 0.0])
+    for x in (3.0, 1.0, -2.0, 0.0):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = sum(bool(x / z >= 2.0) if z != 0 else x > 0 for z in ratio_z)
+        assert _signed_counts(np.array([x]), ratio_z, 2.0)[0] == expected
+    positive = np.random.default_rng(0).uniform(0.1, 3, (2, 50))
+    logs = np.searchsorted(np.sort(np.log(positive[1])), np.log(positive[0]) - np.log(1.5), side="right")
+    assert (_signed_counts(positive[0], positive[1], 1.5) == logs).all()
