@@ -42,7 +42,9 @@ class RmiaAttack(ReferenceAttack):
     signal : ``"softmax"`` (default) or ``"taylor_soft_margin"`` (:mod:`attacks.rmia_signal`; the RMIA
         authors' CIFAR-10 setting: temperature 2, gamma 2, ``taylor_m=0.6, taylor_n=4``)
     temperature : float or ``"auto"``
-        The signal's temperature (default 1). ``"auto"``: chosen in :meth:`fit` among
+        The signal's temperature (default ``"auto"``: at T = 1 the float64 softmax of this package's
+        overconfident networks ranks rows by difficulty; docs/attack_api.md has the measurements).
+        ``"auto"``: chosen in :meth:`fit` among
         :data:`TEMPERATURES`, the one whose scores best separate the *shadow* model's members from its
         non-members (AUROC); the target's membership is never used.
     taylor_m, taylor_n : the Taylor soft-margin's margin and number of terms
@@ -57,7 +59,7 @@ class RmiaAttack(ReferenceAttack):
     TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 
     def __init__(self, online: bool = False, a: float = 0.3, gamma: float = 1.0, signal: str = "softmax",
-                 temperature: float | str = 1.0, taylor_m: float = 0.6, taylor_n: int = 4,
+                 temperature: float | str = AUTO, taylor_m: float = 0.6, taylor_n: int = 4,
                  models_per_row: int | None = None, seed: int = 0, trim: float = 0.0):
         if temperature != AUTO:
             rmia_signal(np.zeros((1, 2)), np.zeros(1, dtype=int), signal, temperature, taylor_m, taylor_n)
@@ -115,7 +117,7 @@ RMIA = AttackSpec(
                    choices=SIGNALS, keyword="signal"),
             Option("rmia_temperature", "RMIA's signal temperature, a positive number or auto (chosen among 1, 2, "
                                        "4, 8 on the shadow model's members and non-members; default {default})",
-                   default=1.0, type=temperature, keyword="temperature"),
+                   default=AUTO, type=temperature, keyword="temperature"),
             Option("rmia_taylor_m", "the Taylor soft-margin's margin m (default {default})", default=0.6,
                    type=float, keyword="taylor_m"),
             Option("rmia_taylor_n", "the Taylor soft-margin's number of terms n (default {default}; an odd n keeps "

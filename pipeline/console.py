@@ -70,7 +70,10 @@ def summary_lines(outputs, total_seconds: float | None = None) -> list[str]:
     the models, total time and where the report is."""
     attacks, intervals = outputs.attack_table, outputs.intervals
     lines = [f"== {outputs.stem.rstrip('_')}: done" + (f" in {total_seconds:.1f} s ==" if total_seconds else " ==")]
-    for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals),
+    from pipeline.stages.reference_evaluation import flagged_attacks
+
+    flagged = flagged_attacks(getattr(outputs, "reference", None))     # null test failed: in no headline
+    for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals, flagged=flagged),
                  chance_sentence(attacks, intervals)):
         if text:
             lines.append(text)

@@ -43,7 +43,7 @@ def twin_world(n=5_000, z=2_000, k=16, classes=10, seed=3):
 CASES = [("lira", {}), ("lira", {"variance": "per_sample"}), ("lira_offline", {}),
          ("lira_offline", {"variance": "per_sample"})] + [
     (name, options) for name in ("rmia", "rmia_online") for options in (
-        {}, {"temperature": 10.0}, {"trim": 0.2},
+        {"temperature": 1.0}, {"temperature": 10.0}, {"temperature": 1.0, "trim": 0.2},
         {"signal": "taylor_soft_margin", "temperature": 2.0, "gamma": 2.0, "taylor_n": 4, "trim": 0.2})]
 
 

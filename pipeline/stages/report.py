@@ -9,7 +9,8 @@ from attacks import ATTACKS
 from reporting import (FalsePositiveCandidates, compare_with_paper, paper_table, plot_false_positive_grid,
                        plot_max_score_distributions, plot_roc_curves, plot_tradeoff, write_report)
 from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
-from pipeline.stages.reference_evaluation import null_test_sentence, report_sections as reference_report_sections
+from pipeline.stages.reference_evaluation import (flagged_attacks, null_test_sentence,
+                                                  report_sections as reference_report_sections)
 from utils.naming import attack_names_of
 
 if TYPE_CHECKING:
@@ -97,14 +98,15 @@ def report_summary(outputs, prepared, comparison) -> list[str]:
                  f"images, attacked by {len(names)} attacks ({', '.join(names)}) fitted on a shadow model; each "
                  f"attack sees {members} training members against {len(sets)} non-member sets "
                  f"({', '.join(sets)})."]
-    for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals),
+    flagged = flagged_attacks(outputs.reference)    # null test failed: in no headline
+    for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals, flagged=flagged),
                  chance_sentence(attacks, intervals)):
         if text:
             sentences.append(text)
     if outputs.held_out is not None:
         from reporting.held_out_fpr import fooled_summary
 
-        sentences.append(fooled_summary(outputs.held_out.table))
+        sentences.append(fooled_summary(outputs.held_out.table, flagged))
     if (null_failed := null_test_sentence(outputs.reference)) is not None:
         sentences.append(null_failed)
     if comparison is None:
@@ -167,11 +169,12 @@ def _held_out_section(outputs: RunOutputs, results_dir: Path, files: dict[str, P
                 "are scored). The reference population holds every in-distribution row (members, Original "
                 "and held-out non-members), each IN for the same number of reference models; the OOD/fake "
                 "sets are in no reference model's training set and are scored from the same number of OUT "
-                "models (online attacks estimate their IN statistics; see docs/attack_api.md). "
+                "models (online attacks borrow the IN statistics of the inside row their OUT models see most "
+                "alike; see docs/attack_api.md). "
                 "RMIA's score is a fraction of its population samples z, so it moves in steps of 1/|z| and "
                 "ties at 1 for samples above every z.")
     body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set, note,
-                          intervals=outputs.intervals)
+                          intervals=outputs.intervals, flagged=flagged_attacks(outputs.reference))
     csv = held_out.files.get("held_out_fpr_results")
     if csv is not None:
         body += f"\n\nFull table (1% and 0.1%): [{Path(csv).name}]({Path(csv).name})"
