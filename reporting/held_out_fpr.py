@@ -128,7 +128,9 @@ def verdicts(table: pd.DataFrame, flagged: Collection[str] = ()) -> list[str]:
             tied = table[held_out_top_column(name)].drop([s for s in ("Members", "Held-out") if s in table.index])
             listed = ", ".join(f"{s} {v:.0%}" for s, v in tied.items())
             sentences.append(f"**{name}** cannot be judged at 1%: {table.loc['Held-out', held_out_top_column(name)]:.0%} of "
-                             f"held-out images share its top score; at that score sit {listed}.")
+                             f"held-out images share its top score; at that score sit {listed}. Its FPRs of 0 "
+                          "in the table mean that the only cut flagging at most 1% of held-out images flags "
+                          "nobody (members included), not that it resists these sets.")
             continue
         others = table[held_out_column(name, 0.01)].drop([s for s in ("Members", "Held-out", "Original") if s in table.index])
         if fooled:
