@@ -53,7 +53,9 @@ def synthetic_signals(n=1200, k=8, z=200, shift=1.5, seed=0):
 
 def test_reference_models_as_targets_give_mean_and_sd_over_the_models():
     signals, membership, target_member, n = synthetic_signals()
-    attacks = [build_attack(name) for name in ("lira", "lira_offline", "rmia", "rmia_online")]
+    members, non_members = np.flatnonzero(target_member[:n]), np.flatnonzero(~target_member[:n])
+    attacks = [build_attack(name).fit(signals, members, non_members)     # RMIA's temperature is chosen in fit
+               for name in ("lira", "lira_offline", "rmia", "rmia_online")]
     table = reference_as_target_table(attacks, signals, np.arange(n), membership)
     assert list(table.index) == ["LiRA", "LiRA Offline", "RMIA", "RMIA Online"]
     assert (table["Targets"] == 8).all() and (table["Skipped"] == "").all()
