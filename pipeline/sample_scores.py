@@ -7,12 +7,15 @@ the attacks used; -1 for none), ``member`` (the truth), then per attack ``{Attac
 ``{stem}sample_scores.csv``.
 
 The reference attacks' scores are those of one call on every row the run scores together (the
-reference population, its z and the OOD/fake sets). Statistics pooled over rows therefore depend on
-that row set: LiRA's fixed variance (below 64 reference models) is pooled over all of them, so
-:func:`attacks.reference.lira_scores` called on the audited rows alone pools over fewer rows and
-returns the file's scores times a constant (0.904 for online LiRA on the digits default: the ratio of
-the two pooled variances; offline, of the standard deviations); the ranking and AUROC are the same. Per-sample variance
-(``--lira_variance per_sample``) and RMIA's offline scores pool nothing across x rows.
+reference population, its z, the shadow's rows and the OOD/fake sets), so what is pooled over rows
+depends on that row set: LiRA's fixed variance (below 64 reference models) is pooled over all of
+them, and :func:`attacks.reference.lira_scores` called on the file's rows alone pools over fewer
+rows: its scores of in-population rows are the file's times a constant (0.904 for online LiRA on
+the digits default, the ratio of the two pooled variances; offline, of the standard deviations),
+with the same ranking. Online, a row outside the population borrows the IN statistics of the
+nearest inside row scored in the same call, which can be another row in a smaller call. With
+per-sample variance (K >= 64) offline LiRA's and RMIA's offline scores do not depend on the other
+rows (measured at K = 64: offline LiRA identical on the file's rows alone).
 """
 from __future__ import annotations
 
