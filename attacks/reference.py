@@ -212,12 +212,12 @@ def rmia_scores(target_probs: Any, labels: Any, reference_probs: Any, reference_
                                                       "target_probs", "reference_probs")
     z_target, z_y, z_refs, z_member = _check_population(population_target_probs, population_labels,
                                                         population_reference_probs, population_in, refs.shape[0])
+    for name, values in (("target_probs", target), ("reference_probs", refs),
+                         ("population_target_probs", z_target), ("population_reference_probs", z_refs)):
+        _check_probabilities(values, name)
     picked = {name: label_probs(values, labels_of) for name, values, labels_of in (
         ("target_probs", target, y), ("reference_probs", refs, y),
         ("population_target_probs", z_target, z_y), ("population_reference_probs", z_refs, z_y))}
-    for name, values in (("target_probs", target), ("reference_probs", refs),
-                         ("population_target_probs", z_target), ("population_reference_probs", z_refs)):
-        _check_probabilities(values, picked[name], name)
     return _rmia(picked["target_probs"], picked["reference_probs"], member, picked["population_target_probs"],
                  picked["population_reference_probs"], z_member, a, gamma, online,
                  _outside(outside_population, len(y)), population_in is None, models_per_row, seed, trim)
@@ -354,11 +354,9 @@ def _check_population(z_probs: Any, z_labels: Any, z_refs: Any, z_in: Any,
         raise ValueError("population_" + text if text.startswith("labels:") else text) from None
 
 
-def _check_probabilities(values: np.ndarray, picked: np.ndarray, name: str) -> None:
+def _check_probabilities(values: np.ndarray, name: str) -> None:
     """Probabilities: non-negative, at most 1, every row summing to 1 (within
-    :func:`attacks.validation.sum_tolerance`); ``picked`` (each row's label probability) is unused
-    but kept for the callers."""
-    del picked
+    :func:`attacks.validation.sum_tolerance`), as the score attacks' inputs."""
     for problem, bad in (("has negative values", values < 0), ("has values above 1", values > 1 + SUM_ATOL)):
         if bad.any():
             where = np.argwhere(bad)[0]
