@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from pipeline.stages.reference_evaluation import (NULL_ALPHA, mann_whitney_p, null_p_threshold, null_test_passed,
-                                                  null_test_problems, null_test_table)
+from pipeline.stages.reference_evaluation import (NULL_ALPHA, mann_whitney_p, null_p_threshold, null_power_sentence,
+                                                  null_test_passed, null_test_problems, null_test_table)
 
 
 def fair_runs(runs: int, attacks: int = 6, rows: int = 200, seed: int = 0) -> np.ndarray:
@@ -39,3 +39,8 @@ def test_the_table_applies_the_rule_and_names_the_flagged_attack():
     assert problem.startswith("**Leaky**: null AUROC 0.6") and "/6: a measurement problem" in problem
     assert "95% interval [" in problem
     assert not null_test_passed(table, "Leaky") and null_test_passed(table, "A0") and null_test_passed(None, "A0")
+
+
+def test_power_sentence_states_the_band_and_the_power_against_the_former_layout():
+    sentence = null_power_sentence(6)
+    assert "0.5 +- 0.091" in sentence and "8%-22% of runs" in sentence and "0.1 in 62%" in sentence

@@ -25,11 +25,7 @@ from pipeline.results import write_table
 
 NULL_ALPHA = 0.01      # family-wise false-alarm rate of the null test over all reference attacks of a run
 NULL_SET = "Original"
-NULL_POWER = ("Power of this check (200 vs 200 rows, 6 attacks: flagged outside about 0.5 +- 0.091): against "
-              "the bias of the layout this package used before (members' statistics from K/2 OUT models, "
-              "non-members' from K, saturated probabilities: RMIA's null AUROC 0.43-0.45) it flags an attack in "
-              "only 8-26% of runs; a bias of 0.1 in 62%. A pass is therefore no proof of a fair layout; the "
-              "package keeps equal model counts per row by construction (attacks/equal_counts.py).")
+LAYOUT_BIAS = (0.05, 0.069)   # |null AUROC - 0.5| of RMIA under the former layout (members K/2 OUT, others K)
 
 
 def _auroc_and_tpr(is_member: np.ndarray, scores: np.ndarray, levels=(0.01,)) -> tuple[float, ...]:
@@ -87,6 +83,23 @@ def mann_whitney_p(members: np.ndarray, others: np.ndarray) -> float:
 def null_p_threshold(attacks: int) -> float:
     """The p-value below which one of ``attacks`` null tests flags (Bonferroni: ``NULL_ALPHA / attacks``)."""
     return NULL_ALPHA / max(int(attacks), 1)
+
+
+def null_power_sentence(attacks: int, n_members: int = 200, n_others: int = 200) -> str:
+    """What the null test can detect: its band around 0.5 and its power against the former layout's
+    bias (:data:`LAYOUT_BIAS`) and against 0.1, from the AUROC's null standard error
+    ``sqrt((m + n + 1) / (12 m n))``."""
+    from scipy.stats import norm
+
+    se = np.sqrt((n_members + n_others + 1) / (12 * n_members * n_others))
+    band = norm.isf(null_p_threshold(attacks) / 2) * se
+    power = lambda bias: norm.sf((band - bias) / se) + norm.cdf((-band - bias) / se)
+    low, high = (power(b) for b in LAYOUT_BIAS)
+    return (f"Power ({n_members} vs {n_others} rows, {attacks} attacks: flagged outside about 0.5 +- {band:.3f}): "
+            f"against the bias of the layout this package used before (members' statistics from K/2 OUT models, "
+            f"non-members' from K, saturated probabilities: RMIA's null AUROC 0.43-0.45) it flags an attack in "
+            f"only {low:.0%}-{high:.0%} of runs, a bias of 0.1 in {power(0.1):.0%}: a pass is no proof of a fair "
+            "layout, which the package keeps by construction (equal model counts per row, attacks/equal_counts.py).")
 
 
 def null_test_problems(table: pd.DataFrame) -> list[str]:
@@ -200,12 +213,13 @@ def report_sections(reference, files: dict) -> list[tuple[str, str]]:
     null = reference.null_test
     problems = null_test_problems(null)
     attacks = [c[:-len(" Null AUROC")] for c in null.columns if c.endswith(" Null AUROC")]
-    listed = ", ".join(f"{a} {null.loc[NULL_SET, a + ' Null AUROC']:.3f} {_interval_text(null, a)}"
-                       for a in attacks) if NULL_SET in null.index else ""
+    listed = ", ".join(f"{a} {null.loc[NULL_SET, a + ' Null AUROC']:.3f} [{null.loc[NULL_SET, a + ' Null AUROC low']:.3f}, "
+                       f"{null.loc[NULL_SET, a + ' Null AUROC high']:.3f}]"
+                       for a in attacks if a + " Null AUROC low" in null.columns) if NULL_SET in null.index else ""
     rule = (f"An attack is flagged when the two-sided Mann-Whitney test of its null scores (members vs "
             f"{NULL_SET}) rejects AUROC = 0.5 at {NULL_ALPHA:g} divided by the number of attacks "
             f"({len(attacks)}): a run of fair attacks flags any of them at most {NULL_ALPHA:.0%} of the time. "
-            f"{NULL_POWER}")
+            + null_power_sentence(len(attacks)))
     verdict = ("\n".join(f"- {p}" for p in problems) if problems else
                f"Every reference attack passes the null test on {NULL_SET}.") + \
         (f" Null AUROC on {NULL_SET} (95% interval): {listed}." if listed else "") + "\n\n" + rule
