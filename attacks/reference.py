@@ -29,7 +29,7 @@ import numpy as np
 
 from attacks.equal_counts import ModelSelection, select_models
 from attacks.rmia_signal import label_probs
-from attacks.validation import to_numpy
+from attacks.validation import SUM_ATOL, sum_tolerance, to_numpy
 
 def logit_scaled_confidence(logits: Any, labels: Any) -> np.ndarray:
     """``log p_y - log sum_{y' != y} p_y'`` of each row, from logits, in float64.
@@ -132,23 +132,52 @@ def _lira(phi: np.ndarray, ref_phi: np.ndarray, member: np.ndarray, online: bool
         return (phi - mu_out) / sd_out
     seen = ~chosen.unseen
     mean_in, squares_in = _moments(ref_phi, chosen.inside, chosen.n_in)
-    gap = float(np.mean(mean_in[seen] - mu_out[seen]))
-    mu_in = np.where(seen, mean_in, mu_out + gap)
+    twin = nearest_seen_row(mu_out, seen)
+    mu_in = mu_out + (mean_in - mu_out)[twin]
     if fixed_variance:  # one variance for IN and OUT (as the LiRA authors' code): a ratio monotone in phi
         dof = (chosen.n_in - 1) * int(seen.sum()) + (chosen.n_out - 1) * len(phi)
         total = float(squares_in[seen].sum() + squares_out.sum())
         sd_in = sd_out = np.full(len(phi), max(np.sqrt(total / dof) if dof > 0 else 0.0, 1e-30))
     else:
         sd_out = _per_row(squares_out, chosen.n_out)
-        sd_in = np.where(seen, _per_row(np.where(seen, squares_in, 0.0), max(chosen.n_in, 2)), sd_out)
+        sd_in = _per_row(np.where(seen, squares_in, 0.0), max(chosen.n_in, 2))[twin]
     return _log_normal_pdf(phi, mu_in, sd_in) - _log_normal_pdf(phi, mu_out, sd_out)
+
+
+def nearest_seen_row(statistic: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """For every row, itself if ``seen``, else the seen row whose ``statistic`` (an OUT-model
+    statistic) is nearest (ties: the lower one); how online attacks borrow IN statistics for rows
+    outside the population, so that such a row is scored like an inside row with the same OUT view.
+
+    Parameters
+    ----------
+    statistic : float (N,); seen : bool (N,), at least one True where any is False
+
+    Returns
+    -------
+    int array (N,) of row positions
+    """
+    rows = np.arange(len(statistic))
+    if seen.all():
+        return rows
+    pool = np.flatnonzero(seen)
+    order = pool[np.argsort(statistic[pool], kind="stable")]
+    values = statistic[order]
+    unseen = np.flatnonzero(~seen)
+    right = np.clip(np.searchsorted(values, statistic[unseen]), 1, len(values) - 1) if len(values) > 1 else \
+        np.zeros(len(unseen), dtype=int)
+    left = np.maximum(right - 1, 0)
+    pick = np.where(np.abs(statistic[unseen] - values[left]) <= np.abs(values[right] - statistic[unseen]), left, right)
+    rows = rows.copy()
+    rows[unseen] = order[pick]
+    return rows
 
 
 def rmia_scores(target_probs: Any, labels: Any, reference_probs: Any, reference_in: Any,
                 population_target_probs: Any, population_labels: Any, population_reference_probs: Any,
                 a: float = 0.3, gamma: float = 1.0, online: bool = False, *, population_in: Any = None,
                 outside_population: Any = None, models_per_row: int | None = None,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, trim: float = 0.0) -> np.ndarray:
     """RMIA membership scores: the fraction of population samples z with LR(x, z) >= gamma.
 
     Parameters
@@ -169,30 +198,34 @@ def rmia_scores(target_probs: Any, labels: Any, reference_probs: Any, reference_
         then outside the population, and online RMIA estimates their ``Pr_IN`` as above).
     outside_population, models_per_row, seed
         As in :func:`lira_scores`; the x and the z are scored from the same numbers of models.
+    trim : float in [0, 0.5)
+        ``Pr_OUT`` (offline) or ``Pr(x)`` (online: over the IN and OUT models together) as the mean
+        of each row's model signals with this fraction cut from each end (``scipy.stats.trim_mean``;
+        the RMIA authors' code uses 0.2); 0: the plain mean.
 
     Returns
     -------
     ndarray (N,) float64 in [0, 1]; higher = member.
     """
-    _check_rmia_options(a, gamma)
+    _check_rmia_options(a, gamma, trim)
     target, y, refs, member = _check_reference_inputs(target_probs, labels, reference_probs, reference_in,
                                                       "target_probs", "reference_probs")
     z_target, z_y, z_refs, z_member = _check_population(population_target_probs, population_labels,
                                                         population_reference_probs, population_in, refs.shape[0])
+    for name, values in (("target_probs", target), ("reference_probs", refs),
+                         ("population_target_probs", z_target), ("population_reference_probs", z_refs)):
+        _check_probabilities(values, name)
     picked = {name: label_probs(values, labels_of) for name, values, labels_of in (
         ("target_probs", target, y), ("reference_probs", refs, y),
         ("population_target_probs", z_target, z_y), ("population_reference_probs", z_refs, z_y))}
-    for name, values in (("target_probs", target), ("reference_probs", refs),
-                         ("population_target_probs", z_target), ("population_reference_probs", z_refs)):
-        _check_probabilities(values, picked[name], name)
     return _rmia(picked["target_probs"], picked["reference_probs"], member, picked["population_target_probs"],
                  picked["population_reference_probs"], z_member, a, gamma, online,
-                 _outside(outside_population, len(y)), population_in is None, models_per_row, seed)
+                 _outside(outside_population, len(y)), population_in is None, models_per_row, seed, trim)
 
 
 def _rmia(p_x: np.ndarray, p_x_refs: np.ndarray, member: np.ndarray, p_z: np.ndarray, p_z_refs: np.ndarray,
           z_member: np.ndarray, a: float, gamma: float, online: bool, outside: np.ndarray, z_outside: bool,
-          models_per_row: int | None, seed: int) -> np.ndarray:
+          models_per_row: int | None, seed: int, trim: float = 0.0) -> np.ndarray:
     """RMIA on per-model signals of the labels: x ``(N,)``, ``(K, N)``; z ``(Z,)``, ``(K, Z)``."""
     n = len(p_x)
     if not len(p_z):
@@ -201,32 +234,62 @@ def _rmia(p_x: np.ndarray, p_x_refs: np.ndarray, member: np.ndarray, p_z: np.nda
                            outside_population=np.r_[outside, np.full(len(p_z), z_outside)], need_in=1,
                            need_out=1, models_per_row=models_per_row, seed=seed, attack="RMIA",
                            rows_named=lambda i: f"sample {i}" if i < n else f"population sample {i - n}")
-    prior_x = _rmia_prior(p_x_refs, chosen.part(0, n), a, online)
-    prior_z = _rmia_prior(p_z_refs, chosen.part(n, chosen.inside.shape[1]), a, online)
-    for name, values in (("x", p_x), ("x", prior_x), ("z", p_z), ("z", prior_z)):
-        if (values < 0).any():
-            raise ValueError(f"RMIA: a signal of a sample {name} is negative; the signal must be positive "
-                             "(with the Taylor soft-margin signal use an odd taylor_n)")
+    prior = _rmia_prior(np.concatenate([p_x_refs, p_z_refs], axis=1), chosen, a, online, trim)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio_x = np.log(p_x) - np.log(prior_x)
-        log_ratio_z = np.log(p_z) - np.log(prior_z)
-    for name, values in (("sample", log_ratio_x), ("population sample", log_ratio_z)):
+        ratio_x, ratio_z = p_x / prior[:n], p_z / prior[n:]
+    for name, values in (("sample", ratio_x), ("population sample", ratio_z)):
         if np.isnan(values).any():
             raise ValueError(f"RMIA: {name} {int(np.flatnonzero(np.isnan(values))[0])} has Pr(x|theta) = 0 "
                              "and Pr(x) = 0 from its reference models (a = 1); use a < 1")
-    # LR(x, z) >= gamma  <=>  log ratio(z) <= log ratio(x) - log gamma
-    counts = np.searchsorted(np.sort(log_ratio_z), log_ratio_x - np.log(gamma), side="right")
-    return counts / len(log_ratio_z)
+    if (ratio_z > 0).all() and (ratio_x >= 0).all():
+        # LR(x, z) >= gamma  <=>  log ratio(z) <= log ratio(x) - log gamma
+        with np.errstate(divide="ignore"):
+            counts = np.searchsorted(np.sort(np.log(ratio_z)), np.log(ratio_x) - np.log(gamma), side="right")
+        return counts / len(ratio_z)
+    return _signed_counts(ratio_x, ratio_z, gamma) / len(ratio_z)
 
 
-def _rmia_prior(signals: np.ndarray, chosen: ModelSelection, a: float, online: bool) -> np.ndarray:
-    """``Pr(x)`` of each row from its chosen models."""
-    mean_out, _ = _moments(signals, chosen.outside, chosen.n_out, squares=False)
-    estimated_in = a * mean_out + (1 - a)
+def _signed_counts(ratio_x: np.ndarray, ratio_z: np.ndarray, gamma: float) -> np.ndarray:
+    """Per x, the number of z with ``ratio_x / ratio_z >= gamma`` when ratios may be negative or 0
+    (the Taylor soft-margin with an even number of terms): as the RMIA authors' code, the signed
+    ratios are compared as they are. ``ratio_z > 0``: ``ratio_z <= ratio_x / gamma``; ``ratio_z < 0``:
+    ``ratio_z >= ratio_x / gamma``; ``ratio_z = 0`` (``LR = +-inf``): counted where ``ratio_x > 0``."""
+    bound = ratio_x / gamma
+    positive, negative = np.sort(ratio_z[ratio_z > 0]), np.sort(ratio_z[ratio_z < 0])
+    counts = np.searchsorted(positive, bound, side="right")
+    counts += len(negative) - np.searchsorted(negative, bound, side="left")
+    return counts + (ratio_x > 0) * int((ratio_z == 0).sum())
+
+
+def _rmia_prior(signals: np.ndarray, chosen: ModelSelection, a: float, online: bool, trim: float) -> np.ndarray:
+    """``Pr(x)`` of each row (x and z together) from its chosen models: offline the linear correction
+    of the (trimmed) OUT mean; online the (trimmed) mean over IN and OUT models, a row outside the
+    population borrowing ``Pr(x) - Pr_OUT(x)`` of the inside row nearest in ``Pr_OUT``
+    (:func:`nearest_seen_row`)."""
+    mean_out = _center(signals, chosen.outside, chosen.n_out, trim)
     if not online:
-        return (mean_out + estimated_in) / 2
-    mean_in, _ = _moments(signals, chosen.inside, chosen.n_in, squares=False)
-    return (np.where(chosen.unseen, estimated_in, mean_in) + mean_out) / 2
+        return ((1 + a) * mean_out + (1 - a)) / 2
+    if trim == 0:   # (Pr_IN + Pr_OUT) / 2: the mean over all models when x is IN for half of them
+        both = (_moments(signals, chosen.inside, chosen.n_in, squares=False)[0] + mean_out) / 2
+    else:           # the RMIA authors' code: one trimmed mean over the IN and OUT models together
+        both = _center(signals, chosen.inside | chosen.outside, chosen.n_in + chosen.n_out, trim, ~chosen.unseen)
+    twin = nearest_seen_row(mean_out, ~chosen.unseen)
+    return mean_out + (both - mean_out)[twin]
+
+
+def _center(signals: np.ndarray, mask: np.ndarray, count: int, trim: float, rows: np.ndarray | None = None):
+    """Per row, the mean of its ``count`` masked signals, ``trim`` cut from each end (scipy's
+    ``trim_mean``); only ``rows`` (default all) are computed, the others are 0."""
+    if trim == 0:
+        return _moments(signals, mask, count, squares=False)[0]
+    from scipy.stats import trim_mean
+
+    rows = np.ones(signals.shape[1], dtype=bool) if rows is None else rows
+    out = np.zeros(signals.shape[1])
+    if rows.any():
+        picked = signals[:, rows].T[mask[:, rows].T].reshape(int(rows.sum()), count)
+        out[rows] = trim_mean(picked, trim, axis=1)
+    return out
 
 
 def _moments(signals: np.ndarray, mask: np.ndarray, count: int, squares: bool = True):
@@ -264,11 +327,14 @@ def _outside(outside_population: Any, n: int) -> np.ndarray:
     return values
 
 
-def _check_rmia_options(a: float, gamma: float) -> None:
+def _check_rmia_options(a: float, gamma: float, trim: float = 0.0) -> None:
     if not 0.0 <= a <= 1.0:
         raise ValueError(f"RMIA: a must lie in [0, 1], got {a}")
     if not (np.isfinite(gamma) and gamma > 0):
         raise ValueError(f"RMIA: gamma must be a finite positive number, got {gamma}")
+    if not 0.0 <= trim < 0.5:
+        raise ValueError(f"RMIA: trim (the fraction cut from each end of the reference signals) must lie in "
+                         f"[0, 0.5), got {trim}")
 
 
 def _check_population(z_probs: Any, z_labels: Any, z_refs: Any, z_in: Any,
@@ -283,23 +349,29 @@ def _check_population(z_probs: Any, z_labels: Any, z_refs: Any, z_in: Any,
     try:
         return _check_reference_inputs(z_probs, z_labels, refs, membership, "population_target_probs",
                                        "population_reference_probs")
-    except ValueError as error:  # name the population's membership argument, not reference_in
-        raise ValueError(str(error).replace("reference_in:", "population_in:")) from None
+    except ValueError as error:  # name the population's arguments, not reference_in or labels
+        text = str(error).replace("reference_in:", "population_in:")
+        raise ValueError("population_" + text if text.startswith("labels:") else text) from None
 
 
-def _check_probabilities(values: np.ndarray, picked: np.ndarray, name: str) -> None:
-    """Non-negative probabilities with no all-zero row; ``picked`` holds each row's label probability
-    (only rows where it is 0 can be all zero, so only those are summed)."""
-    if (values < 0).any():
-        where = np.argwhere(values < 0)[0]
-        model = f" (model {where[0]})" if values.ndim == 3 else ""
-        raise ValueError(f"{name}: row {where[-2]}{model} has negative values; RMIA needs probabilities "
-                         "(apply a softmax to logits)")
-    for index in np.argwhere(picked == 0):
-        if not values[tuple(index)].any():
-            model = f" (model {index[0]})" if values.ndim == 3 else ""
-            raise ValueError(f"{name}: row {index[-1]}{model} is all zero; RMIA needs probabilities "
+def _check_probabilities(values: np.ndarray, name: str) -> None:
+    """Probabilities: non-negative, at most 1, every row summing to 1 (within
+    :func:`attacks.validation.sum_tolerance`), as the score attacks' inputs."""
+    for problem, bad in (("has negative values", values < 0), ("has values above 1", values > 1 + SUM_ATOL)):
+        if bad.any():
+            where = np.argwhere(bad)[0]
+            model = f" (model {where[0]})" if values.ndim == 3 else ""
+            raise ValueError(f"{name}: row {where[-2]}{model} {problem}; RMIA needs probabilities "
                              "(apply a softmax to logits)")
+    sums = values.sum(axis=-1, dtype=np.float64)
+    off = np.abs(sums - 1.0) > sum_tolerance(values)
+    if off.any():
+        where = np.argwhere(off)[0]
+        model = f" (model {where[0]})" if values.ndim == 3 else ""
+        total = sums[tuple(where)]
+        problem = "is all zero" if total == 0 else f"sums to {total:.6g}, expected 1"
+        raise ValueError(f"{name}: row {where[-1]}{model} {problem}; RMIA needs probabilities (apply a softmax "
+                         "to logits)")
 
 
 def _check_reference_inputs(target: Any, labels: Any, refs: Any, reference_in: Any, target_name: str,

@@ -42,10 +42,14 @@ class RmiaAttack(ReferenceAttack):
     signal : ``"softmax"`` (default) or ``"taylor_soft_margin"`` (:mod:`attacks.rmia_signal`; the RMIA
         authors' CIFAR-10 setting: temperature 2, gamma 2, ``taylor_m=0.6, taylor_n=4``)
     temperature : float or ``"auto"``
-        The signal's temperature (default 1). ``"auto"``: chosen in :meth:`fit` among
+        The signal's temperature (default ``"auto"``: at T = 1 the float64 softmax of this package's
+        overconfident networks ranks rows by difficulty; docs/attack_api.md has the measurements).
+        ``"auto"``: chosen in :meth:`fit` among
         :data:`TEMPERATURES`, the one whose scores best separate the *shadow* model's members from its
         non-members (AUROC); the target's membership is never used.
     taylor_m, taylor_n : the Taylor soft-margin's margin and number of terms
+    trim : fraction cut from each end of a row's reference signals before averaging them
+        (``scipy.stats.trim_mean``; the RMIA authors' code: 0.2; 0: the plain mean)
     models_per_row : int or None
         A fixed number of reference models per sample (see :func:`attacks.reference.lira_scores`).
     seed : seeds the model subsets of rows with more models than the others
@@ -55,12 +59,12 @@ class RmiaAttack(ReferenceAttack):
     TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 
     def __init__(self, online: bool = False, a: float = 0.3, gamma: float = 1.0, signal: str = "softmax",
-                 temperature: float | str = 1.0, taylor_m: float = 0.6, taylor_n: int = 4,
-                 models_per_row: int | None = None, seed: int = 0):
+                 temperature: float | str = AUTO, taylor_m: float = 0.6, taylor_n: int = 4,
+                 models_per_row: int | None = None, seed: int = 0, trim: float = 0.0):
         if temperature != AUTO:
             rmia_signal(np.zeros((1, 2)), np.zeros(1, dtype=int), signal, temperature, taylor_m, taylor_n)
-        _check_rmia_options(a, gamma)
-        self.online, self.a, self.gamma = online, a, gamma
+        _check_rmia_options(a, gamma, trim)
+        self.online, self.a, self.gamma, self.trim = online, a, gamma, trim
         self.signal, self.temperature, self.taylor_m, self.taylor_n = signal, temperature, taylor_m, taylor_n
         self.models_per_row, self.seed = models_per_row, seed
 
@@ -97,7 +101,7 @@ class RmiaAttack(ReferenceAttack):
         key = ("rmia", self.signal, temperature, self.taylor_m, self.taylor_n)
         p_x, p_refs, p_z, p_z_refs = signals.derived(key, signal)
         return _rmia(p_x, p_refs, signals.reference_in, p_z, p_z_refs, z_member, self.a, self.gamma, self.online,
-                     signals.outside_population, z_in is None, self.models_per_row, self.seed)
+                     signals.outside_population, z_in is None, self.models_per_row, self.seed, self.trim)
 
 
 RMIA = AttackSpec(
@@ -113,10 +117,13 @@ RMIA = AttackSpec(
                    choices=SIGNALS, keyword="signal"),
             Option("rmia_temperature", "RMIA's signal temperature, a positive number or auto (chosen among 1, 2, "
                                        "4, 8 on the shadow model's members and non-members; default {default})",
-                   default=1.0, type=temperature, keyword="temperature"),
+                   default=AUTO, type=temperature, keyword="temperature"),
             Option("rmia_taylor_m", "the Taylor soft-margin's margin m (default {default})", default=0.6,
                    type=float, keyword="taylor_m"),
             Option("rmia_taylor_n", "the Taylor soft-margin's number of terms n (default {default}; an odd n keeps "
                                     "the signal positive)", default=4, type=int, minimum=2, keyword="taylor_n"),
+            Option("rmia_trim", "fraction of RMIA's reference signals cut from each end before averaging them per "
+                                "sample (scipy.stats.trim_mean; the RMIA authors' code uses 0.2; default {default})",
+                   default=0.0, type=float, keyword="trim", minimum=0.0, maximum=0.49),
             MODELS_PER_ROW))
 RMIA_ONLINE = RMIA.variant("rmia_online", "RMIA Online", online=True)

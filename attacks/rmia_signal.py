@@ -6,7 +6,9 @@
   Meter's ``TaylorSoftMargin``): with ``x = z / T`` and ``t_n(v) = sum_{i < n} v^i / i!``,
   ``t_n(x_y - m) / (t_n(x_y - m) + sum_{j != y} t_n(x_j))``. The authors' CIFAR-10 setting is
   ``T = 2, m = 0.6, n = 4``. An even ``n`` truncates after an odd power, which is negative for
-  very negative logits; RMIA then refuses the signal (use an odd ``n``, whose polynomial is positive).
+  very negative logits, so the signal can be negative or above 1; RMIA then compares its signed
+  ratios as the authors' code does (:func:`attacks.reference._signed_counts`); an odd ``n`` keeps
+  the polynomial positive.
 """
 from __future__ import annotations
 

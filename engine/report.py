@@ -49,22 +49,29 @@ class ReportContext:
     route_figures: Callable[[Path, dict], dict] | None = None
 
 
-def summary_sentences(result, opening: str | None = None, closing: Sequence[str] = ()) -> list[str]:
-    """The report's (and the console's) opening sentences: what was audited, the headline finding,
-    the strongest attack at 1% FPR, chance-level attacks, OOD/fake verdict, a failed null test."""
-    from engine.reference_checks import null_test_sentence
-    from reporting.held_out_fpr import fooled_summary
+def finding_sentences(result) -> list[str]:
+    """The headline finding, the strongest attack at 1% FPR and the chance-level attacks (attacks whose
+    null test failed are in no headline)."""
+    from engine.reference_checks import flagged_attacks
     from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
 
     attacks, intervals = result.attack_table, result.intervals
-    sentences = [opening or audited_sentence(result)]
     noun = result.notes.get("noun", result.bundle.data_kind)
-    for text in (headline_finding(attacks, intervals, noun=noun), strongest_at_low_fpr(attacks, intervals),
-                 chance_sentence(attacks, intervals)):
-        if text:
-            sentences.append(text)
+    flagged = flagged_attacks(result.reference)
+    found = (headline_finding(attacks, intervals, noun=noun),
+             strongest_at_low_fpr(attacks, intervals, flagged=flagged), chance_sentence(attacks, intervals))
+    return [text for text in found if text]
+
+
+def summary_sentences(result, opening: str | None = None, closing: Sequence[str] = ()) -> list[str]:
+    """The report's opening sentences: what was audited, :func:`finding_sentences`, the OOD/fake
+    verdict, a failed null test, then ``closing``."""
+    from engine.reference_checks import flagged_attacks, null_test_sentence
+    from reporting.held_out_fpr import fooled_summary
+
+    sentences = [opening or audited_sentence(result), *finding_sentences(result)]
     if result.held_out is not None:
-        sentences.append(fooled_summary(result.held_out.table))
+        sentences.append(fooled_summary(result.held_out.table, flagged_attacks(result.reference)))
     if (null_failed := null_test_sentence(result.reference)) is not None:
         sentences.append(null_failed)
     return sentences + list(closing)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.reference_checks import report_sections as reference_report_sections, write_reference_tables
+from engine.reference_checks import (flagged_attacks, report_sections as reference_report_sections,
+                                     write_reference_tables)
 from engine.report import ReportContext, attack_notes, label_source_note
 from engine.sample_scores import sample_scores_name, write_sample_scores
 from engine.tables import write_table
@@ -63,7 +64,7 @@ def write_figures_and_report(result, folder: Path, stem: str, files: dict[str, P
         written["held_out_fpr"] = plot_held_out_fpr(held_out.table, folder / f"{stem}held_out_fpr.png")
         body = report_section(held_out.table, held_out.label_effect, held_out.label_effect_set,
                               context.population_note if result.reference is not None else None,
-                              intervals=result.intervals)
+                              intervals=result.intervals, flagged=flagged_attacks(result.reference))
         csv = files.get("held_out_fpr_results")
         if csv is not None:
             body += f"\n\nFull table (1% and 0.1%): [{Path(csv).name}]({Path(csv).name})"

@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, TextIO
 from attacks import ATTACKS
 from configuration.config import ExperimentConfig
 from engine.fitting import reference_attack_names
-from engine.report import display_names, name_list
+from engine.report import display_names, finding_sentences, name_list
 from engine.tables import format_console
-from reporting.summary import chance_sentence, headline_finding, strongest_at_low_fpr
 
 if TYPE_CHECKING:
     from pipeline.run import PresetRun
@@ -79,12 +78,8 @@ class StageLines:
 def summary_lines(outputs: PresetRun, total_seconds: float | None = None) -> list[str]:
     """At most ~10 lines: the headline finding, the strongest attack at 1% FPR, chance-level attacks,
     the models, total time and where the report is."""
-    attacks, intervals = outputs.attack_table, outputs.result.intervals
     lines = [f"== {outputs.stem.rstrip('_')}: done" + (f" in {total_seconds:.1f} s ==" if total_seconds else " ==")]
-    for text in (headline_finding(attacks, intervals), strongest_at_low_fpr(attacks, intervals),
-                 chance_sentence(attacks, intervals)):
-        if text:
-            lines.append(text)
+    lines += finding_sentences(outputs.result)
     lines.append(_models_line(outputs))
     doubtful = [check.role for check in outputs.membership if not check.clearly_better]
     if doubtful:

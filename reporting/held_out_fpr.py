@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Collection
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,16 @@ from utils.naming import held_out_column, held_out_top_column
 from reporting.figures import new_figure, save_figure
 
 FOOLED_FACTOR = 5.0   # "fooled": FPR on a set at least 5x the held-out level
+PREDICTED = "predicted"   # ``Label source`` of sets scored with the target's predicted class
+PREDICTED_MARK = " (pred. label)"   # after such a set's name in the figure
+
+
+def with_label_note(table: pd.DataFrame, set_name: str) -> str:
+    """``set_name``, followed by "(label: the target's predicted class)" where the table's ``Label
+    source`` says the label-using attacks scored it with the target's predicted class."""
+    if "Label source" in table.columns and set_name in table.index and table.loc[set_name, "Label source"] == PREDICTED:
+        return f"{set_name} (label: the target's predicted class)"
+    return set_name
 
 
 def attack_names(table: pd.DataFrame) -> list[str]:
@@ -45,6 +56,7 @@ def held_out_figure(table: pd.DataFrame, exclude=("Members", "Held-out")):
 
     sets = [s for s in table.index if s not in exclude]
     names = attack_names(table)
+    ticks = [s + (PREDICTED_MARK if with_label_note(table, s) != s else "") for s in sets]
     figure = new_figure(max(7.0, 1.2 * len(sets) + 3), 5.6)
     axes = figure.add_subplot()
     width = 0.8 / max(len(names), 1)
@@ -71,9 +83,10 @@ def held_out_figure(table: pd.DataFrame, exclude=("Members", "Held-out")):
                 Line2D([], [], linestyle="none", marker="v", color="grey", markeredgecolor="black",
                        label="FPR exactly 0")]
     del line
-    axes.set_xticks(x + 0.4 - width / 2, sets, rotation=30, ha="right")
+    axes.set_xticks(x + 0.4 - width / 2, ticks, rotation=30, ha="right")
     axes.set_ylabel("FPR at the held-out threshold")
-    axes.set_xlabel("non-member set")
+    axes.set_xlabel("non-member set" + (f"; {PREDICTED_MARK.strip()}: scored with the target's predicted class as "
+                                        "label" if ticks != sets else ""))
     axes.set_ylim(0, 1.05)
     figure.suptitle("Are the attacks fooled? FPR on each set at the threshold\nthat flags 1% of held-out "
                     "in-distribution images", fontsize="medium")
@@ -82,34 +95,47 @@ def held_out_figure(table: pd.DataFrame, exclude=("Members", "Held-out")):
     return figure
 
 
-def fooled_summary(table: pd.DataFrame) -> str:
-    """One sentence: which attacks are fooled (FPR >= 5% at the 1% held-out threshold) and by which sets."""
-    fooled = {name: fooled_sets(table, name, 0.01, FOOLED_FACTOR) for name in attack_names(table)}
+def fooled_summary(table: pd.DataFrame, flagged: Collection[str] = ()) -> str:
+    """One sentence: which attacks are fooled (FPR >= 5% at the 1% held-out threshold) and by which
+    sets (each set scored with the target's predicted class says so); attacks in ``flagged`` (null
+    test failed) are left out and named as such."""
+    fooled = {name: fooled_sets(table, name, 0.01, FOOLED_FACTOR) for name in attack_names(table)
+              if name not in flagged}
     judged = [name for name in fooled if not cannot_judge(table, name)]
     hit = {name: sets for name, sets in fooled.items() if sets}
+    left_out = sorted(set(attack_names(table)) & set(flagged))
+    tail = f" {', '.join(left_out)} left out: null test failed." if left_out else ""
     if not hit:
         return (f"At thresholds that flag 1% of held-out in-distribution images, no attack flags "
                 f"{FOOLED_FACTOR * 0.01:.0%} or more of any OOD/fake set ({len(judged)} of {len(fooled)} attacks "
-                f"could be judged).")
-    listed = "; ".join(f"{name} by {', '.join(sets)}" for name, sets in hit.items())
+                f"could be judged).{tail}")
+    listed = "; ".join(f"{name} by {', '.join(with_label_note(table, s) for s in sets)}" for name, sets in hit.items())
     return (f"At thresholds that flag 1% of held-out in-distribution images, {len(hit)} of {len(judged)} judged "
-            f"attacks are fooled (flag at least {FOOLED_FACTOR * 0.01:.0%} of a set): {listed}.")
+            f"attacks are fooled (flag at least {FOOLED_FACTOR * 0.01:.0%} of a set): {listed}.{tail}")
 
 
-def verdicts(table: pd.DataFrame) -> list[str]:
-    """One sentence per attack: fooled (sets with FPR >= 5% at the 1% held-out threshold) or not."""
+def verdicts(table: pd.DataFrame, flagged: Collection[str] = ()) -> list[str]:
+    """One sentence per attack: fooled (sets with FPR >= 5% at the 1% held-out threshold) or not;
+    an attack in ``flagged`` (null test failed) is not judged."""
     sentences = []
     for name in attack_names(table):
+        if name in flagged:
+            sentences.append(f"**{name}** is not judged: its null test failed (see Null test of the reference "
+                             "attacks), so its rates here measure that problem as much as the sets.")
+            continue
         fooled = fooled_sets(table, name, 0.01, FOOLED_FACTOR)
         if cannot_judge(table, name):
             tied = table[held_out_top_column(name)].drop([s for s in ("Members", "Held-out") if s in table.index])
             listed = ", ".join(f"{s} {v:.0%}" for s, v in tied.items())
             sentences.append(f"**{name}** cannot be judged at 1%: {table.loc['Held-out', held_out_top_column(name)]:.0%} of "
-                             f"held-out images share its top score; at that score sit {listed}.")
+                             f"held-out images share its top score; at that score sit {listed}. Its FPRs of 0 "
+                          "in the table mean that the only cut flagging at most 1% of held-out images flags "
+                          "nobody (members included), not that it resists these sets.")
             continue
         others = table[held_out_column(name, 0.01)].drop([s for s in ("Members", "Held-out", "Original") if s in table.index])
         if fooled:
-            listed = ", ".join(f"{s} {v:.1%}" for s, v in sorted(fooled.items(), key=lambda kv: -kv[1]))
+            listed = ", ".join(f"{with_label_note(table, s)} {v:.1%}"
+                               for s, v in sorted(fooled.items(), key=lambda kv: -kv[1]))
             sentences.append(f"**{name}** is fooled: at the threshold that flags 1% of held-out "
                              f"in-distribution non-members it flags {listed}.")
         elif len(others):
@@ -120,7 +146,8 @@ def verdicts(table: pd.DataFrame) -> list[str]:
 
 
 def report_section(table: pd.DataFrame, label_effect: pd.DataFrame | None, label_effect_set: str | None,
-                   reference_note: str | None = None, intervals: pd.DataFrame | None = None) -> str:
+                   reference_note: str | None = None, intervals: pd.DataFrame | None = None,
+                   flagged: Collection[str] = ()) -> str:
     """Markdown: one verdict per attack, the FPR table at the 1% held-out threshold (0.1% in the CSV),
     the label source of each set, and the effect of the predicted-class labels on one set."""
     from reporting.report import markdown_table
@@ -142,7 +169,7 @@ def report_section(table: pd.DataFrame, label_effect: pd.DataFrame | None, label
     parts = ["For every attack, the threshold at which it calls 1% of held-out in-distribution non-members "
              "(target test rows that are not Original non-members) members; the table gives the fraction "
              "of each set it then calls members. Not fooled means every OOD/fake set stays near 1%.",
-             "\n".join(f"- {sentence}" for sentence in verdicts(table))]
+             "\n".join(f"- {sentence}" for sentence in verdicts(table, flagged))]
     if any(cannot_judge(table, name) for name in names):
         parts.append(CANNOT_JUDGE)
     parts.append(("Brackets: seeded bootstrap 95% intervals (set and held-out rows resampled).\n\n"

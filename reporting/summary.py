@@ -7,6 +7,7 @@ FPR table, and says what they show.
 from __future__ import annotations
 
 import math
+from typing import Collection
 
 import pandas as pd
 
@@ -66,17 +67,25 @@ def headline_finding(attacks: pd.DataFrame, intervals: pd.DataFrame | None,
 
 
 def strongest_at_low_fpr(attacks: pd.DataFrame, intervals: pd.DataFrame | None, set_name: str = ORIGINAL,
-                         metric: str = "TPR@1%FPR") -> str | None:
-    """The attack with the highest TPR at 1% FPR on ``set_name``, with its AUROC."""
+                         metric: str = "TPR@1%FPR", flagged: Collection[str] = ()) -> str | None:
+    """The attack with the highest TPR at 1% FPR on ``set_name``, with its AUROC, chosen only among
+    attacks that stand out: AUROC interval above 0.5 (the estimate itself where no interval is known)
+    and not in ``flagged`` (attacks whose null test failed); else a sentence saying none stands out."""
     found = {a: cell(attacks, intervals, set_name, a, metric) for a in attack_names_of(attacks.columns)}
     found = {a: v for a, v in found.items() if v is not None}
     if not found:
         return None
-    best = max(found, key=lambda a: found[a].estimate)
-    auroc = cell(attacks, intervals, set_name, best, "AUROC")
-    tail = f" (AUROC {auroc.text()})" if auroc else ""
-    return (f"Strongest attack at 1% FPR on {set_name}: {best}, TPR {found[best].text(percent=True)}{tail}; "
-            f"1% would be chance.")
+    aurocs = {a: cell(attacks, intervals, set_name, a, "AUROC") for a in found}
+    standing = {a: v for a, v in found.items() if a not in flagged and aurocs[a] is not None and aurocs[a].low > CHANCE}
+    excluded = (f" ({', '.join(sorted(set(found) & set(flagged)))} left out: null test failed)"
+                if set(found) & set(flagged) else "")
+    if not standing:
+        return (f"No attack stands out on {set_name}: none has an AUROC interval above 0.5 and a passed null "
+                f"test{excluded}.")
+    best = max(standing, key=lambda a: standing[a].estimate)
+    return (f"Strongest attack at 1% FPR on {set_name}: {best}, TPR {standing[best].text(percent=True)} "
+            f"(AUROC {aurocs[best].text()}); 1% would be chance. Chosen among the attacks whose AUROC interval "
+            f"lies above 0.5{excluded}.")
 
 
 def chance_level(attacks: pd.DataFrame, intervals: pd.DataFrame | None, set_name: str = ORIGINAL) -> list[str]:

@@ -65,6 +65,23 @@ def test_all_zero_probabilities_are_refused(position, name):
     one_line_error(lambda: rmia_scores(*inputs), rf"^{name}: row 2( \(model 0\))? is all zero")
 
 
+@pytest.mark.parametrize("position,name", PROBABILITY_ARGUMENTS)
+def test_probabilities_above_one_or_not_summing_to_one_are_refused(position, name):
+    inputs = rmia_inputs()
+    tripled = list(inputs)
+    tripled[position] = inputs[position] * 3
+    one_line_error(lambda: rmia_scores(*tripled), rf"^{name}: row 0( \(model 0\))? has values above 1")
+    halved = list(inputs)
+    halved[position] = inputs[position] * 0.5
+    one_line_error(lambda: rmia_scores(*halved), rf"^{name}: row 0( \(model 0\))? sums to 0.5, expected 1")
+
+
+def test_population_labels_of_the_wrong_length_name_population_labels():
+    inputs = rmia_inputs()
+    inputs[5] = inputs[5][:-1]
+    one_line_error(lambda: rmia_scores(*inputs), r"^population_labels: expected integer class indices of shape")
+
+
 @pytest.mark.parametrize("gamma", [np.inf, np.nan, 0.0, -1.0])
 def test_gamma_must_be_finite_and_positive(gamma):
     one_line_error(lambda: rmia_scores(*rmia_inputs(), gamma=gamma),

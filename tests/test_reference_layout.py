@@ -53,7 +53,9 @@ def synthetic_signals(n=1200, k=8, z=200, shift=1.5, seed=0):
 
 def test_reference_models_as_targets_give_mean_and_sd_over_the_models():
     signals, membership, target_member, n = synthetic_signals()
-    attacks = [build_attack(name) for name in ("lira", "lira_offline", "rmia", "rmia_online")]
+    members, non_members = np.flatnonzero(target_member[:n]), np.flatnonzero(~target_member[:n])
+    attacks = [build_attack(name).fit(signals, members, non_members)     # RMIA's temperature is chosen in fit
+               for name in ("lira", "lira_offline", "rmia", "rmia_online")]
     table = reference_as_target_table(attacks, signals, np.arange(n), membership)
     assert list(table.index) == ["LiRA", "LiRA Offline", "RMIA", "RMIA Online"]
     assert (table["Targets"] == 8).all() and (table["Skipped"] == "").all()
@@ -75,8 +77,10 @@ def test_null_test_table_and_flag():
     real = {"A": {"Members": rng.normal(1, 1, 200), "Original": rng.normal(0, 1, 200)}}
     null = {"A": {"Members": rng.normal(0, 1, 200), "Original": rng.normal(0, 1, 200)}}
     table = null_test_table(real, null, ["Original"])
-    assert list(table.columns) == ["A AUROC", "A TPR@1%FPR", "A Null AUROC", "A Null TPR@1%FPR"]
+    assert list(table.columns) == ["A AUROC", "A TPR@1%FPR", "A Null AUROC", "A Null TPR@1%FPR", "A Null AUROC low",
+                                   "A Null AUROC high", "A Null p"]
     assert table.loc["Original", "A AUROC"] > 0.7 and abs(table.loc["Original", "A Null AUROC"] - 0.5) < 0.06
+    assert table.loc["Original", "A Null AUROC low"] < 0.5 < table.loc["Original", "A Null AUROC high"]
     assert null_test_problems(table) == []
     leaky = {"A": {"Members": rng.normal(0.6, 1, 200), "Original": rng.normal(0, 1, 200)}}
     flagged = null_test_table(real, leaky, ["Original"])

@@ -74,7 +74,8 @@ def _population_note(result: AuditResult) -> str:
             "are scored). The reference population holds every in-distribution row (members, Original "
             "and held-out non-members), each IN for the same number of reference models; the OOD/fake "
             "sets are in no reference model's training set and are scored from the same number of OUT "
-            "models (online attacks estimate their IN statistics; see docs/attack_api.md).")
+            "models (online attacks borrow the IN statistics of the inside row their OUT models see most "
+            "alike; see docs/attack_api.md).")
     if population:
         note += (f" {name_list(population, ' and ')}'s score is a fraction of its population samples z, so it "
                  "moves in steps of 1/|z| and ties at 1 for samples above every z.")
