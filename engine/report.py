@@ -58,9 +58,20 @@ def finding_sentences(result) -> list[str]:
     attacks, intervals = result.attack_table, result.intervals
     noun = result.notes.get("noun", result.bundle.data_kind)
     flagged = flagged_attacks(result.reference)
-    found = (headline_finding(attacks, intervals, noun=noun),
+    found = (headline_finding(attacks, intervals, noun=noun, decided=_decided(result)),
              strongest_at_low_fpr(attacks, intervals, flagged=flagged), chance_sentence(attacks, intervals))
     return [text for text in found if text]
+
+
+def _decided(result) -> str:
+    """Where the headline attack's threshold came from, in words."""
+    from reporting.summary import HEADLINE_ATTACK
+
+    table = result.thresholds
+    rows = table[table["attack"] == HEADLINE_ATTACK] if table is not None else table
+    if rows is None or not len(rows) or rows.iloc[0]["threshold source"] == "shadow model":
+        return "fitted on the shadow model"
+    return "threshold " + rows.iloc[0]["note"]
 
 
 def summary_sentences(result, opening: str | None = None, closing: Sequence[str] = ()) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Collection
 import numpy as np
 import pandas as pd
 
+from attacks import ATTACKS
 from attacks.held_out_fpr import HELD_OUT_LEVELS, fooled_sets
 from utils.naming import held_out_column, held_out_top_column
 from reporting.figures import new_figure, save_figure
@@ -174,9 +175,10 @@ def report_section(table: pd.DataFrame, label_effect: pd.DataFrame | None, label
         parts.append(CANNOT_JUDGE)
     parts.append(("Brackets: seeded bootstrap 95% intervals (set and held-out rows resampled).\n\n"
                   if intervals is not None and len(intervals) else "") + markdown_table(wide))
-    parts.append("Sets without a label in the target's label space (`label source` = predicted) are "
-                 "scored with the target's predicted class by the label-using attacks (LOSS, modified "
-                 "entropy, Shokri, LiRA, RMIA).")
+    users = [spec.display for spec in ATTACKS.values() if spec.uses_labels and spec.display in names]
+    if users:
+        parts.append("Sets without a label in the target's label space (`label source` = predicted) are "
+                     f"scored with the target's predicted class by the label-using attacks ({', '.join(users)}).")
     if label_effect is not None and len(label_effect):
         parts.append(f"Effect of that choice on **{label_effect_set}**: the same attacks scoring it with a "
                      f"seeded random class instead of the predicted one.\n\n{markdown_table(label_effect)}")

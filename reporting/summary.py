@@ -44,14 +44,15 @@ def cell(attacks: pd.DataFrame, intervals: pd.DataFrame | None, set_name: str, a
 
 
 def headline_finding(attacks: pd.DataFrame, intervals: pd.DataFrame | None,
-                     attack: str = HEADLINE_ATTACK, noun: str = "images") -> str | None:
+                     attack: str = HEADLINE_ATTACK, noun: str = "images",
+                     decided: str = "fitted on the shadow model") -> str | None:
     """How often ``attack`` calls each non-member set "member", against the Original test ``noun``
-    (``"samples"`` where the data are not images)."""
+    (``"samples"`` where the data are not images); ``decided``: where its threshold came from."""
     sets = [s for s in attacks.index if s != ORIGINAL and cell(attacks, intervals, s, attack, "FPR")]
     original = cell(attacks, intervals, ORIGINAL, attack, "FPR")
     if original is None:
         return None
-    text = (f"The {attack} attack (fitted on the shadow model) calls {original.text(percent=True)} of unseen "
+    text = (f"The {attack} attack ({decided}) calls {original.text(percent=True)} of unseen "
             f"{ORIGINAL} test {noun} members (its FPR, with a bootstrap 95% interval).")
     higher = {s: cell(attacks, intervals, s, attack, "FPR") for s in sets}
     more = {s: v for s, v in higher.items() if v.low > original.high}
