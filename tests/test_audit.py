@@ -82,7 +82,9 @@ def test_lira_null_and_separable_through_the_scores_route():
                                "reference_logits": refs, "reference_in": reference_in},
                               attacks=("lira", "lira_offline", "threshold"))
         assert check(result.attack_table.loc["Original", "LiRA Attack AUROC"]), gap
-        assert "Threshold" in result.skipped_attacks and "Skipped" in result.attack_table
+        # without a shadow model or known non-members the Threshold attack still gives its AUROC, not its FPR
+        assert not result.skipped_attacks and np.isnan(result.attack_table.loc["Original", "Threshold Attack FPR"])
+        assert list(result.thresholds["threshold source"]) == ["none"]
 
 
 def test_sample_scores_agree_with_the_table():

@@ -53,5 +53,12 @@ def test_examples_run(tmp_path):
     assert (tmp_path / "sklearn_audit" / "mlp_digits_held_out_fpr_results.csv").is_file()
     lira = pd.read_csv(tmp_path / "torch_audit" / "digits_cnn_lira_attack_results.csv", index_col=0)
     assert lira.loc["Original", "LiRA Attack AUROC"] > 0.5
+    for known in (tmp_path / "known_audit" / "mlp_digits_known_attack_results.csv",
+                  tmp_path / "known_audit" / "digits_cnn_known_attack_results.csv"):   # members and non-members only
+        table = pd.read_csv(known, index_col=0)
+        assert table["Threshold Attack AUROC"].notna().all() and "LOSS Attack AUROC" in table
+    thresholds = pd.read_csv(tmp_path / "known_audit" / "mlp_digits_known_attack_thresholds.csv", index_col=0)
+    assert set(thresholds["threshold source"]) == {"population"}
+    assert "Noise" in pd.read_csv(tmp_path / "known_audit" / "digits_cnn_known_attack_results.csv", index_col=0).index
     folder = pd.read_csv(tmp_path / "folder_audit" / "digits_cnn_attack_results.csv", index_col=0)
     assert "Random pixels" in folder.index
