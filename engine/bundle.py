@@ -66,6 +66,7 @@ class ScoreBundle:
     row_order : attack-table rows in order, skipped sets included (default: ``sets``)
     skipped_sets : row name -> why a requested set could not be evaluated
     data_kind : what a sample is, in sentences (``"images"``, ``"samples"``)
+    dp_epsilon, dp_delta : a DP guarantee to check the attacks' epsilon lower bounds against
     """
 
     members: Scores
@@ -81,6 +82,8 @@ class ScoreBundle:
     row_order: tuple[str, ...] | None = None
     skipped_sets: Mapping[str, str] = field(default_factory=dict)
     data_kind: str = "images"
+    dp_epsilon: float | None = None     # the DP accountant's epsilon of the target (DP-SGD), or a claimed one
+    dp_delta: float = 1e-5              # delta of dp_epsilon and of the epsilon lower bounds
 
     @property
     def has_shadow(self) -> bool:

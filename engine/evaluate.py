@@ -69,6 +69,7 @@ class AuditResult:
     slices: pd.DataFrame | None = None
     epsilon_bounds: pd.DataFrame | None = None
     thresholds: pd.DataFrame | None = None     # score attack -> where its decision threshold came from
+    dp_violations: list[str] = field(default_factory=list)   # bounds above the DP epsilon: a bug somewhere
 
     @property
     def held_out_table(self) -> pd.DataFrame | None:
@@ -131,9 +132,11 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
         intervals = intervals[~(intervals["attack"].isin(undecided) & (intervals["metric"] == "FPR"))]
         slices = _slices(bundle, evaluation, seed)
     with timed_into(timings, "epsilon_bounds"):
-        from attacks.epsilon_bounds import epsilon_bound_table
+        from attacks.epsilon_bounds import bound_violations, epsilon_bound_table
 
-        epsilon = epsilon_bound_table(evaluation.outputs, held_out.scores if held_out else None, seed=seed)
+        epsilon = epsilon_bound_table(evaluation.outputs, held_out.scores if held_out else None, seed=seed,
+                                      delta=bundle.dp_delta)
+        violations = bound_violations(epsilon, bundle.dp_epsilon) if bundle.dp_epsilon is not None else []
     labels = {MEMBERS: bundle.members.labels, **{name: s.labels for name, s in bundle.sets.items()}}
     samples = sample_scores_table(evaluation.outputs, labels, bundle.source_index)
     samples = samples.drop(columns=[f"{name} decision" for name in undecided])
@@ -144,7 +147,8 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
                        fitted, held_out, reference, skipped, failed,
                        dict(config or {"seed": seed, "attacks": list(attacks)}),
                        notes={k: v for k, v in notes.items() if v}, timings=timings, slices=slices,
-                       epsilon_bounds=epsilon, thresholds=threshold_table(thresholds) if thresholds else None)
+                       epsilon_bounds=epsilon, thresholds=threshold_table(thresholds) if thresholds else None,
+                       dp_violations=violations)
 
 
 def _fit_score_attacks(bundle: ScoreBundle, names: Sequence[str], params: Mapping[str, Any], seed: int,

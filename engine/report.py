@@ -85,6 +85,10 @@ def summary_sentences(result, opening: str | None = None, closing: Sequence[str]
         sentences.append(fooled_summary(result.held_out.table, flagged_attacks(result.reference)))
     if (null_failed := null_test_sentence(result.reference)) is not None:
         sentences.append(null_failed)
+    from reporting.epsilon import epsilon_sentence
+
+    if (privacy := epsilon_sentence(result.epsilon_bounds, result.bundle.dp_epsilon, result.dp_violations)):
+        sentences.append(privacy)
     return sentences + list(closing)
 
 

@@ -69,6 +69,13 @@ def write_figures_and_report(result, folder: Path, stem: str, files: dict[str, P
         if csv is not None:
             body += f"\n\nFull table (1% and 0.1%): [{Path(csv).name}]({Path(csv).name})"
         sections.append(("Are the attacks fooled by OOD and fake data?", body))
+    if result.epsilon_bounds is not None and len(result.epsilon_bounds):
+        from reporting.epsilon import epsilon_section, plot_epsilon_bounds
+
+        written["epsilon_bounds"] = plot_epsilon_bounds(result.epsilon_bounds, folder / f"{stem}epsilon_bounds.png",
+                                                        bundle.dp_epsilon)
+        sections.append(("Empirical privacy: epsilon lower bounds", epsilon_section(
+            result.epsilon_bounds, files["epsilon_bounds"].name, bundle.dp_epsilon, result.dp_violations)))
     if "slices" in files:
         from reporting.slices import SECTION_TITLE, slices_section
 

@@ -87,6 +87,7 @@ def summary_lines(outputs: PresetRun, total_seconds: float | None = None) -> lis
                      "(see the warning above).")
     if outputs.skipped:
         lines.append(f"Skipped sets: {', '.join(outputs.skipped)} (reasons in the report).")
+    lines += [f"DP check failed: {violation}" for violation in outputs.result.dp_violations]
     for attack, reason in outputs.result.failed_attacks.items():
         lines.append(f"Skipped attack {attack}: {reason}")
     if "report" in outputs.files:

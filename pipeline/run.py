@@ -191,6 +191,9 @@ def _score_and_attack(config: ExperimentConfig, out_dir: Path, manifest: Manifes
     manifest.record(StageRecord(timings=result.timings))
     if result.reference is not None:
         manifest.notes["reference_temperatures"] = result.reference.temperatures
+    if bundle.dp_epsilon is not None:
+        manifest.notes["dp"] = {"accountant_epsilon": bundle.dp_epsilon, "delta": bundle.dp_delta,
+                                "bound_violations": result.dp_violations}
 
     files = write_tables(result, out_dir, stem)
     files["splits"] = out_dir / splits_name(stem)
@@ -227,7 +230,18 @@ def preset_bundle(config: ExperimentConfig, prepared: PreparedRun, scores: RunSc
                                      for role in ("target", "shadow")},
         uncalibrated=uncalibrated,
         source_index={MEMBERS: prepared.positions["target_members"], "Original": prepared.positions["target_non_members"]},
-        row_order=tuple(order), skipped_sets=skipped_rows)
+        row_order=tuple(order), skipped_sets=skipped_rows, dp_epsilon=_accountant_epsilon(config),
+        dp_delta=config.dp_delta)
+
+
+def _accountant_epsilon(config: ExperimentConfig) -> float | None:
+    """The DP accountant's epsilon of the target (``--dp_epsilon`` runs), else None."""
+    if config.dp_epsilon is None:
+        return None
+    from models.dp_training import dp_accounting
+    from pipeline.stages.models import train_config
+
+    return dp_accounting(config.train_set_size, train_config(config, "target")).epsilon
 
 
 def _attacker_data(config: ExperimentConfig, data: ExperimentData, models: dict[str, TrainedModel],

@@ -13,6 +13,7 @@ from models import build_model
 from models.checkpoints import (WEIGHTS_KEY, CheckpointError, CheckpointMismatchError, checkpoint_path,
                                 config_differences, config_path, fingerprint, load_or_train, read_metadata,
                                 recorded_config)
+from models.dp_training import dp_accounting
 from models.training import DEFAULT_LR, TrainConfig, precision_name, train_model, train_model_on_dataset
 from configuration.config import ExperimentConfig
 from pipeline.stages.data import ExperimentData, SplitTensors
@@ -41,14 +42,17 @@ def train_config(config: ExperimentConfig, role: str) -> TrainConfig:
                        weight_decay=config.weight_decay,
                        label_smoothing=config.label_smoothing_factor if config.label_smoothing else 0.0,
                        seed=derive_seed(config.seed, role, "order"), amp=config.amp,
-                       channels_last=config.amp)  # --amp: the fast path; default: fp32 as the paper
+                       channels_last=config.amp,  # --amp: the fast path; default: fp32 as the paper
+                       dp_epsilon=config.dp_epsilon, dp_delta=config.dp_delta,
+                       dp_max_grad_norm=config.dp_max_grad_norm)
 
 
 # Checkpoint-config keys -> the flag that sets them (for "made with other settings" errors).
 IDENTITY_FLAGS = {"arch": "--model_arch", "seed": "--seed", "train.epochs": "--epochs",
                   "train.batch_size": "--batch_size", "train.lr": "--lr", "train.weight_decay": "--weight_decay",
                   "train.label_smoothing": "--label_smoothing_factor", "train.seed": "--seed",
-                  "train.amp": "--amp", "precision": "--amp", "pretrained": "--pretrained", "augmented": "the training augmentation",
+                  "train.amp": "--amp", "precision": "--amp", "train.dp_epsilon": "--dp_epsilon",
+                  "train.dp_delta": "--dp_delta", "train.dp_max_grad_norm": "--dp_max_grad_norm", "pretrained": "--pretrained", "augmented": "the training augmentation",
                   "train_split_sha256": "the training split (--seed, --train_set_size, --test_set_size "
                                         "or the data files)"}
 
@@ -63,6 +67,8 @@ def checkpoint_identity(config: ExperimentConfig, role: str, train_split_sha256:
                 "precision": precision_name(config.amp, device or resolve_device(config.device))}
     if train_split_sha256 is not None:
         identity["train_split_sha256"] = train_split_sha256
+    if config.dp_epsilon is not None:
+        identity["dp"] = dp_accounting(config.train_set_size, train_config(config, role)).to_dict()
     return identity
 
 
