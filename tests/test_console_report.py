@@ -25,8 +25,8 @@ def test_stage_lines_summary_and_report_order(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     starts = [line for line in out if re.fullmatch(r"\[\d+/\d+\] .+ \.\.\.", line)]
     ends = [line for line in out if re.fullmatch(r"\[\d+/\d+\] .+ \.\.\. \d+\.\d s", line)]
-    assert len(starts) == len(ends) == 9                      # one line as each stage starts and ends
-    assert starts[0].startswith("[1/9] load data") and ends[-1].startswith("[9/9] figures and report")
+    assert len(starts) == len(ends) == 10                     # one line as each stage starts and ends
+    assert starts[0].startswith("[1/10] load data") and ends[-1].startswith("[10/10] figures and report")
     summary = out[out.index(next(line for line in out if line.startswith("== small_cnn_digits: done in"))):]
     assert len(summary) <= 10
     assert any(line.startswith("The Threshold attack") and "Original" in line and "%" in line for line in summary)

@@ -107,27 +107,29 @@ def inject_interrupt(monkeypatch, stage: str) -> None:
         raise KeyboardInterrupt
 
     import calibration.reliability
+    import engine.evaluate
+    import engine.write
     import pipeline.stages.calibration
-    import pipeline.stages.report
+    import reporting
     targets = {"load_experiment_data": (run_module, "load_experiment_data"),
                "load_or_train_models": (run_module, "load_or_train_models"),
                "build_predictors": (pipeline.stages.calibration, "build_predictors"),
                "build_non_member_sets": (run_module, "build_non_member_sets"),
                "score": (ScoreCache, "get_or_compute"),
-               "fit_attacks": (run_module, "fit_attacks"),
-               "evaluate_sets": (run_module, "evaluate_sets"),
+               "fit_attacks": (engine.evaluate, "fit_attacks"),
+               "evaluate_sets": (engine.evaluate, "evaluate_sets"),
                "figures": (calibration.reliability, "plot_reliability_diagram"),  # after ROC PNGs exist
-               "report": (pipeline.stages.report, "write_report"),
+               "report": (reporting, "write_report"),
                "manifest": (run_module.Manifest, "write")}
     if stage == "write_table":  # the second table: the first CSV is already written
-        real, calls = run_module.write_table, []
+        real, calls = engine.write.write_table, []
 
         def second_fails(*args, **kwargs):
             calls.append(1)
             if len(calls) == 2:
                 raise KeyboardInterrupt
             return real(*args, **kwargs)
-        monkeypatch.setattr(run_module, "write_table", second_fails)
+        monkeypatch.setattr(engine.write, "write_table", second_fails)
         return
     owner, name = targets[stage]
     monkeypatch.setattr(owner, name, interrupt)
