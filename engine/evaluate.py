@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from attacks import ATTACKS, AttackResult, MembershipAttack
-from attacks.evaluation import AttackOutputs
+from attacks.evaluation import AttackOutputs, result_from_outputs
 from engine.bundle import MEMBERS, ORIGINAL, ScoreBundle
 from engine.fitting import Evaluation, evaluate_sets, fit_attacks, reference_attack_names, score_attack_names
 from engine.held_out import HeldOutResults, held_out_results
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 NEEDS_SHADOW = ("trains its attack model on a shadow model's score vectors: needs shadow_member_* and "
                 "shadow_non_member_* arrays (model route: --shadow_checkpoint, --shadow_member_data, "
                 "--shadow_non_member_data)")
+ATTACKS_BY_DISPLAY = {spec.display: spec for spec in ATTACKS.values()}
 NEEDS_REFERENCE = ("needs K >= 4 reference models: reference_logits and reference_in (model route: "
                    "--reference_models K --train_fn)")
 NEEDS_POPULATION = ("needs RMIA's population samples z: population_logits, population_labels and "
@@ -111,8 +112,9 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
         trained = [a for a in score_names if ATTACKS[a].trains_attack_model]
         skipped.update({ATTACKS[a].display: NEEDS_SHADOW for a in trained})
         score_names = tuple(a for a in score_names if a not in trained)
+    failed: dict[str, str] = {}
     with timed_into(timings, "attacks_fit"):
-        fitted, thresholds, undecided = _fit_score_attacks(bundle, score_names, values, seed, population_fpr)
+        fitted, thresholds, undecided = _fit_score_attacks(bundle, score_names, values, seed, population_fpr, failed)
     with timed_into(timings, "attacks_evaluate"):
         evaluation = evaluate_sets(fitted, bundle.members, dict(bundle.sets))
         if undecided:
@@ -121,8 +123,11 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
     reference_names = _runnable_reference_attacks(bundle, reference_attack_names(tuple(attacks)), skipped)
     if reference_names:
         reference = apply_reference_attacks(bundle, reference_names, values, seed, timings)
-        skipped.update(reference.failed)
+        failed.update(reference.failed)
         evaluation = _with_reference_outputs(evaluation, reference)
+    skipped.update(failed)
+    for attack, reason in failed.items():
+        log.warning("%s skipped: %s", attack, reason)
     held_out = held_out_results(bundle, evaluation, fitted, reference, seed)
     table = attack_table(evaluation.results, skipped=dict(bundle.skipped_sets),
                          order=list(bundle.row_order) if bundle.row_order is not None else None)
@@ -141,7 +146,6 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
     samples = sample_scores_table(evaluation.outputs, labels, bundle.source_index)
     samples = samples.drop(columns=[f"{name} decision" for name in undecided])
     performance = performance_table(performance_rows(bundle.splits, bundle.uncalibrated))
-    failed = dict(reference.failed) if reference is not None else {}
     notes = {"attack_notes": {a.name: list(a.notes) for a in fitted if getattr(a, "notes", None)}}
     return AuditResult(table, performance, samples, intervals, evaluation.results, evaluation.outputs, bundle,
                        fitted, held_out, reference, skipped, failed,
@@ -152,7 +156,7 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
 
 
 def _fit_score_attacks(bundle: ScoreBundle, names: Sequence[str], params: Mapping[str, Any], seed: int,
-                       population_fpr: float) -> tuple[list, list[ThresholdSource], set[str]]:
+                       population_fpr: float, failed: dict[str, str]) -> tuple[list, list[ThresholdSource], set[str]]:
     """The score attacks, ready to score and decide; where each threshold comes from; the attacks
     left without one (:mod:`engine.thresholds`).
 
@@ -166,9 +170,10 @@ def _fit_score_attacks(bundle: ScoreBundle, names: Sequence[str], params: Mappin
     attack_seed = derive_seed(seed, "attacks")
     if bundle.has_shadow:
         fitted = fit_attacks(tuple(names), bundle.shadow_members, bundle.shadow_non_members, params=params,
-                             seed=attack_seed)
+                             seed=attack_seed, failed=failed)
         return fitted, shadow_thresholds(fitted), set()
-    own = fit_attacks(tuple(names), bundle.members, bundle.sets[ORIGINAL], params=params, seed=attack_seed)
+    own = fit_attacks(tuple(names), bundle.members, bundle.sets[ORIGINAL], params=params, seed=attack_seed,
+                      failed=failed)
     for population, what in ((bundle.population, "the population samples"), (bundle.held_out, "the held-out rows")):
         if population is not None and len(population):
             fitted, sources = population_thresholds(own, population, population_fpr, what)
@@ -212,8 +217,6 @@ def _with_reference_outputs(evaluation: Evaluation, reference: ReferenceResult) 
     reference signals get none; the held-out rows are not table rows)."""
     results = {name: list(rows) for name, rows in evaluation.results.items()}
     outputs = dict(evaluation.outputs)
-    from attacks.evaluation import result_from_outputs
-
     for attack in reference.attacks:
         per_set = reference.outputs[attack.name]
         outputs[attack.name] = {name: out for name, out in per_set.items() if name == MEMBERS or name in results}
@@ -250,5 +253,3 @@ def _sets_without_reference(bundle: ScoreBundle, evaluation: Evaluation) -> dict
     return {name: f"{', '.join(ran)}: no set_{name}_reference_logits" for name in bundle.sets
             if ran and name not in bundle.reference.blocks}
 
-
-ATTACKS_BY_DISPLAY = {spec.display: spec for spec in ATTACKS.values()}

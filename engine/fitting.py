@@ -22,16 +22,23 @@ def reference_attack_names(names: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def fit_attacks(names: tuple[str, ...], members: Scores, non_members: Scores, *,
-                params: Mapping[str, Any], seed: int) -> list[MembershipAttack]:
+                params: Mapping[str, Any], seed: int, failed: dict[str, str] | None = None) -> list[MembershipAttack]:
     """Fit every named score attack on shadow members vs shadow non-members (Original).
 
     ``params`` holds the values of the options the attacks declare (``{"salem_k": 3}``); seeded
-    attacks get ``seed``.
+    attacks get ``seed``. With ``failed``, an attack whose fit raises a ValueError is left out and
+    its reason recorded there (display name -> reason); without it the error propagates.
     """
     attacks = []
     for name in score_attack_names(names):
         attack = ATTACKS[name].build(params, seed)
-        attack.fit(members.probs, non_members.probs, members.attack_labels, non_members.attack_labels)
+        try:
+            attack.fit(members.probs, non_members.probs, members.attack_labels, non_members.attack_labels)
+        except ValueError as error:
+            if failed is None:
+                raise
+            failed[attack.name] = f"cannot be fitted on these inputs ({error})"
+            continue
         attacks.append(attack)
     return attacks
 

@@ -72,7 +72,6 @@ def apply_reference_attacks(bundle: ScoreBundle, names: Sequence[str], params: M
                 null_scores = attack.score(reference.shadow) if reference.shadow is not None else None
             except ValueError as error:
                 failed[attack.name] = f"cannot score these inputs ({error})"
-                log.warning("%s skipped: %s", attack.name, failed[attack.name])
                 continue
             outputs[attack.name] = {set_name: AttackOutputs(scores[rows], decisions[rows], max_probs[set_name])
                                     for set_name, rows in blocks.items()}

@@ -45,3 +45,24 @@ def test_a_new_attack_is_named_in_the_report_and_console(declared, tmp_path):
     title = StageLines(SimpleNamespace(attacks=("lira", "throwaway_reference"), reference_models=8,
                                        figures=False)).title("reference_attacks")
     assert "LiRA / Throwaway Reference" in title
+
+
+class BrokenAttack(LossAttack):
+    name = "Broken"
+
+    def _fit(self, *args):
+        raise ValueError("cannot fit on these scores")
+
+
+def test_one_attack_failing_costs_no_other_attack(monkeypatch, tmp_path):
+    monkeypatch.setitem(ATTACKS, "broken", AttackSpec("broken", BrokenAttack, paper=False, uses_labels=True))
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for prefix in ("member", "non_member", "shadow_member", "shadow_non_member"):
+        arrays[f"{prefix}_probs"], arrays[f"{prefix}_labels"] = _probs(rng, 50), rng.integers(0, 4, 50)
+    result = audit_scores(arrays, attacks=("threshold", "broken", "loss"))
+    assert "cannot fit on these scores" in result.failed_attacks["Broken"]
+    assert "Broken" in result.skipped_attacks and "Broken" in result.attack_table["Skipped"].iloc[0]
+    assert {"Threshold Attack AUROC", "LOSS Attack AUROC"} <= set(result.attack_table.columns)
+    files = result.write(tmp_path, name="broken")
+    assert "Broken not run: cannot be fitted" in files["report"].read_text()
