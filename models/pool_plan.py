@@ -24,7 +24,6 @@ from models.reference_pool import ModelTrainer, ReferenceModelSpec, chunk_mode
 from models.training import TrainConfig
 
 BACKENDS = ("auto", "here", "processes", "ray")
-MIN_BATCHED = 4      # fewer models than this train one per step (a stacked step of 2-3 models costs more)
 
 
 @dataclass(frozen=True)
@@ -92,8 +91,8 @@ def plan_pool(count: int, machine: Machine, *, max_chunk: int, one_per_step: str
     if pool_workers < 0:
         raise ValueError(f"--pool_workers must be 0 (automatic) or positive, got {pool_workers}")
     cuda = torch.device(device).type == "cuda"
-    batched = one_per_step is None and count >= MIN_BATCHED
-    how = "batched chunks" if batched else f"one model per step ({one_per_step or f'fewer than {MIN_BATCHED} models'})"
+    batched = one_per_step is None
+    how = "batched chunks" if batched else f"one model per step ({one_per_step})"
     if ray_address or backend == "ray":
         workers = pool_workers or (None if ray_address else (machine.gpus if cuda else machine.cpus))
         where = f"the Ray cluster at {ray_address}" if ray_address else "a local Ray cluster (--pool_backend ray)"
