@@ -33,6 +33,9 @@ from models.training import TrainConfig, deterministic_algorithms
 
 BETAS, EPS = (0.9, 0.999), 1e-8   # torch.optim.Adam's defaults (make_optimizer uses them)
 MAX_CHUNK = 64                    # models per batched step at most (beyond it steps stop getting cheaper)
+CPU_STEP_FLOP_LIMIT = 5e8          # on CPU, models whose training step costs more train one per step: batching
+                                  # pays for the digits CNN (~0.07 GFLOP per step) but not for salem_cnn_relu
+                                  # on 32x32 (~1.6 GFLOP: 22 s one per step vs 47 s batched for K = 8, 1 epoch)
 MEMORY_FRACTION = 0.25            # share of the device's total memory one chunk may plan to use
 
 
@@ -45,6 +48,18 @@ def batchable(model: nn.Module, recipe: TrainConfig) -> str | None:
     if recipe.amp:
         return "--amp"
     return None
+
+
+def step_flops(model: nn.Module, sample: torch.Tensor, batch_size: int) -> int:
+    """FLOPs of one training step (forward and backward) of ``model`` on ``batch_size`` copies of
+    ``sample`` ``(C, H, W)`` (torch's flop counter: a property of the architecture, not a timing)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = sample[None].float().expand(batch_size, *sample.shape)
+    with FlopCounterMode(display=False) as counter:
+        model(batch).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
 
 
 def chunk_size(model: nn.Module, sample: torch.Tensor, batch_size: int, device: torch.device | str = "cpu",

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from models.batched_training import MAX_CHUNK, chunk_size
+from models.batched_training import CPU_STEP_FLOP_LIMIT, MAX_CHUNK, chunk_size, step_flops
 from models.reference_pool import ModelTrainer, ReferenceModelSpec, chunk_mode
 from models.training import TrainConfig
 
@@ -119,12 +119,18 @@ def machine(device: str = "cpu") -> Machine:
 def plan_for(specs: Sequence[ReferenceModelSpec], sample: torch.Tensor, device: str = "cpu", *,
              pool_chunk_size: int = 0, backend: str = "auto", pool_workers: int = 0,
              ray_address: str | None = None, trainer: ModelTrainer | None = None) -> PoolPlan:
-    """:func:`plan_pool` for ``specs`` from the pool flags: one model per step where they cannot batch
-    (or ``--pool_chunk_size 1``), else chunks of ``--pool_chunk_size`` or of what fits in memory
+    """:func:`plan_pool` for ``specs`` from the pool flags: one model per step where they cannot batch,
+    with ``--pool_chunk_size 1``, or on CPU where a training step costs more than
+    :data:`models.batched_training.CPU_STEP_FLOP_LIMIT` (unless ``--pool_chunk_size N`` asks), else chunks of ``--pool_chunk_size`` or of what fits in memory
     (:func:`models.batched_training.chunk_size`, from the device's total memory and one ``sample``
     image ``(C, H, W)``)."""
     reason = chunk_mode(specs[0], trainer) or (None if pool_chunk_size != 1 else "--pool_chunk_size 1")
     batch_size = TrainConfig.from_dict(specs[0].recipe).batch_size
+    if reason is None and not pool_chunk_size and torch.device(device).type == "cpu":
+        flops = step_flops(specs[0].build(), sample, batch_size)
+        if flops > CPU_STEP_FLOP_LIMIT:
+            reason = (f"a training step costs {flops / 1e9:.1f} GFLOP, where batching no longer pays on CPU; "
+                      f"--pool_chunk_size N batches it")
     max_chunk = pool_chunk_size or (chunk_size(specs[0].build(), sample, batch_size, device) if reason is None
                                     else MAX_CHUNK)
     return plan_pool(len(specs), machine(device), max_chunk=max_chunk, one_per_step=reason, backend=backend,

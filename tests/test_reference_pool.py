@@ -149,6 +149,18 @@ def test_the_plan_is_a_pure_function_of_the_configuration_and_the_hardware():
         plan_pool(16, two, max_chunk=64, backend="threads")
 
 
+def test_the_plan_batches_on_cpu_only_where_a_step_is_small_enough_to_pay():
+    from models.pool_plan import plan_for
+
+    small = tiny_specs(4)
+    assert plan_for(small, torch.zeros(1, 8, 8), pool_workers=1).batched
+    recipe = TrainConfig(epochs=1, batch_size=32).to_dict()
+    salem = [ReferenceModelSpec(k, "salem_cnn_relu", 10, 3, 32, recipe, k, "pop", f"rows{k}") for k in range(4)]
+    heavy = plan_for(salem, torch.zeros(3, 32, 32), pool_workers=1)
+    assert not heavy.batched and "GFLOP" in heavy.reason
+    assert plan_for(salem, torch.zeros(3, 32, 32), pool_workers=1, pool_chunk_size=4).batched   # asked for
+
+
 def test_worker_processes_give_the_models_this_process_gives():
     specs = tiny_specs(4)
     images, labels = tiny_population()
