@@ -27,7 +27,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from models.batched_training import chunk_size, train_stacked
+from models.batched_training import chunk_size, step_flops, train_stacked
 from models.pool_executor import train_pool
 from models.reference_pool import ReferenceModelSpec, balanced_membership, digest_rows
 from models.training import DEFAULT_LR, TrainConfig
@@ -92,16 +92,6 @@ def salem_case(models: int, epochs: int | None, rows: int = 800):
     return specs, images, labels, [np.flatnonzero(m) for m in membership]
 
 
-def step_flops(spec: ReferenceModelSpec, images: torch.Tensor, labels: torch.Tensor, batch: int) -> int:
-    """FLOPs of one training step (forward + backward) of one model on a batch (torch's flop counter)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = spec.build()
-    with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.cross_entropy(model(images[:batch]), labels[:batch]).backward()
-    return counter.get_total_flops()
-
-
 def batched_step_rate(specs, images, labels, rows, steps: int = 20) -> tuple[float, float]:
     """Seconds per model-step and GFLOP/s of the batched step at this process's threads (median step)."""
     recipe = TrainConfig.from_dict(specs[0].recipe)
@@ -110,7 +100,7 @@ def batched_step_rate(specs, images, labels, rows, steps: int = 20) -> tuple[flo
     train_stacked([spec.build() for spec in specs], [replace(TrainConfig.from_dict(s.recipe), epochs=1) for s in specs],
                   images, labels, short, on_step=lambda: stamps.append(time.perf_counter()))
     per_step = float(np.median(np.diff(stamps)[1:])) / len(specs)
-    return per_step, step_flops(specs[0], images, labels, recipe.batch_size) / per_step / 1e9
+    return per_step, step_flops(specs[0].build(), images[0], recipe.batch_size) / per_step / 1e9
 
 
 def measure(case: str, models: int, epochs: int | None, workers: int, scratch: str, ray: bool) -> None:
