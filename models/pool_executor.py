@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from models.pool_plan import PoolPlan, machine, plan_pool
+from models.pool_plan import PoolPlan, local_backend, machine, plan_pool
 from models.reference_pool import ModelTrainer, ReferenceModelSpec, chunk_mode, error_summary, train_chunk
 
 WORKER = str(Path(__file__).with_name("pool_worker.py"))
@@ -339,7 +339,8 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
     if use_ray is not None:
         backend = "ray" if use_ray else "here"
     reason = chunk_mode(specs[0], trainer) or (None if batch else "--pool_chunk_size 1")
-    plan = plan_pool(len(specs), machine(device), max_chunk=max_chunk, one_per_step=reason, backend=backend,
+    plan = plan_pool(len(specs), machine(device), max_chunk=max_chunk, one_per_step=reason,
+                     backend=local_backend(backend, trainer),
                      pool_workers=workers or 0, ray_address=address, device=device)
     with PoolTraining(plan, images, labels, trainer, address, verbose) as training:
         training.submit(specs, rows)

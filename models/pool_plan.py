@@ -13,6 +13,7 @@ cluster with ``--pool_backend ray``), all behind one executor (:mod:`models.pool
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -133,5 +134,18 @@ def plan_for(specs: Sequence[ReferenceModelSpec], sample: torch.Tensor, device: 
                       f"--pool_chunk_size N batches it")
     max_chunk = pool_chunk_size or (chunk_size(specs[0].build(), sample, batch_size, device) if reason is None
                                     else MAX_CHUNK)
-    return plan_pool(len(specs), machine(device), max_chunk=max_chunk, one_per_step=reason, backend=backend,
-                     pool_workers=pool_workers, ray_address=ray_address, device=device)
+    return plan_pool(len(specs), machine(device), max_chunk=max_chunk, one_per_step=reason,
+                     backend=local_backend(backend, trainer), pool_workers=pool_workers, ray_address=ray_address,
+                     device=device)
+
+
+def local_backend(backend: str, trainer: ModelTrainer | None) -> str:
+    """``backend``, except ``auto`` with a custom trainer that cannot be pickled (a closure, a lambda):
+    ``here``, the only backend it can run on (worker processes receive it pickled)."""
+    if backend != "auto" or trainer is None:
+        return backend
+    try:
+        pickle.dumps(trainer)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return "here"
+    return backend

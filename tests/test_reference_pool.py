@@ -186,7 +186,8 @@ def test_custom_trainer_plugs_into_the_pool():
 
     done = {}
     info = train_pool(specs, images, labels, [np.arange(10), np.arange(20)], lambda s, r: done.__setitem__(s.index, r),
-                      max_chunk=8, trainer=my_trainer, use_ray=False)
+                      max_chunk=8, trainer=my_trainer, workers=2)          # a closure: this process, not workers
+    assert info["mode"] == "here"
     assert seen == [(0, 10), (1, 20)] and sorted(done) == [0, 1] and info["batched"] is False
     assert all(float(v.abs().sum()) == 0 for v in done[1]["state_dict"].values())
 
