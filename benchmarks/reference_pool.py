@@ -1,20 +1,17 @@
-"""Wall time and peak memory of the reference pool, four ways, for the same models.
+"""Wall time, models per second and peak memory of the reference pool per backend, for the same models.
 
     python benchmarks/reference_pool.py                       # the suite below
-    python benchmarks/reference_pool.py --case digits --models 8 [--epochs 60] [--workers 2]
+    python benchmarks/reference_pool.py --case digits --models 8 [--epochs 60] [--workers 2] [--no_ray]
 
 Cases: ``digits`` (the default run's small_cnn on its real population, target and shadow trained
 or loaded first) and ``salem`` (salem_cnn_relu on a seeded random 3x32x32 population of the same
-size). The suite: digits K = 8 and K = 64, salem K = 8. Modes, each on the same specs and rows:
-  (a) one model after another in this process (``train_model`` per model, 1 torch thread);
-  (b) the previous pool: one Ray task per model, ``--workers`` CPUs (cluster start + stop included);
-  (c) the batched pool in this process (chunks as big as memory allows), at 1 torch thread and at
-      ``--workers`` threads (the ratios use the faster of the two);
-  (d) the batched pool through Ray: one task per chunk on ``--workers`` CPUs (start + stop included);
-  (e) what the package does by default: ``train_pool``'s own choice among (c), (d) and one model
-      per step in this process, from a few timed steps (the probe included), at ``--workers`` threads.
-Printed: seconds, ratios against (a) and (b) (> 1: faster), and the peak resident memory of this
-process and all its descendants (Ray's processes included) during each mode, sampled every 0.2 s.
+size). The suite: digits K = 8 and K = 64, salem K = 8. Backends (:mod:`models.pool_executor`), each
+on the same specs and rows: one model per step in this process; batched in this process at 1 and at
+``--workers`` threads; batched in ``--workers`` worker processes (the default plan on that many
+CPUs); batched on a local Ray cluster of ``--workers`` CPUs (start and stop included). Then the
+batched step alone at one thread: milliseconds per model-step and GFLOP/s (torch's flop counter).
+Printed: seconds, models per second and the peak resident memory of this process and all its
+descendants during each, sampled every 0.2 s.
 """
 from __future__ import annotations
 
@@ -25,15 +22,16 @@ import os
 import tempfile
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from models.batched_training import chunk_size
+from models.batched_training import chunk_size, step_flops, train_stacked
+from models.pool_executor import train_pool
 from models.reference_pool import ReferenceModelSpec, balanced_membership, digest_rows
 from models.training import DEFAULT_LR, TrainConfig
 from models.ray_cleanup import descendants
-from models.ray_pool import train_pool, train_pool_per_model_with_ray, train_pool_sequentially
 
 
 class PeakMemory:
@@ -94,7 +92,18 @@ def salem_case(models: int, epochs: int | None, rows: int = 800):
     return specs, images, labels, [np.flatnonzero(m) for m in membership]
 
 
-def measure(case: str, models: int, epochs: int | None, workers: int, scratch: str) -> None:
+def batched_step_rate(specs, images, labels, rows, steps: int = 20) -> tuple[float, float]:
+    """Seconds per model-step and GFLOP/s of the batched step at this process's threads (median step)."""
+    recipe = TrainConfig.from_dict(specs[0].recipe)
+    short = [np.asarray(r)[:steps * recipe.batch_size] for r in rows]
+    stamps = [time.perf_counter()]
+    train_stacked([spec.build() for spec in specs], [replace(TrainConfig.from_dict(s.recipe), epochs=1) for s in specs],
+                  images, labels, short, on_step=lambda: stamps.append(time.perf_counter()))
+    per_step = float(np.median(np.diff(stamps)[1:])) / len(specs)
+    return per_step, step_flops(specs[0].build(), images[0], recipe.batch_size) / per_step / 1e9
+
+
+def measure(case: str, models: int, epochs: int | None, workers: int, scratch: str, ray: bool) -> None:
     specs, images, labels, rows = (digits_case(models, epochs, scratch) if case == "digits"
                                    else salem_case(models, epochs))
     recipe = TrainConfig.from_dict(specs[0].recipe)
@@ -102,21 +111,17 @@ def measure(case: str, models: int, epochs: int | None, workers: int, scratch: s
     print(f"\n{case}: K={models} {specs[0].arch} models, {recipe.epochs} epochs, batch {recipe.batch_size}, "
           f"about {int(np.mean([len(r) for r in rows]))} training rows each; batched chunks of at most {max_chunk}")
     ignore = lambda spec, result: None  # noqa: E731
-    batched_here = lambda: train_pool(specs, images, labels, rows, ignore, max_chunk=max_chunk,  # noqa: E731
-                                      workers=1, use_ray=False)
-    chosen = {}
-    modes = {
-        "(a) one after another, 1 process": (1, lambda: train_pool_sequentially(specs, images, labels, rows, ignore)),
-        f"(b) Ray, one model per task, {workers} workers": (1, lambda: train_pool_per_model_with_ray(
-            specs, images, labels, rows, ignore, num_cpus=workers)),
-        "(c) batched, 1 process, 1 thread": (1, batched_here),
-        f"(c) batched, 1 process, {workers} threads": (workers, batched_here),
-        f"(d) batched through Ray, {workers} workers": (1, lambda: train_pool(
-            specs, images, labels, rows, ignore, max_chunk=max_chunk, workers=workers, use_ray=True)),
-        "(e) default: the package's choice": (workers, lambda: chosen.update(train_pool(
-            specs, images, labels, rows, ignore, max_chunk=max_chunk, workers=workers))),
-    }
-    seconds = {}
+
+    def pool(backend: str, pool_workers: int | None = None, batch: bool = True):
+        return lambda: train_pool(specs, images, labels, rows, ignore, max_chunk=max_chunk, backend=backend,
+                                  workers=pool_workers, batch=batch)
+
+    modes = {"one model per step, this process": (1, pool("here", batch=False)),
+             "here (batched), 1 thread": (1, pool("here")),
+             f"here (batched), {workers} threads": (workers, pool("here")),
+             f"processes (batched), {workers} workers": (1, pool("processes", workers))}
+    if ray:
+        modes[f"ray (batched), local cluster of {workers}"] = (1, pool("ray", workers))
     previous = torch.get_num_threads()
     try:
         for name, (threads, run) in modes.items():
@@ -124,32 +129,29 @@ def measure(case: str, models: int, epochs: int | None, workers: int, scratch: s
             with PeakMemory() as memory:
                 start = time.perf_counter()
                 run()
-                seconds[name] = time.perf_counter() - start
-            print(f"  {name:<42} {seconds[name]:7.1f} s   peak {memory.peak / 2**20:6.0f} MiB", flush=True)
+                seconds = time.perf_counter() - start
+            print(f"  {name:<40} {seconds:7.1f} s  {models / seconds:6.2f} models/s   "
+                  f"peak {memory.peak / 2**20:6.0f} MiB", flush=True)
+        torch.set_num_threads(1)
+        per_step, gflops = batched_step_rate(specs[:max_chunk], images, labels, rows[:max_chunk])
+        print(f"  batched step at 1 thread: {per_step * 1e3:.2f} ms per model-step, {gflops:.1f} GFLOP/s")
     finally:
         torch.set_num_threads(previous)
-    a, b, c1, c2, d, e = seconds.values()
-    c = min(c1, c2)
-    estimate = chosen.get("estimate") or {}
-    how = f"{chosen.get('mode')}, {'batched' if chosen.get('batched') else 'one model per step'}"
-    guesses = ", ".join(f"{key[:-2].replace('_', ' ')} {value:.0f} s" for key, value in estimate.items() if key.endswith("_s"))
-    print(f"  (e) chose {how}" + (f" (estimated: {guesses})" if estimate else ""))
-    print(f"  ratios: a/c {a / c:.2f} (batching, one process)   b/d {b / d:.2f} (chunked vs per-model Ray)   "
-          f"c/d {c / d:.2f} (Ray vs one process, batched)   a/d {a / d:.2f}   min(c,d)/e {min(c, d) / e:.2f} (default vs best)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=("digits", "salem"), help="one case (default: the suite)")
     parser.add_argument("--models", type=int, default=8, help="K for --case (default 8)")
-    parser.add_argument("--workers", type=int, default=2, help="Ray CPUs (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes and Ray CPUs (default 2)")
+    parser.add_argument("--no_ray", action="store_true", help="skip the local Ray cluster")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default: digits preset's 60; salem 5)")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as scratch:
         suite = [(args.case, args.models)] if args.case else [("digits", 8), ("digits", 64), ("salem", 8)]
         for case, models in suite:
-            measure(case, models, args.epochs, args.workers, scratch)
+            measure(case, models, args.epochs, args.workers, scratch, not args.no_ray)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

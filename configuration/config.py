@@ -81,17 +81,21 @@ class ExperimentConfig:
     dp_max_grad_norm: float = option(1.0, "DP-SGD per-sample gradient clipping norm (default {default})")
     attacks: tuple[str, ...] = option(default_attack_names(), "attacks to run: {attack_names} (default: {default}; "
                                       "--reference_models K adds {with_reference}; lira and rmia need it)", nargs="+", type=str)
-    reference_models: int = option(0, "K reference models for LiRA and RMIA, trained in batched chunks (through Ray "
-                                      "when it pays), each on as many rows as the target; every in-distribution row "
-                                      "is IN for K/4 of them on the presets' splits, so K >= 4 (default {default}; "
-                                      "0 = off)", preset="cli")
+    reference_models: int = option(0, "K reference models for LiRA and RMIA, trained in batched chunks (one worker "
+                                      "process per CPU, one chunk per GPU), each on as many rows as the target; every "
+                                      "in-distribution row is IN for K/4 of them on the presets' splits, so K >= 4 "
+                                      "(default {default}; 0 = off)", preset="cli")
     ray_address: str | None = option(None, "train the reference models on this running Ray cluster (host:port) "
-                                           "instead of a local one", type=str)
-    pool_workers: int = option(0, "local workers for the reference pool (default {default}: automatic, a Ray cluster "
-                                  "of this machine's CPUs only where a few timed steps predict it is faster; 1: in "
-                                  "this process, no cluster; N: a local Ray cluster of N CPUs)", minimum=0)
+                                           "instead of this machine", type=str)
+    pool_backend: str = option("auto", "where the reference pool trains: auto (default: worker processes on two or "
+                                       "more CPUs or GPUs, else this process; --ray_address: that cluster), here (this "
+                                       "process), processes (local worker processes), ray (a local Ray cluster, or "
+                                       "--ray_address)", choices=("auto", "here", "processes", "ray"))
+    pool_workers: int = option(0, "workers of the reference pool (default {default}: one per CPU, one per GPU with "
+                                  "CUDA; 1: in this process)", minimum=0)
     pool_chunk_size: int = option(0, "reference models trained together as one batched model (default {default}: "
-                                     "as many as fit in a quarter of the free memory, at most 64)", minimum=0)
+                                     "as many as fit in a quarter of the device's memory, at most 64; 1: one model "
+                                     "per step)", minimum=0)
     sets: tuple[str, ...] = option(PRESETS["digits"].sets, "non-member rows to run (default: {default})",
                                    nargs="+", type=str, preset=True)
     data_root: str = option("data", "folder holding the data sets (default data/)")

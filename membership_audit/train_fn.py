@@ -82,7 +82,7 @@ def train_user_pool(specs: list[UserReferenceSpec], images: torch.Tensor, labels
     Raises a one-line ValueError naming the models whose ``train_fn`` raised; every model that
     finished stays saved (a rerun trains only the missing ones).
     """
-    from models.ray_pool import PoolTrainingError, train_pool
+    from models.pool_executor import PoolTrainingError, train_pool
 
     reference_dir.mkdir(parents=True, exist_ok=True)
     models = {spec.index: model for spec in specs if (model := _load(spec, _path(reference_dir, name, spec)))}

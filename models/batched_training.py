@@ -33,7 +33,10 @@ from models.training import TrainConfig, deterministic_algorithms
 
 BETAS, EPS = (0.9, 0.999), 1e-8   # torch.optim.Adam's defaults (make_optimizer uses them)
 MAX_CHUNK = 64                    # models per batched step at most (beyond it steps stop getting cheaper)
-MEMORY_FRACTION = 0.25            # share of available memory one chunk may plan to use
+CPU_STEP_FLOP_LIMIT = 5e8          # on CPU, models whose training step costs more train one per step: batching
+                                  # pays for the digits CNN (~0.07 GFLOP per step) but not for salem_cnn_relu
+                                  # on 32x32 (~1.6 GFLOP: 22 s one per step vs 47 s batched for K = 8, 1 epoch)
+MEMORY_FRACTION = 0.25            # share of the device's total memory one chunk may plan to use
 
 
 def batchable(model: nn.Module, recipe: TrainConfig) -> str | None:
@@ -47,9 +50,22 @@ def batchable(model: nn.Module, recipe: TrainConfig) -> str | None:
     return None
 
 
+def step_flops(model: nn.Module, sample: torch.Tensor, batch_size: int) -> int:
+    """FLOPs of one training step (forward and backward) of ``model`` on ``batch_size`` copies of
+    ``sample`` ``(C, H, W)`` (torch's flop counter: a property of the architecture, not a timing)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    batch = sample[None].float().expand(batch_size, *sample.shape)
+    with FlopCounterMode(display=False) as counter:
+        model(batch).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
 def chunk_size(model: nn.Module, sample: torch.Tensor, batch_size: int, device: torch.device | str = "cpu",
                available: int | None = None) -> int:
-    """Models per batched step: what fits in :data:`MEMORY_FRACTION` of the available memory.
+    """Models per batched step: what fits in :data:`MEMORY_FRACTION` of the device's total memory
+    (``available``: that many bytes instead).
 
     Per model: parameters, gradients and two Adam moments (4 copies) plus the activations of one batch
     (outputs of every leaf module, kept for the backward pass, twice for their gradients), estimated
@@ -68,22 +84,23 @@ def chunk_size(model: nn.Module, sample: torch.Tensor, batch_size: int, device: 
             hook.remove()
     per_model = 4 * parameters + 2 * batch_size * sum(activations)
     if available is None:
-        available = available_memory(device)
+        available = device_memory(device)
     return int(max(1, min(MAX_CHUNK, MEMORY_FRACTION * available // max(per_model, 1))))
 
 
-def available_memory(device: torch.device) -> int:
-    """Free bytes on ``device`` (CUDA: free GPU memory; CPU: the kernel's MemAvailable)."""
+def device_memory(device: torch.device) -> int:
+    """Total bytes of ``device`` (CUDA: the GPU's memory; CPU: the kernel's MemTotal): hardware, not
+    load, so the chunk size (and with it every model's float rounding) is the same at any load."""
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
+        return torch.cuda.get_device_properties(device).total_memory
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
-                if line.startswith("MemAvailable:"):
+                if line.startswith("MemTotal:"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], images: torch.Tensor,

@@ -5,7 +5,7 @@ The membership design is balanced: every population sample is IN for ``K // 2`` 
 models (so each has IN and OUT models when K >= 2), and each model trains on about half the
 population. Training is a plain function of tensors (:func:`train_chunk`: a chunk of models as one
 batched model, or one model per step with a pluggable :data:`ModelTrainer`), so it runs the same in
-this process or in a Ray task (:mod:`models.ray_pool`). The pool is generic over the membership
+this process, a worker process or a Ray task (:mod:`models.pool_executor`). The pool is generic over the membership
 matrix: any ``(K, P)`` bool matrix, models with training sets of different sizes included.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -253,7 +254,7 @@ class ReferencePool:
                 membership, record = stored["membership"], json.loads(str(stored["record"]))
             if not isinstance(record, dict) or membership.dtype != bool:
                 raise ValueError("not a pool record")
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:   # truncated, empty, other
             raise PoolRecordError(f"the pool record {self.membership_path} is damaged ({type(error).__name__}); "
                                   f"delete {self.directory} or pass --train") from None
         return membership, record

@@ -1,6 +1,6 @@
-"""The pool ahead (models/background_pool.py, pipeline.stages.reference.start_pool_ahead): a chunk of
-reference models trained in a spawned one-thread process gives the models it gives here, a child
-that dies is one failure naming its models, and no child outlives its run."""
+"""Worker processes and the pool ahead (models/pool_executor.py ProcessExecutor, models/pool_worker.py,
+pipeline.stages.reference.start_pool_ahead): a chunk trained in a worker process gives the models it
+gives here, a worker that dies is one failure naming its models, and no worker outlives its run."""
 from __future__ import annotations
 
 import os
@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from configuration.config import config_from_preset
-from models.background_pool import BackgroundChunk
+from models.pool_executor import PoolTraining, ProcessExecutor
+from models.pool_plan import Machine
 from models.reference_pool import ReferenceModelSpec, train_chunk
 from models.training import TrainConfig
 
@@ -33,27 +34,43 @@ def specs_and_data(k: int = 2, epochs: int = 2):
     return specs, images, labels, [np.arange(i, 48, 2) for i in range(k)]
 
 
-def test_a_background_chunk_gives_the_models_it_gives_here():
+def collected(executor) -> tuple[dict, list]:
+    models = {}
+    failures, _ = executor.collect(lambda result: models.__setitem__(result["index"], result))
+    return models, failures
+
+
+def test_a_worker_process_gives_the_models_it_gives_here():
     specs, images, labels, rows = specs_and_data()
-    outcome = BackgroundChunk(specs, images, labels, rows).outcome()
-    assert outcome["failed"] is None and outcome["seconds"] > 0
+    executor = ProcessExecutor(images, labels, workers=1)
+    try:
+        executor.submit(specs, rows, batch=True)
+        models, failures = collected(executor)
+    finally:
+        executor.close()
     here = train_chunk(specs, images, labels, rows, threads=1)
-    for theirs, ours in zip(outcome["results"], here["results"]):
-        assert theirs["index"] == ours["index"]
+    assert failures == [] and sorted(models) == [0, 1] and models[0]["seconds"] > 0
+    for ours in here["results"]:
         for name, value in ours["state_dict"].items():
-            assert torch.allclose(theirs["state_dict"][name], value, atol=1e-6), name
+            assert torch.allclose(models[ours["index"]]["state_dict"][name], value, atol=1e-6), name
 
 
-def test_a_background_process_that_dies_is_one_failure_naming_its_models():
-    specs, images, labels, rows = specs_and_data(epochs=500)
-    job = BackgroundChunk(specs, images, labels, rows)
-    os.kill(job._process.pid, signal.SIGKILL)
-    outcome = job.outcome()
-    assert outcome["results"] == [] and outcome["failed"]["models"] == [0, 1]
-    assert "ended without an answer" in outcome["failed"]["reason"]
+def test_a_worker_process_that_dies_is_one_failure_naming_its_models():
+    specs, images, labels, rows = specs_and_data(k=3, epochs=500)
+    executor = ProcessExecutor(images, labels, workers=2)
+    try:
+        executor.submit(specs[:2], rows[:2], batch=True)                      # worker 0
+        executor.submit(specs[2:], rows[2:], batch=True)                      # worker 1
+        os.kill(executor._workers[0].process.pid, signal.SIGKILL)
+        executor._workers[1].process.kill()
+        models, failures = collected(executor)
+    finally:
+        executor.close()
+    assert models == {} and [f[0] for f in failures] == [[0, 1], [2]]
+    assert all("its worker process ended without an answer" in reason for _, reason in failures)
 
 
-def test_the_pool_ahead_applies_only_to_automatic_local_batched_cpu_pools(monkeypatch, tmp_path):
+def test_the_pool_ahead_applies_only_to_local_worker_processes(monkeypatch, tmp_path):
     from pipeline.run import prepare_run
     from pipeline.stages.reference import start_pool_ahead
 
@@ -61,19 +78,21 @@ def test_the_pool_ahead_applies_only_to_automatic_local_batched_cpu_pools(monkey
                                 sets=("original",), reference_models=4, progress=False, figures=False,
                                 results_dir=str(tmp_path / "results"), pretrained_dir=str(tmp_path / "models"))
     started = []
-    monkeypatch.setattr("models.background_pool.BackgroundChunk.__init__",
-                        lambda self, specs, *a, **k: started.append([s.index for s in specs]) or setattr(self, "specs", specs))
+    monkeypatch.setattr(PoolTraining, "submit", lambda self, specs, rows: started.append([s.index for s in specs]))
+    monkeypatch.setattr("models.pool_plan.machine", lambda device="cpu": Machine(cpus=2))
+    monkeypatch.setattr("models.pool_executor.ProcessExecutor.__init__", lambda self, *a, **k: setattr(self, "workers", 2))
+    monkeypatch.setattr("models.pool_executor.ProcessExecutor.close", lambda self: None)
     prepared = prepare_run(config)
     cpu = torch.device("cpu")
-    assert start_pool_ahead(config, prepared.data, prepared.positions, cpu) is not None
-    assert started == [[0, 1, 2]]                                                  # two thirds of 4
-    for other in (replace(config, pool_workers=1), replace(config, pool_workers=2), replace(config, reference_models=0),
-                  replace(config, ray_address="127.0.0.1:6379"), replace(config, pool_chunk_size=1)):
+    ahead = start_pool_ahead(config, prepared.data, prepared.positions, cpu)
+    assert ahead is not None and ahead.plan.backend == "processes" and started == [[0, 1, 2, 3]]   # every model
+    for other in (replace(config, pool_workers=1), replace(config, pool_backend="here"),
+                  replace(config, reference_models=0), replace(config, ray_address="127.0.0.1:6379"),
+                  replace(config, pool_backend="ray")):
         assert start_pool_ahead(other, prepared.data, prepared.positions, cpu) is None
-    assert start_pool_ahead(config, prepared.data, prepared.positions, torch.device("meta")) is None
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr("models.pool_plan.machine", lambda device="cpu": Machine(cpus=1))
     assert start_pool_ahead(config, prepared.data, prepared.positions, cpu) is None
-    assert started == [[0, 1, 2]]
+    assert started == [[0, 1, 2, 3]]
 
 
 ORPHAN = textwrap.dedent("""
@@ -81,17 +100,19 @@ ORPHAN = textwrap.dedent("""
     sys.path.insert(0, {root!r})
     sys.path.insert(0, {tests!r})
     from test_background_pool import specs_and_data
-    from models.background_pool import BackgroundChunk
+    from models.pool_executor import ProcessExecutor
 
     if __name__ == "__main__":
-        job = BackgroundChunk(*specs_and_data(epochs=10000))
-        print(job._process.pid, flush=True)
-        job.outcome()
+        specs, images, labels, rows = specs_and_data(epochs=10000)
+        executor = ProcessExecutor(images, labels, workers=1)
+        executor.submit(specs, rows, batch=True)
+        print(executor._workers[0].process.pid, flush=True)
+        executor.collect(lambda result: None)
 """)
 
 
 @pytest.mark.slow
-def test_the_background_process_ends_when_its_run_is_killed(tmp_path):
+def test_a_worker_process_ends_when_its_run_is_killed(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(ORPHAN.format(root=str(ROOT), tests=str(Path(__file__).parent)))
     run = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -103,7 +124,7 @@ def test_the_background_process_ends_when_its_run_is_killed(tmp_path):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _alive(child):
             time.sleep(0.2)
-        assert not _alive(child), "the background process outlived its run"
+        assert not _alive(child), "the worker process outlived its run"
     finally:
         if _alive(child):
             os.kill(child, signal.SIGKILL)
@@ -118,27 +139,27 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_ctrl_c_in_this_process_share_keeps_the_models_the_background_finished(tmp_path, monkeypatch):
-    import models.ray_pool as ray_pool
+def test_ctrl_c_while_collecting_keeps_the_models_already_back_and_ends_the_workers(tmp_path, monkeypatch):
+    from models.reference_pool import ReferencePool
     from pipeline.run import run_experiment
 
     config = config_from_preset("digits", epochs=1, train_set_size=60, test_set_size=60, attack_set_size=30,
                                 sets=("original",), reference_models=4, progress=False, figures=False,
+                                pool_backend="processes", pool_workers=2,
                                 results_dir=str(tmp_path / "results"), pretrained_dir=str(tmp_path / "models"))
+    executors, real_save, real_init = [], ReferencePool.save, ProcessExecutor.__init__
 
-    def interrupted_after_the_background(*args, **kwargs):
-        deadline = time.monotonic() + 60
-        while not _background[0].ready() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        raise KeyboardInterrupt
+    def interrupted_after_two(self, spec, state_dict):
+        saved = real_save(self, spec, state_dict)
+        if len(list(self.directory.glob("reference_*.pt"))) == 2:
+            raise KeyboardInterrupt                                               # Ctrl-C after two models
+        return saved
 
-    _background = []
-    real_init = BackgroundChunk.__init__
-    monkeypatch.setattr(BackgroundChunk, "__init__", lambda self, *a, **k: (_background.append(self),
-                                                                              real_init(self, *a, **k))[-1])
-    monkeypatch.setattr(ray_pool, "train_pool", interrupted_after_the_background)
+    monkeypatch.setattr(ProcessExecutor, "__init__", lambda self, *a, **k: (
+        real_init(self, *a, **k), executors.extend(w.process.pid for w in self._workers))[0])
+    monkeypatch.setattr(ReferencePool, "save", interrupted_after_two)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(config)
     saved = sorted(path.name for path in (tmp_path / "models").glob("*reference_pool_K4_*/reference_*.pt"))
-    assert saved == ["reference_0.pt", "reference_1.pt", "reference_2.pt"]          # the background's three
-    assert not _alive(_background[0]._process.pid)
+    assert len(saved) == 2
+    assert len(executors) == 2 and not any(_alive(pid) for pid in executors)      # the workers ended

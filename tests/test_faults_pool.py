@@ -22,7 +22,8 @@ from models.checkpoints import config_path
 from models.reference_pool import PoolRecordError, ReferenceModelSpec, ReferencePool
 from models.training import TrainConfig
 from pipeline.cli import main
-from models.ray_pool import PoolTrainingError, check_address, train_pool
+from models.pool_executor import PoolTrainingError, train_pool
+from models.ray_pool import check_address
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,9 +134,12 @@ def test_membership_record_is_read_back_and_checked_on_resume(tmp_path):
         np.savez(handle, membership=tampered, record=np.array(json.dumps(record)))
     with pytest.raises(PoolRecordError, match="describes another pool"):
         pool_of(tmp_path, specs).open()
-    pool.membership_path.write_bytes(b"not a record")
-    with pytest.raises(PoolRecordError, match="is damaged"):
-        pool_of(tmp_path, specs).open()
+    whole = pool.membership_path.read_bytes()
+    for damaged in (b"not a record", whole[:len(whole) // 2], whole[:40], b""):        # random, truncated, empty
+        pool.membership_path.write_bytes(damaged)
+        with pytest.raises(PoolRecordError, match="is damaged") as error:
+            pool_of(tmp_path, specs).open()
+        assert "\n" not in str(error.value)
     replaced = pool_of(tmp_path, specs)
     replaced.open(replace=True)                                                        # --train: a fresh record
     assert replaced.weights == {}
@@ -303,7 +307,7 @@ KILLED_RUN = textwrap.dedent("""
     import numpy as np, torch
     from models.reference_pool import ReferenceModelSpec
     from models.training import TrainConfig
-    from models.ray_pool import train_pool
+    from models.pool_executor import train_pool
 
     def slow(spec, images, labels, rows):
         time.sleep(600)

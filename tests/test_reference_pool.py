@@ -1,4 +1,5 @@
-"""Tests of models/reference_pool.py, pipeline/ray_pool.py and the pool inside a run (Ray runs here)."""
+"""Tests of models/reference_pool.py, the pool's plan and executors (models/pool_plan.py, pool_executor.py,
+ray_pool.py) and the pool inside a run (Ray runs here)."""
 from __future__ import annotations
 
 import json
@@ -24,7 +25,9 @@ from models.reference_pool import (PoolRecordError, ReferenceModelSpec, Referenc
 from models.training import TrainConfig
 from pipeline.cli import main
 from configuration.config import config_from_preset
-from models.ray_pool import check_address, plan_chunks, train_pool, train_pool_sequentially
+from models.pool_executor import train_pool
+from models.pool_plan import Machine, machine, plan_chunks, plan_pool
+from models.ray_pool import check_address
 from pipeline.run import run_experiment
 
 
@@ -122,42 +125,54 @@ def test_chunk_size_follows_memory_and_models_with_buffers_fall_back():
     assert sorted(len(c) for c in plan_chunks(10, 2, 3)) == [2, 2, 3, 3] and plan_chunks(1, 4, 8) == [[0]]
 
 
-def test_a_local_cluster_starts_only_where_timed_steps_predict_it_pays(monkeypatch):
-    import models.ray_pool as ray_pool
+def test_the_plan_is_a_pure_function_of_the_configuration_and_the_hardware():
+    two = Machine(cpus=2)
+    plan = plan_pool(16, two, max_chunk=64)
+    assert plan == plan_pool(16, Machine(cpus=2), max_chunk=64)                    # nothing timed, nothing else read
+    assert (plan.backend, plan.workers, plan.batched) == ("processes", 2, True) and plan.chunks(16) == [
+        list(range(8)), list(range(8, 16))]
+    assert plan_pool(16, Machine(cpus=1), max_chunk=64).backend == "here"          # one core: this process
+    assert plan_pool(16, two, max_chunk=64, pool_workers=1).backend == "here"
+    assert plan_pool(16, two, max_chunk=64, backend="here").chunks(16) == [list(range(16))]
+    assert plan_pool(16, two, max_chunk=4, backend="here").chunks(16) == [[0, 1, 2, 3], [4, 5, 6, 7],
+                                                                        [8, 9, 10, 11], [12, 13, 14, 15]]
+    assert plan_pool(16, Machine(cpus=8), max_chunk=64, pool_workers=3).workers == 3
+    one = plan_pool(3, two, max_chunk=64, one_per_step="it has buffers (BatchNorm)")
+    assert not one.batched and one.chunks(3) == [[0], [1], [2]] and "BatchNorm" in one.reason
+    ray = plan_pool(16, two, max_chunk=64, ray_address="127.0.0.1:6379")
+    assert ray.backend == "ray" and ray.workers is None and ray.chunks(16, workers=4)[0] == [0, 1, 2, 3]
+    assert plan_pool(16, two, max_chunk=64, backend="ray").workers == 2                # a local cluster, asked for
+    gpus = plan_pool(16, Machine(cpus=16, gpus=4), max_chunk=64, device="cuda")      # a chunk per GPU
+    assert (gpus.backend, gpus.workers, len(gpus.chunks(16))) == ("processes", 4, 4)
+    assert plan_pool(16, Machine(cpus=16, gpus=1), max_chunk=64, device="cuda").backend == "here"
+    with pytest.raises(ValueError, match="--pool_backend must be one of"):
+        plan_pool(16, two, max_chunk=64, backend="threads")
 
+
+def test_the_plan_batches_on_cpu_only_where_a_step_is_small_enough_to_pay():
+    from models.pool_plan import plan_for
+
+    small = tiny_specs(4)
+    assert plan_for(small, torch.zeros(1, 8, 8), pool_workers=1).batched
+    recipe = TrainConfig(epochs=1, batch_size=32).to_dict()
+    salem = [ReferenceModelSpec(k, "salem_cnn_relu", 10, 3, 32, recipe, k, "pop", f"rows{k}") for k in range(4)]
+    heavy = plan_for(salem, torch.zeros(3, 32, 32), pool_workers=1)
+    assert not heavy.batched and "GFLOP" in heavy.reason
+    assert plan_for(salem, torch.zeros(3, 32, 32), pool_workers=1, pool_chunk_size=4).batched   # asked for
+
+
+def test_worker_processes_give_the_models_this_process_gives():
     specs = tiny_specs(4)
     images, labels = tiny_population()
     rows = [np.arange(i, 48, 2) for i in range(4)]
-    estimate = ray_pool.estimate_pool_seconds(specs, images, labels, rows, workers=2, max_chunk=64)
-    assert 0 < estimate["here_s"] < ray_pool.RAY_START_S <= estimate["ray_s"] and estimate["workers"] == 2
-    assert 0 < estimate["one_per_step_s"] < ray_pool.RAY_START_S
-    assert estimate["steps"] == 2                                      # 1 epoch of 2 batches of 16 (24 rows)
-    started = []
-    monkeypatch.setattr(ray_pool, "_train_with_ray", lambda *a, **k: started.append(1) or {"mode": "ray"})
-    info = train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=2)
-    assert info["mode"] == "local" and not started and info["estimate"]["here_s"] < ray_pool.RAY_START_S
-    estimates = {"here_s": 100.0, "ray_s": 20.0, "one_per_step_s": 50.0}
-    monkeypatch.setattr(ray_pool, "estimate_pool_seconds", lambda *a, with_ray=True, **k: {
-        key: value for key, value in estimates.items() if with_ray or key != "ray_s"})
-    assert train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=2)["mode"] == "ray"
-    slower = train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=1)
-    assert slower["mode"] == "local" and slower["chunks"] == [1] * 4 and not slower["batched"]   # one per step wins
-    estimates["here_s"] = 10.0
-    assert train_pool(specs, images, labels, rows, lambda s, r: None, max_chunk=64, workers=2,
-                      allow_ray=False)["chunks"] == [4]
-
-
-def test_the_automatic_choice_leaves_batched_here_only_for_a_clearly_faster_way():
-    from models.ray_pool import MIN_BATCHED, SWITCH_MARGIN, pick_fastest
-
-    assert pick_fastest({"here_s": 10.0, "one_per_step_s": 9.0, "ray_s": 8.0, "steps": 5}) == "here_s"   # near-tie
-    assert pick_fastest({"here_s": 10.0 * SWITCH_MARGIN + 1, "one_per_step_s": 10.0, "ray_s": 11.0}) == "one_per_step_s"
-    assert pick_fastest({"here_s": 40.0, "one_per_step_s": 30.0, "ray_s": 20.0}) == "ray_s"
-    assert pick_fastest({"here_s": 1.0}) == "here_s"
-    specs = tiny_specs(MIN_BATCHED - 1)
-    images, labels = tiny_population()
-    info = train_pool(specs, images, labels, [np.arange(24)] * len(specs), lambda s, r: None, max_chunk=64, workers=2)
-    assert not info["batched"] and info["chunks"] == [1] * len(specs) and "estimate" not in info   # too few to stack
+    here, there = {}, {}
+    train_pool(specs, images, labels, rows, lambda s, r: here.__setitem__(s.index, r), backend="here")
+    info = train_pool(specs, images, labels, rows, lambda s, r: there.__setitem__(s.index, r), backend="processes",
+                      workers=2)
+    assert info["mode"] == "processes" and info["chunks"] == [2, 2] and info["batched"]
+    for index in range(4):
+        for name, value in here[index]["state_dict"].items():
+            assert torch.allclose(there[index]["state_dict"][name], value, atol=1e-6), (index, name)
 
 
 def test_custom_trainer_plugs_into_the_pool():
@@ -171,7 +186,8 @@ def test_custom_trainer_plugs_into_the_pool():
 
     done = {}
     info = train_pool(specs, images, labels, [np.arange(10), np.arange(20)], lambda s, r: done.__setitem__(s.index, r),
-                      max_chunk=8, trainer=my_trainer, use_ray=False)
+                      max_chunk=8, trainer=my_trainer, workers=2)          # a closure: this process, not workers
+    assert info["mode"] == "here"
     assert seen == [(0, 10), (1, 20)] and sorted(done) == [0, 1] and info["batched"] is False
     assert all(float(v.abs().sum()) == 0 for v in done[1]["state_dict"].values())
 
@@ -194,8 +210,9 @@ def test_local_ray_pool_on_two_cpus_equals_training_alone(capfd):
     through_ray, one_by_one = {}, {}
     info = train_pool(specs, images, labels, rows, lambda spec, result: through_ray.__setitem__(spec.index, result),
                       max_chunk=64, workers=2, use_ray=True)
-    assert info["mode"] == "ray" and info["cpus"] == 2 and info["chunks"] == [2, 1] and info["batched"]
-    train_pool_sequentially(specs, images, labels, rows, lambda spec, result: one_by_one.__setitem__(spec.index, result))
+    assert info["mode"] == "ray" and info["workers"] == 2 and info["chunks"] == [2, 1] and info["batched"]
+    for spec, spec_rows in zip(specs, rows):
+        one_by_one[spec.index] = train_reference_model(spec, images, labels, spec_rows)
     assert sorted(through_ray) == [0, 1, 2]
     for index in range(3):
         ray_model, alone = specs[index].build(), specs[index].build()
@@ -262,7 +279,7 @@ def test_ray_address_trains_on_an_existing_head_node(ray_head):
     results = {}
     info = train_pool(specs, images, labels, rows, lambda spec, result: results.__setitem__(spec.index, result),
                       max_chunk=64, address=ray_head)
-    assert info["mode"] == "ray" and info["cpus"] == 1 and info["chunks"] == [2]
+    assert info["mode"] == "ray" and info["workers"] == 1 and info["chunks"] == [2]
     expected = train_chunk(specs, images, labels, rows)["results"][1]
     assert fingerprint(results[1]["state_dict"]) == fingerprint(expected["state_dict"])
     import ray
@@ -304,7 +321,9 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
     manifest = json.loads(first.files["manifest"].read_text())
     pool = manifest["notes"]["reference_pool"]
     assert pool["trained"] == 4 and pool["loaded"] == 0
-    assert pool["training"]["background"]["models"] == [0, 1, 2] and pool["training"]["chunks"] == [1]   # ahead
+    workers = machine().cpus
+    assert pool["training"]["ahead"] == (workers > 1) and pool["training"]["workers"] == workers   # the plan
+    assert pool["training"]["chunks"] == [len(c) for c in plan_chunks(4, workers, 64)]
     assert set(manifest["notes"]["reference_forward_samples_per_row"].values()) == {1.0}   # one forward each
     with np.load(pool["membership"]) as record:
         membership = record["membership"]
@@ -327,8 +346,8 @@ def test_run_with_reference_models_trains_once_scores_once_and_resumes(tmp_path)
     (Path(pool["folder"]) / "reference_1.pt").unlink()                             # interrupted pool
     third = json.loads(run_experiment(replace(config, pool_workers=1)).files["manifest"].read_text())
     pool_notes = third["notes"]["reference_pool"]
-    assert pool_notes["loaded"] == 3 and pool_notes["trained"] == 1 and pool_notes["training"]["mode"] == "local"
-    assert "estimate" not in pool_notes["training"]                           # --pool_workers 1: no probe, no cluster
+    assert pool_notes["loaded"] == 3 and pool_notes["trained"] == 1 and pool_notes["training"]["mode"] == "here"
+    assert not pool_notes["training"]["ahead"]                                 # --pool_workers 1: this process
 
 
 def test_cached_logits_heal_a_damaged_entry_with_one_warning(tmp_path, caplog):

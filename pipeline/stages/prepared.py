@@ -33,7 +33,7 @@ class PreparedRun:
     record: StageRecord = field(default_factory=StageRecord)   # checksums, models, notes, timings
     extra_figures: dict[str, str] = field(default_factory=dict)  # figures made while preparing (GAN samples)
     set_indices: dict[str, SetIndices] = field(default_factory=dict)  # key -> rows of sets from other data
-    pool_ahead: Any = None                       # reference models training in the background (BackgroundChunk)
+    pool_ahead: Any = None                       # reference models training in the background (models.pool_executor.PoolTraining)
 
     def scorers(self, cache: ScoreCache) -> dict[str, Scorer]:
         """One scorer per role, reading and filling ``cache``."""

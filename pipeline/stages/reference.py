@@ -17,7 +17,6 @@ model as a target (:mod:`engine.reference_checks`).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,9 +27,8 @@ import torch
 
 from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
-from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool,
-                                   check_same_architecture, chunk_mode, digest_rows, torch_threads)
-from models.training import TrainConfig
+from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool, check_same_architecture,
+                                   digest_rows)
 from configuration.config import ExperimentConfig
 from engine.manifest import StageRecord, timed_into
 from pipeline.stages.models import train_config
@@ -45,7 +43,7 @@ from utils.locks import hold_locks
 from utils.seeding import derive_seed
 
 if TYPE_CHECKING:
-    from models.background_pool import BackgroundChunk
+    from models.pool_executor import PoolTraining
 
 log = logging.getLogger(__name__)
 SHADOW_MEMBERS, SHADOW_NON_MEMBERS, POPULATION_Z = "Shadow members", "Shadow non-members", "z"
@@ -205,63 +203,54 @@ def pool_of(config: ExperimentConfig, domain: Domain, population: Population
 
 
 def start_pool_ahead(config: ExperimentConfig, data: ExperimentData, positions: dict[str, np.ndarray],
-                     device: torch.device) -> BackgroundChunk | None:
-    """Start two thirds of the missing reference models in a background process (one thread) while the
-    run builds its non-member sets; None where it does not apply. This process trains the last third
-    at the reference stage on one thread, beside it (on 2 cores, with the Fake set's GAN to train,
-    both finish about together; two one-thread processes beat one on two threads for these steps).
+                     device: torch.device) -> PoolTraining | None:
+    """Submit the missing reference models to the pool's worker processes as soon as the splits are
+    drawn, so they train while the run builds its non-member sets; None where it does not apply.
 
-    It applies to batched CPU pools with ``--pool_workers 0`` (automatic), no ``--ray_address`` and at
-    least two CPUs and two missing models; which models it takes depends only on the config, so the
-    pool is the same whatever is cached. :func:`load_or_train_pool` trains the rest and collects these.
+    It is the pool's own plan and executor (:func:`models.pool_plan.plan_for`), submitted early:
+    the reference stage (:func:`load_or_train_pool`) collects the same chunks it would have
+    submitted itself. It applies where the plan uses local worker processes (two or more CPUs or
+    GPUs, no ``--ray_address``, not ``--pool_backend here``) and models are missing.
     """
-    from models.background_pool import BackgroundChunk
-    from models.ray_pool import MIN_BATCHED, pick_fastest, single_step_seconds, step_seconds
     from engine.fitting import reference_attack_names
+    from models.pool_executor import PoolTraining
+    from models.pool_plan import plan_for
 
-    if (not config.reference_models or not reference_attack_names(config.attacks) or config.ray_address
-            or config.pool_workers or config.pool_chunk_size == 1 or device.type != "cpu"
-            or (os.cpu_count() or 1) < 2):
+    if not config.reference_models or not reference_attack_names(config.attacks) or config.ray_address:
         return None
     population = training_population(data, positions)
     if config.reference_models > population.size // 2:
         return None                                   # the reference stage names the problem
     specs, membership, pool = pool_of(config, data.domain, population)
-    if chunk_mode(specs[0]) is not None:
-        return None
     missing = [spec for spec in specs if config.train or not pool.path(spec.index).exists()]
-    if len(missing) < 2:
+    if not missing:
         return None
-    ahead = missing[:-(-2 * len(missing) // 3)]       # two thirds: it runs meanwhile the sets are built
-    images, labels = population.images, torch.as_tensor(population.labels)
-    rows = [np.flatnonzero(membership[spec.index]) for spec in ahead]
-    batch = len(ahead) >= MIN_BATCHED
-    if batch:
-        with torch_threads(1):                        # batched unless one model per step is clearly faster
-            batch = pick_fastest({"here_s": step_seconds(ahead, images, labels, rows, len(ahead)),
-                                  "one_per_step_s": len(ahead) * single_step_seconds(
-                                      ahead[0], images, labels, rows[0])}) == "here_s"
-    log.info("reference pool: %d of %d models start training in a background process (%s)", len(ahead),
-             len(specs), "batched" if batch else "one model per step")
-    return BackgroundChunk(ahead, images, labels, rows, batch=batch)
+    plan = plan_for(missing, population.images[0], device.type, pool_chunk_size=config.pool_chunk_size,
+                    backend=config.pool_backend, pool_workers=config.pool_workers)
+    if plan.backend != "processes":
+        return None
+    log.info("reference pool: %d of %d models start training ahead: %s", len(missing), len(specs), plan.reason)
+    training = PoolTraining(plan, population.images, torch.as_tensor(population.labels))
+    training.submit(missing, [np.flatnonzero(membership[spec.index]) for spec in missing])
+    return training
 
 
 def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, population: Population,
-                       trainer: ModelTrainer | None = None, ahead: BackgroundChunk | None = None
+                       trainer: ModelTrainer | None = None, ahead: PoolTraining | None = None
                        ) -> tuple[list[torch.nn.Module], np.ndarray, dict[str, Any]]:
-    """The K reference models (loaded where this pool's checkpoint exists, the rest trained in batched
-    chunks, through Ray where it pays), the membership matrix over population rows (K, P) and the
-    pool's manifest note.
+    """The K reference models (loaded where this pool's checkpoint exists, the rest trained by the
+    pool's plan, :func:`models.pool_plan.plan_for`), the membership matrix over population rows
+    (K, P) and the pool's manifest note (the plan included).
 
     The pool is generic over the membership matrix (any ``(K, P)`` bool matrix; models with training
     sets of different sizes are trained exactly). ``--train`` retrains and replaces every model;
     without it only missing models are trained. ``trainer``: a per-model training function
     (:data:`models.reference_pool.ModelTrainer`) instead of the package's batched recipe. ``ahead``:
-    models already training in a background process (:func:`start_pool_ahead`): this process trains
-    the others meanwhile, then saves those.
+    the pool's executor with models submitted early (:func:`start_pool_ahead`): they are collected
+    here, any other missing model is submitted to it.
     """
-    from models.batched_training import MAX_CHUNK, chunk_size
-    from models.ray_pool import PoolTrainingError, train_pool
+    from models.pool_executor import PoolTraining
+    from models.pool_plan import plan_for
 
     specs, membership, pool = pool_of(config, prepared.data.domain, population)
     # the pool's checkpoints are locked from opening its record to the last save (utils/locks.py):
@@ -277,63 +266,37 @@ def load_or_train_pool(config: ExperimentConfig, prepared: PreparedRun, populati
                 check_same_architecture(target_model, model, f"reference model {pool.path(spec.index)}")
                 models[spec.index] = model
         missing = [spec for spec in specs if spec.index not in models]
-        in_background = [spec for spec in ahead.specs if spec in missing] if ahead and trainer is None else []
-        here = [spec for spec in missing if spec not in in_background]
-        seconds = {}
+        training = ahead if trainer is None else None
+        seconds, pool_info = {}, None
 
         def on_done(spec: ReferenceModelSpec, result: dict[str, Any]) -> None:
+            if specs[spec.index] != spec or spec.index in models:
+                return                                # trained ahead but loaded here: the checkpoint stays
             models[spec.index], _ = pool.save(spec, result["state_dict"])
             seconds[spec.index] = round(result["seconds"], 3)
             log.debug("reference model %d trained in %.1f s", spec.index, result["seconds"])
 
-        def save_background(outcome: dict[str, Any]) -> None:
-            for result in outcome["results"]:
-                if specs[result["index"]] in in_background:
-                    on_done(specs[result["index"]], result)
-
-        pool_info, note, failures = None, None, []
-        if here:
-            device = prepared.device
-            batch = config.pool_chunk_size != 1        # --pool_chunk_size 1: one model per step
-            note = chunk_mode(here[0], trainer) or (None if batch else "one model per step (--pool_chunk_size 1)")
-            if note:
-                log.info("reference pool: %s", note)
-            batch_size = TrainConfig.from_dict(here[0].recipe).batch_size
-            max_chunk = config.pool_chunk_size or (
-                chunk_size(here[0].build(), population.images[0], batch_size, device) if batch else MAX_CHUNK)
-            train_rows = [np.flatnonzero(membership[spec.index]) for spec in here]
-            forced = None if config.ray_address or not config.pool_workers else config.pool_workers > 1
+        if missing or training is not None:
+            if training is None:
+                plan = plan_for(missing, population.images[0], prepared.device.type,
+                                pool_chunk_size=config.pool_chunk_size, backend=config.pool_backend,
+                                pool_workers=config.pool_workers, ray_address=config.ray_address, trainer=trainer)
+                training = PoolTraining(plan, population.images[:population.size],
+                                        torch.as_tensor(population.labels[:population.size]), trainer,
+                                        config.ray_address, config.verbose)
+            log.info("reference pool: %s", training.plan.reason)
             try:
-                with torch_threads(1 if in_background else None):   # one core each: this process, the background
-                    pool_info = train_pool(here, population.images[:population.size],
-                                           torch.as_tensor(population.labels[:population.size]), train_rows, on_done,
-                                           max_chunk=max_chunk, address=config.ray_address, device=str(device),
-                                           workers=config.pool_workers or None,
-                                           use_ray=forced, allow_ray=not in_background,
-                                           progress=config.progress, trainer=trainer, verbose=config.verbose,
-                                           batch=batch)
-                pool_info["max_chunk"] = max_chunk
-            except PoolTrainingError as error:
-                failures += error.failures
-            except KeyboardInterrupt:              # keep what the background finished meanwhile
-                if ahead is not None and ahead.ready():
-                    save_background(ahead.outcome())
-                raise
-        if ahead is not None:
-            background = ahead.outcome()           # waits for it (after this process's share)
-            save_background(background)
-            if background["failed"]:
-                failures.append((background["failed"]["models"], background["failed"]["reason"]))
-            pool_info = {**(pool_info or {"mode": "local", "workers": 0, "chunks": []}),
-                         "background": {"models": [spec.index for spec in in_background],
-                                        "seconds": background["seconds"], "threads": 1,
-                                        "batched": background["batched"]}}
-        if failures:
-            raise PoolTrainingError(failures)
+                late = [spec for spec in missing if spec not in training.specs]
+                if late:
+                    training.submit(late, [np.flatnonzero(membership[spec.index]) for spec in late])
+                pool_info = {**training.collect(on_done, config.progress), "ahead": training is ahead}
+            finally:
+                training.close()
     pool_note = {
         "models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
         "train_seconds": seconds, "ray": pool_info if pool_info and pool_info["mode"] == "ray" else None,
-        "training": pool_info, "note": note, "ray_address": config.ray_address or "local",
+        "training": pool_info, "note": pool_info["reason"] if pool_info else None,
+        "ray_address": config.ray_address or "local",
         "folder": str(pool.directory), "membership": str(pool.membership_path), "pool_id": pool.pool_id,
         "population_rows": population.size, "scored_rows": population.scored,
         "z_rows": len(population.blocks[POPULATION_Z]), "train_rows_per_model": population.train_rows,
