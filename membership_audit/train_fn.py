@@ -5,7 +5,7 @@ The user writes ``train_fn(model, images, labels, seed) -> None``: it trains ``m
 (normalised as the audited data) and ``labels`` ``(n,)``, with ``seed`` fixing its randomness.
 :class:`UserTrainFn` wraps it as the pool's per-model training callable
 (:data:`models.reference_pool.ModelTrainer`, ``(spec, images, labels, rows) -> state_dict``), which
-:func:`models.ray_pool.train_pool` runs one model per step, in this process or, with
+:func:`models.pool_executor.train_pool` runs one model per step, in this process or, with
 ``--ray_address`` (or enough models to pay a local cluster), in Ray tasks. Finished models are
 saved as they complete (``{reference_dir}/{name}_reference_{k}.pt`` + ``.json``), so a failed pool keeps them
 and a rerun with the same inputs loads them instead of training them again.
@@ -76,7 +76,7 @@ def train_user_pool(specs: list[UserReferenceSpec], images: torch.Tensor, labels
                     membership: np.ndarray, reference_dir: Path, name: str, train_fn: str | Callable,
                     ray_address: str | None = None) -> tuple[list[nn.Module], dict]:
     """Load the reference models already trained with these specs, train the rest with the pool
-    (:func:`models.ray_pool.train_pool`, ``train_fn`` as its per-model trainer); returns the K models
+    (:func:`models.pool_executor.train_pool`, ``train_fn`` as its per-model trainer); returns the K models
     and a manifest note.
 
     Raises a one-line ValueError naming the models whose ``train_fn`` raised; every model that

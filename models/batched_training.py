@@ -47,6 +47,8 @@ def batchable(model: nn.Module, recipe: TrainConfig) -> str | None:
         return "it has dropout"
     if recipe.amp:
         return "--amp"
+    if recipe.dp_epsilon is not None:
+        return "DP-SGD (--dp_epsilon): per-sample clipping and noise, one model per step"
     return None
 
 

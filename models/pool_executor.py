@@ -50,7 +50,7 @@ class PoolTrainingError(ValueError):
     ``failures``: ``(model indices, reason)`` pairs, so that failures of several parts combine."""
 
     def __init__(self, failures: list[Failure]):
-        self.failures = list(failures)
+        self.failures = sorted(failures, key=lambda failure: min(failure[0], default=-1))   # in model order, not the order noticed
         parts = [f"reference model(s) {', '.join(map(str, models))}: {reason}" for models, reason in self.failures]
         super().__init__("; ".join(parts) + " (the other models are saved; rerun to train the missing ones)")
 
