@@ -49,8 +49,10 @@ def epsilon_sentence(table: pd.DataFrame | None, dp_epsilon: float | None = None
         return None
     honest = table[table["set"] == HONEST].sort_values("epsilon", ascending=False).iloc[0]
     confidence, delta = honest["confidence"], honest["delta"]
+    best = (f"{honest['epsilon']:.2f} ({honest['attack']}" if honest["epsilon"] > 0
+            else "0 (no attack bounds it above 0")
     text = (f"Empirical privacy: the largest epsilon lower bound on {HONEST} (true non-members) is "
-            f"{honest['epsilon']:.2f} ({honest['attack']}; {confidence:.0%} confidence, delta {delta:g})")
+            f"{best}; {confidence:.0%} confidence, delta {delta:g})")
     others = table[table["set"] != HONEST]
     if len(others):
         worst = others.sort_values("epsilon", ascending=False).iloc[0]
