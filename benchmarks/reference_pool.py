@@ -29,7 +29,7 @@ import torch
 
 from models.batched_training import chunk_size, step_flops, train_stacked
 from models.pool_executor import train_pool
-from models.reference_pool import ReferenceModelSpec, balanced_membership, digest_rows
+from models.reference_pool import ReferenceModelSpec, digest_rows, population_membership
 from models.training import DEFAULT_LR, TrainConfig
 from models.ray_cleanup import descendants
 
@@ -62,7 +62,7 @@ class PeakMemory:
 
 def digits_case(models: int, epochs: int | None, scratch: str):
     from configuration.config import config_from_preset
-    from pipeline.stages.reference import build_population, population_membership, reference_specs
+    from pipeline.stages.reference import build_population, reference_specs
     from pipeline.run import prepare_run, score_target_sets
     from models.inference import ScoreCache
     from utils.seeding import derive_seed
@@ -84,7 +84,7 @@ def salem_case(models: int, epochs: int | None, rows: int = 800):
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(rows, 3, 32, 32, generator=generator)
     labels = torch.randint(0, 10, (rows,), generator=generator)
-    membership = balanced_membership(models, rows, seed=1)
+    membership = population_membership(models, rows, rows // 2, seed=1)   # the papers' layout, as every pool
     recipe = TrainConfig(epochs=epochs or 5, batch_size=32, lr=DEFAULT_LR["salem_cnn_relu"], seed=3)
     specs = [ReferenceModelSpec(k, "salem_cnn_relu", 10, 3, 32, {**recipe.to_dict(), "seed": 10 + k}, 100 + k,
                                 digest_rows(images), digest_rows(np.flatnonzero(membership[k])))

@@ -145,7 +145,7 @@ def _reference_arrays(arrays, model, train_fn, count, data, sets, population, re
                       ray_address, seed, logits) -> dict:
     """Train (or load) the user's reference pool and add its logits to ``arrays``."""
     from membership_audit.train_fn import train_user_pool, user_reference_specs
-    from models.reference_pool import balanced_membership
+    from models.reference_pool import population_membership
 
     if train_fn is None:
         raise ValueError("--reference_models needs --train_fn package.module:function to train them")
@@ -156,7 +156,9 @@ def _reference_arrays(arrays, model, train_fn, count, data, sets, population, re
         raise ValueError(f"--reference_models {count}: need at least 4 (LiRA's threshold is fitted on one of them)")
     images = torch.cat([data["member"].images, data["non_member"].images])
     labels = torch.cat([data["member"].labels, data["non_member"].labels])
-    membership = balanced_membership(count, len(labels), derive_seed(seed, "reference", "membership"))
+    # the papers' layout, as in a preset run: each model trains on as many rows as the target (its members)
+    membership = population_membership(count, len(labels), len(data["member"].labels),
+                                       derive_seed(seed, "reference", "membership"))
     specs = user_reference_specs(count, model if isinstance(model, str) else f"{model.__module__}:{model.__qualname__}",
                                  train_fn if isinstance(train_fn, str) else f"{train_fn.__module__}:{train_fn.__qualname__}",
                                  seed, images, labels, membership)

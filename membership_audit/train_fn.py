@@ -6,13 +6,13 @@ The user writes ``train_fn(model, images, labels, seed) -> None``: it trains ``m
 :class:`UserTrainFn` wraps it as the pool's per-model training callable
 (:data:`models.reference_pool.ModelTrainer`, ``(spec, images, labels, rows) -> state_dict``), which
 :func:`models.pool_executor.train_pool` runs one model per step, in this process or, with
-``--ray_address`` (or enough models to pay a local cluster), in Ray tasks. Finished models are
-saved as they complete (``{reference_dir}/{name}_reference_{k}.pt`` + ``.json``), so a failed pool keeps them
+``--ray_address``, in Ray tasks. The models live in the package's one store of reference models
+(:class:`models.reference_pool.ReferencePool`: ``{reference_dir}/{name}_audit_reference_pool_K{K}_{id}/``
+with its record, lock and integrity checks), saved as they complete, so a failed pool keeps them
 and a rerun with the same inputs loads them instead of training them again.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from contextlib import contextmanager
@@ -24,8 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from membership_audit.user_model import build_user_model, import_callable, load_user_checkpoint
-from models.checkpoints import WEIGHTS_KEY, config_path, save_checkpoint
+from membership_audit.user_model import build_user_model, import_callable
 from models.reference_pool import digest_rows
 from utils.seeding import seeded
 
@@ -45,6 +44,15 @@ class UserReferenceSpec:
     train_seed: int
     population_sha256: str
     members_sha256: str
+
+    @property
+    def arch(self) -> str:
+        """The architecture, as the pool's record names it: the factory."""
+        return self.factory
+
+    def identity(self) -> dict:
+        """What the pool's record and the checkpoint's config keep (:class:`models.reference_pool.ReferencePool`)."""
+        return {"role": f"reference_{self.index}", "arch": self.factory, **asdict(self)}
 
     def build(self) -> nn.Module:
         with seeded(self.init_seed):
@@ -75,39 +83,46 @@ class UserTrainFn:
 def train_user_pool(specs: list[UserReferenceSpec], images: torch.Tensor, labels: torch.Tensor,
                     membership: np.ndarray, reference_dir: Path, name: str, train_fn: str | Callable,
                     ray_address: str | None = None) -> tuple[list[nn.Module], dict]:
-    """Load the reference models already trained with these specs, train the rest with the pool
-    (:func:`models.pool_executor.train_pool`, ``train_fn`` as its per-model trainer); returns the K models
-    and a manifest note.
+    """The K reference models from the package's one store of reference models
+    (:class:`models.reference_pool.ReferencePool`: its folder under ``reference_dir``, record, lock and
+    integrity checks): loaded where trained with these specs, the rest trained by the pool
+    (:func:`models.pool_executor.train_pool`, ``train_fn`` as its per-model trainer); returns the
+    models and a manifest note.
 
     Raises a one-line ValueError naming the models whose ``train_fn`` raised; every model that
     finished stays saved (a rerun trains only the missing ones).
     """
     from models.pool_executor import PoolTrainingError, train_pool
+    from models.reference_pool import ReferencePool
+    from utils.locks import hold_locks
 
-    reference_dir.mkdir(parents=True, exist_ok=True)
-    models = {spec.index: model for spec in specs if (model := _load(spec, _path(reference_dir, name, spec)))}
-    missing = [spec for spec in specs if spec.index not in models]
-    seconds = {}
+    pool = ReferencePool(reference_dir, name, "audit", "", specs, membership)
+    models, seconds = {}, {}
+    with hold_locks([pool.directory], "loading or training the audit's reference models",
+                    fix="wait for it to finish, or pass another --reference_dir"):
+        pool.open()
+        for spec in specs:
+            if (model := pool.load_trained(spec)) is not None:
+                models[spec.index] = model.eval()
+        missing = [spec for spec in specs if spec.index not in models]
 
-    def on_done(spec, result):
-        model = spec.build()
-        model.load_state_dict(result["state_dict"], strict=True)
-        save_checkpoint(model, _path(reference_dir, name, spec), asdict(spec))
-        models[spec.index], seconds[spec.index] = model.eval(), round(result["seconds"], 3)
+        def on_done(spec: UserReferenceSpec, result: dict) -> None:
+            model, _ = pool.save(spec, result["state_dict"])
+            models[spec.index], seconds[spec.index] = model.eval(), round(result["seconds"], 3)
 
-    pool_info = None
-    if missing:
-        rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
-        try:
-            with _import_paths_exported():
-                pool_info = train_pool(missing, images, labels, rows, on_done, max_chunk=1, address=ray_address,
-                                       trainer=UserTrainFn(train_fn), batch=False)
-        except PoolTrainingError as error:
-            raise ValueError(f"--train_fn {train_fn} failed: {error}; {len(models)} finished reference model(s) "
-                             f"kept in {reference_dir}") from None
+        pool_info = None
+        if missing:
+            rows = [np.flatnonzero(membership[spec.index]) for spec in missing]
+            try:
+                with _import_paths_exported():
+                    pool_info = train_pool(missing, images, labels, rows, on_done, max_chunk=1, address=ray_address,
+                                           trainer=UserTrainFn(train_fn), batch=False)
+            except PoolTrainingError as error:
+                raise ValueError(f"--train_fn {train_fn} failed: {error}; {len(models)} finished reference model(s) "
+                                 f"kept in {pool.directory}") from None
     note = {"models": len(specs), "loaded": len(specs) - len(missing), "trained": len(missing),
             "train_seconds": seconds, "pool": pool_info, "ray_address": ray_address or "local",
-            "folder": str(reference_dir)}
+            "folder": str(pool.directory), "membership": str(pool.membership_path), "pool_id": pool.pool_id}
     return [models[spec.index] for spec in specs], note
 
 
@@ -119,22 +134,6 @@ def user_reference_specs(count: int, factory: str, train_fn: str, seed: int, ima
     return [UserReferenceSpec(k, str(factory), str(train_fn), derive_seed(seed, f"reference_{k}", "init"),
                               derive_seed(seed, f"reference_{k}", "train"), population,
                               digest_rows(np.flatnonzero(membership[k]))) for k in range(count)]
-
-
-def _path(folder: Path, name: str, spec: UserReferenceSpec) -> Path:
-    return folder / f"{name}_reference_{spec.index}.pt"
-
-
-def _load(spec: UserReferenceSpec, path: Path) -> nn.Module | None:
-    """The saved model of ``spec``, when its recorded spec matches; else None (it is trained)."""
-    try:
-        saved = json.loads(config_path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    saved.pop(WEIGHTS_KEY, None)
-    if not path.is_file() or saved != json.loads(json.dumps(asdict(spec))):
-        return None
-    return load_user_checkpoint(spec.build(), path, flag=f"reference model {spec.index}")
 
 
 @contextmanager

@@ -35,6 +35,36 @@ from utils.seeding import seeded
 log = logging.getLogger(__name__)
 
 
+def population_membership(num_models: int, population_rows: int, train_rows: int, seed: int) -> np.ndarray:
+    """Bool (K, P): each model trains on ``train_rows`` distinct rows and every row is IN for
+    ``K * train_rows / P`` models (the floor or the ceiling when that is not an integer).
+
+    Models are drawn in turn; each takes the rows with the fewest models so far, ties broken by a
+    seeded random order, so training sets differ between models.
+    """
+    check_layout(num_models, population_rows, train_rows)
+    rng = np.random.default_rng(seed)
+    membership = np.zeros((num_models, population_rows), dtype=bool)
+    counts = np.zeros(population_rows, dtype=np.int64)
+    for k in range(num_models):
+        order = np.lexsort((rng.random(population_rows), counts))        # fewest models first, random ties
+        membership[k, order[:train_rows]] = True
+        counts[order[:train_rows]] += 1
+    return membership
+
+
+def check_layout(num_models: int, population_rows: int, train_rows: int) -> None:
+    """Every population row must be IN for at least one model and OUT for at least one."""
+    if not 0 < train_rows < population_rows:
+        raise ValueError(f"reference population: {population_rows} rows cannot give reference models "
+                         f"{train_rows} training rows each and leave OUT models for every row")
+    if num_models * train_rows < population_rows:
+        need = -(-population_rows // train_rows)
+        raise ValueError(f"--reference_models {num_models}: the reference population has {population_rows} rows "
+                         f"and each model trains on {train_rows} (as many as the target), so every row is IN "
+                         f"for a model only with K >= {need}; use --reference_models {need} or more")
+
+
 def balanced_membership(num_models: int, num_samples: int, seed: int) -> np.ndarray:
     """Bool (K, N): column i is True for a seeded random ``K // 2`` (odd K: ``K // 2`` or ``+ 1``) models."""
     if num_models < 1:

@@ -225,5 +225,5 @@ def test_a_train_fn_that_raises_names_the_model_and_keeps_the_finished_models(pr
     assert "raised on reference model 2: RuntimeError: CUDA out of memory (simulated)" in error, error
     kept = int(error.split("; ")[-1].split(" ")[0])
     assert kept == 3   # the pool trains the other models, one per step, and keeps them
-    assert len(list((folder / "broken_out" / "reference_models").glob("*.pt"))) == kept
+    assert len(list((folder / "broken_out" / "reference_models").rglob("reference_*.pt"))) == kept   # in its pool
     assert not list((folder / "broken_out").glob("*_attack_results.csv"))

@@ -8,7 +8,7 @@ import pytest
 
 from attacks import build_attack
 from attacks.reference import ReferenceSignals
-from pipeline.stages.reference import check_layout, population_membership
+from models.reference_pool import check_layout, population_membership
 from engine.reference_checks import (null_test_problems, null_test_sentence, null_test_table,
                                                   reference_as_target_table, report_sections)
 

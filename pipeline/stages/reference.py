@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from attacks.reference import ReferenceSignals
 from models.checkpoints import fingerprint
-from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool, check_same_architecture,
-                                   digest_rows)
+from models.reference_pool import (ModelTrainer, ReferenceModelSpec, ReferencePool, check_layout,
+                                   check_same_architecture, digest_rows, population_membership)
 from configuration.config import ExperimentConfig
 from engine.manifest import StageRecord, timed_into
 from pipeline.stages.models import train_config
@@ -106,36 +105,6 @@ def build_population(prepared: PreparedRun, target_scores: dict[str, Scores]) ->
         start += len(set_labels)
     return Population(torch.cat(images), np.concatenate(labels), blocks, base.size, start, label_source,
                       train_rows=base.train_rows)
-
-
-def population_membership(num_models: int, population_rows: int, train_rows: int, seed: int) -> np.ndarray:
-    """Bool (K, P): each model trains on ``train_rows`` distinct rows and every row is IN for
-    ``K * train_rows / P`` models (the floor or the ceiling when that is not an integer).
-
-    Models are drawn in turn; each takes the rows with the fewest models so far, ties broken by a
-    seeded random order, so training sets differ between models.
-    """
-    check_layout(num_models, population_rows, train_rows)
-    rng = np.random.default_rng(seed)
-    membership = np.zeros((num_models, population_rows), dtype=bool)
-    counts = np.zeros(population_rows, dtype=np.int64)
-    for k in range(num_models):
-        order = np.lexsort((rng.random(population_rows), counts))        # fewest models first, random ties
-        membership[k, order[:train_rows]] = True
-        counts[order[:train_rows]] += 1
-    return membership
-
-
-def check_layout(num_models: int, population_rows: int, train_rows: int) -> None:
-    """Every population row must be IN for at least one model and OUT for at least one."""
-    if not 0 < train_rows < population_rows:
-        raise ValueError(f"reference population: {population_rows} rows cannot give reference models "
-                         f"{train_rows} training rows each and leave OUT models for every row")
-    if num_models * train_rows < population_rows:
-        need = -(-population_rows // train_rows)
-        raise ValueError(f"--reference_models {num_models}: the reference population has {population_rows} rows "
-                         f"and each model trains on {train_rows} (as many as the target), so every row is IN "
-                         f"for a model only with K >= {need}; use --reference_models {need} or more")
 
 
 def reference_specs(config: ExperimentConfig, domain: Domain, population: Population,
