@@ -41,6 +41,7 @@ import pandas as pd
 from scipy import stats
 
 from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_threshold
+from utils.naming import held_out_suffix
 from utils.seeding import derive_seed
 
 METHODS = ("clopper-pearson", "katz-log")
@@ -202,11 +203,6 @@ def epsilon_bound_table(attack_outputs: Mapping, held_out_scores: Mapping | None
             rows.append({**row, "method": method, "correction": correction, "confidence": confidence,
                          "delta": delta})
     return pd.DataFrame(rows)
-
-
-def held_out_suffix(level: float) -> str:
-    """``"@1%HeldOutFPR"`` for 0.01, ``"@0.1%HeldOutFPR"`` for 0.001 (the held-out table's spelling)."""
-    return f"@{level * 100:g}%HeldOutFPR"
 
 
 def bound_violations(table: pd.DataFrame, accountant_epsilon: float, set_name: str = ORIGINAL) -> list[str]:

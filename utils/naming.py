@@ -139,9 +139,14 @@ def column_name(attack_name: str, metric: str) -> str:
     return f"{attack_name}{ATTACK_SEPARATOR}{metric}"
 
 
+def held_out_suffix(level: float) -> str:
+    """How a held-out FPR level ends a column name: ``"@1%HeldOutFPR"``, ``"@0.1%HeldOutFPR"``."""
+    return f"@{level * 100:g}%HeldOutFPR"
+
+
 def held_out_column(attack_name: str, level: float) -> str:
     """Held-out FPR table column: ``"LiRA FPR@1%HeldOutFPR"``."""
-    return f"{attack_name} FPR@{level * 100:g}%HeldOutFPR"
+    return f"{attack_name} FPR{held_out_suffix(level)}"
 
 
 def held_out_top_column(attack_name: str) -> str:
