@@ -8,7 +8,6 @@ the reference models-as-targets evaluation (:mod:`engine.reference_checks`).
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -22,7 +21,6 @@ from engine.manifest import timed_into
 from engine.reference_checks import null_test_table, reference_as_target_table
 from utils.seeding import derive_seed
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

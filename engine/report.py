@@ -74,9 +74,9 @@ def _decided(result) -> str:
     return "threshold " + rows.iloc[0]["note"]
 
 
-def summary_sentences(result, opening: str | None = None, closing: Sequence[str] = ()) -> list[str]:
+def summary_sentences(result, opening: str | None = None) -> list[str]:
     """The report's opening sentences: what was audited, :func:`finding_sentences`, the OOD/fake
-    verdict, a failed null test, then ``closing``."""
+    verdict, a failed null test, the empirical epsilon."""
     from engine.reference_checks import flagged_attacks, null_test_sentence
     from reporting.held_out_fpr import fooled_summary
 
@@ -89,7 +89,7 @@ def summary_sentences(result, opening: str | None = None, closing: Sequence[str]
 
     if (privacy := epsilon_sentence(result.epsilon_bounds, result.bundle.dp_epsilon, result.dp_violations)):
         sentences.append(privacy)
-    return sentences + list(closing)
+    return sentences
 
 
 def audited_sentence(result) -> str:
