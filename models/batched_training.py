@@ -1,22 +1,28 @@
-"""Training a chunk of same-architecture models as one batched model (``torch.func``).
+"""Training a chunk of same-architecture models as one batched model.
 
-The M models of a chunk are stacked (:func:`torch.func.stack_module_state`); one step runs
-``vmap(grad(loss))`` over the stacked parameters, each model on its own batch of its own rows, then
-an element-wise Adam (the formula of ``torch.optim.Adam``, L2 weight decay added to the gradient)
-updates every slice exactly as that model's own optimiser would. So model k follows the same
+The K models' parameters lie in one ``(K, P)`` tensor (row k: model k's, one parameter after
+another). One step computes every model's loss on its own batch of its own rows and the gradients
+of all of them at once: on the grouped network of :mod:`models.grouped` (one grouped convolution or
+batched matrix product per layer, channels-last; the digits CNN and any model built from its kinds
+of layers), else as ``vmap(grad(loss))`` over the stacked parameters (:mod:`torch.func`). Then one
+fused ``torch.optim.Adam`` over the K rows (L2 weight decay added to the gradient, as
+:func:`models.training.make_optimizer`) updates each row as that model's own optimiser would: Adam
+is element-wise and keeps its step count and moments per row. So model k follows the same
 trajectory as :func:`models.training.train_model` on its rows with its recipe (initialisation from
 its seed, batch order from ``torch.randperm`` with its recipe's seed), up to float rounding.
 
 Training sets of different sizes are handled exactly, with per-model loss weights: at step s
 every model gets batch s of its own epoch. When all these batches are full (most steps) the loss is
 the plain mean; when some are shorter (an epoch's last batch), each is padded to the full batch
-size with its own first row (so a model's padded step does not depend on the other models) and the per-sample losses are weighted ``1 / length`` on the model's own rows and
-0 on the padding, which is that model's mean over exactly its batch. A model whose epoch has fewer
-batches than the chunk's longest sits out the remaining steps (no parameter, moment or step-count
+size with its own first row (so a model's padded step does not depend on the other models) and the
+per-sample losses are weighted ``1 / length`` on the model's own rows and 0 on the padding, which
+is that model's mean over exactly its batch. A model whose epoch has fewer batches than the
+chunk's longest sits out the remaining steps (no gradient: no parameter, moment or step-count
 update). So every model sees exactly the batches, and takes exactly the Adam steps, that it takes
-when trained alone, and every step of the chunk is one batched call. Models with
-buffers (BatchNorm) or dropout, and ``--amp`` recipes, are not batched (:func:`batchable`); the
-caller trains them one per step.
+when trained alone, and every step of the chunk is one batched call. ``--amp`` recipes run the step
+under bf16 autocast, as :func:`models.training.train_model` does. Models with buffers (BatchNorm)
+or dropout, DP-SGD recipes and ``--amp`` in fp16 are not batched (:func:`batchable`); the caller
+trains them one per step.
 """
 from __future__ import annotations
 
@@ -27,11 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value, stack_module_state, vmap
+from torch.func import functional_call, grad_and_value, vmap
 
-from models.training import TrainConfig, deterministic_algorithms
+from models.grouped import groupable, grouped_logits, grouped_matches, grouped_network
+from models.training import TrainConfig, amp_dtype, deterministic_algorithms
 
-BETAS, EPS = (0.9, 0.999), 1e-8   # torch.optim.Adam's defaults (make_optimizer uses them)
 MAX_CHUNK = 64                    # models per batched step at most (beyond it steps stop getting cheaper)
 CPU_STEP_FLOP_LIMIT = 5e8          # on CPU, models whose training step costs more train one per step: batching
                                   # pays for the digits CNN (~0.07 GFLOP per step) but not for salem_cnn_relu
@@ -39,14 +45,16 @@ CPU_STEP_FLOP_LIMIT = 5e8          # on CPU, models whose training step costs mo
 MEMORY_FRACTION = 0.25            # share of the device's total memory one chunk may plan to use
 
 
-def batchable(model: nn.Module, recipe: TrainConfig) -> str | None:
-    """None when ``model`` can be trained stacked; else why not (one phrase)."""
+def batchable(model: nn.Module, recipe: TrainConfig, device: torch.device | str = "cpu") -> str | None:
+    """None when ``model`` can be trained stacked on ``device``; else why not (one phrase). ``--amp``
+    recipes batch under bf16 autocast; where ``--amp`` means fp16 (a GPU without bf16, which needs a
+    gradient scaler) they train one per step."""
     if any(True for _ in model.buffers()):
         return "it has buffers (BatchNorm)"
     if any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules()):
         return "it has dropout"
-    if recipe.amp:
-        return "--amp"
+    if recipe.amp and amp_dtype(device) != torch.bfloat16:
+        return "--amp in fp16 (a gradient scaler per model)"
     if recipe.dp_epsilon is not None:
         return "DP-SGD (--dp_epsilon): per-sample clipping and noise, one model per step"
     return None
@@ -127,11 +135,10 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
         raise ValueError("a batched chunk needs one recipe (except the seed) for all its models")
     recipe, count = recipes[0], len(models)
     images, labels = images.to(device), labels.to(device)
-    params, _ = stack_module_state([m.to(device) for m in models])
-    params = {name: value.detach().clone() for name, value in params.items()}
+    flat, params = _flat_parameters(models, device)
     base = models[0]
-    moments = {name: (torch.zeros_like(p), torch.zeros_like(p)) for name, p in params.items()}
-    steps = torch.zeros(count, dtype=torch.float64)
+    rows_of_flat = list(flat)              # model k's parameters, views kept (a gradient goes on these)
+    optimizer = _chunk_optimizer(rows_of_flat, recipe)
     generators = [torch.Generator().manual_seed(r.seed) for r in recipes]
     rows = [torch.as_tensor(np.asarray(r), dtype=torch.long) for r in rows]
     sizes = [len(r) for r in rows]
@@ -139,14 +146,8 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
         raise ValueError("a model's training set is empty")
     batch, smoothing = recipe.batch_size, recipe.label_smoothing
 
-    def mean_loss(p, x, y):
-        return F.cross_entropy(functional_call(base, p, (x,)), y, label_smoothing=smoothing)
-
-    def weighted_loss(p, x, y, w):   # w: 1/length on a model's own rows, 0 on the padding
-        per_sample = F.cross_entropy(functional_call(base, p, (x,)), y, reduction="none", label_smoothing=smoothing)
-        return (per_sample * w).sum()
-
-    mean_step, weighted_step = vmap(grad_and_value(mean_loss)), vmap(grad_and_value(weighted_loss))
+    step = _grouped_step(base, params, images, rows, smoothing) or _vmap_step(base, smoothing)
+    precision = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.amp)   # --amp: bf16
     diverged: dict[int, int] = {}
     with deterministic_algorithms():
         for epoch in range(1, recipe.epochs + 1):
@@ -161,16 +162,19 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
                 select = None if len(live) == count else torch.tensor(live, device=device)
                 if int(lengths.min()) == int(lengths.max()):   # batches of one length: the plain mean
                     index = torch.stack([parts[k] for k in live]).to(device)
-                    grads, losses = mean_step(_take(params, select), images[index], labels[index])
+                    weights = None
                 else:                                 # short last batches: padded, padding weighted 0
                     index = torch.stack([torch.cat([parts[k], parts[k][:1].expand(batch - len(parts[k]))])
                                          for k in live]).to(device)
-                    weights = (torch.arange(batch)[None, :] < lengths[:, None]) / lengths[:, None].float()
-                    grads, losses = weighted_step(_take(params, select), images[index], labels[index],
-                                                  weights.to(device))
+                    weights = ((torch.arange(batch)[None, :] < lengths[:, None]) / lengths[:, None].float()).to(device)
+                with precision:
+                    grads, losses = step(_take(params, select), images[index], labels[index], weights)
                 loss_sums[live] += losses.detach().double().cpu() * lengths.double()
-                steps[live] += 1
-                _adam_step(params, grads, moments, steps, select, recipe)
+                flat_grads = torch.cat([grads[name].reshape(len(live), -1) for name in params], dim=1)
+                for position, k in enumerate(live):     # models sitting out keep no gradient: no update
+                    rows_of_flat[k].grad = flat_grads[position]
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
                 if on_step is not None:
                     on_step()
             for k in range(count):
@@ -185,32 +189,73 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
     return states, diverged
 
 
+def _flat_parameters(models: Sequence[nn.Module], device: torch.device) -> tuple[torch.Tensor, dict]:
+    """The chunk's parameters as one ``(K, P)`` tensor, row k model k's parameters one after another,
+    and the stacked view of each parameter into it, ``name -> (K, *shape)``."""
+    named = [dict(m.named_parameters()) for m in models]
+    sizes = {name: p.numel() for name, p in named[0].items()}
+    flat = torch.stack([torch.cat([p.detach().reshape(-1) for p in model.values()]) for model in named]).to(device)
+    offsets = np.cumsum([0, *sizes.values()])
+    params = {name: flat[:, start:start + size].view(len(models), *named[0][name].shape)
+              for (name, size), start in zip(sizes.items(), offsets)}
+    return flat, params
+
+
+def _chunk_optimizer(rows: list[torch.Tensor], recipe: TrainConfig) -> torch.optim.Adam:
+    """One ``torch.optim.Adam`` over ``rows`` (row k of the flat parameters: model k's, in place), with the
+    recipe's learning rate and L2 weight decay, as :func:`models.training.make_optimizer` gives each
+    model alone: Adam's update is element-wise, it keeps a step count and moments per tensor and skips
+    tensors without a gradient, so each row follows its own model's Adam; the fused kernel updates
+    them all in one call."""
+    fused = rows[0].device.type in ("cpu", "cuda")
+    return torch.optim.Adam(rows, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=fused)
+
+
+Step = Callable[[dict, torch.Tensor, torch.Tensor, "torch.Tensor | None"], tuple[dict, torch.Tensor]]
+
+
+def formulation(model: nn.Module) -> str:
+    """How a batched chunk of ``model``'s architecture steps, in words: on the grouped network
+    (:mod:`models.grouped`; a chunk whose probe disagrees falls back to vmap) or under vmap, and why."""
+    reason = groupable(model)
+    return "grouped, channels-last" if reason is None else f"vmap: {reason}"
+
+
+def _grouped_step(base: nn.Module, params: dict, images: torch.Tensor,
+                  rows: Sequence[torch.Tensor], smoothing: float) -> Step | None:
+    """The chunk's step on the grouped network (:mod:`models.grouped`), or None where the
+    architecture has no grouped form or its grouped logits differ from each model's own on the
+    chunk's first two rows each."""
+    if groupable(base) is not None:
+        return None
+    network = grouped_network(base)
+    probe = torch.stack([r[:2] if len(r) >= 2 else r[:1].expand(2) for r in rows]).to(images.device)
+    if not grouped_matches(network, base, params, images[probe]):
+        return None
+
+    def step(stacked: dict, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None):
+        leaves = {name: value.detach().requires_grad_() for name, value in stacked.items()}
+        logits = grouped_logits(network, leaves, x)
+        per_sample = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none",
+                                     label_smoothing=smoothing).view(y.shape)
+        losses = per_sample.mean(1) if weights is None else (per_sample * weights).sum(1)
+        grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
+        return dict(zip(leaves, grads)), losses.detach()
+    return step
+
+
+def _vmap_step(base: nn.Module, smoothing: float) -> Step:
+    """The chunk's step as ``vmap(grad(loss))`` over the stacked parameters (any batchable model)."""
+    def mean_loss(p, x, y):
+        return F.cross_entropy(functional_call(base, p, (x,)), y, label_smoothing=smoothing)
+
+    def weighted_loss(p, x, y, w):   # w: 1/length on a model's own rows, 0 on the padding
+        per_sample = F.cross_entropy(functional_call(base, p, (x,)), y, reduction="none", label_smoothing=smoothing)
+        return (per_sample * w).sum()
+
+    mean_step, weighted_step = vmap(grad_and_value(mean_loss)), vmap(grad_and_value(weighted_loss))
+    return lambda p, x, y, w: mean_step(p, x, y) if w is None else weighted_step(p, x, y, w)
+
+
 def _take(stacked: dict, select: torch.Tensor | None) -> dict:
     return stacked if select is None else {name: value.index_select(0, select) for name, value in stacked.items()}
-
-
-@torch.no_grad()
-def _adam_step(params: dict, grads: dict, moments: dict, steps: torch.Tensor, select: torch.Tensor | None,
-               recipe: TrainConfig) -> None:
-    """``torch.optim.Adam``'s update of the models ``select`` (None: all) from their ``grads``."""
-    beta1, beta2 = BETAS
-    live = steps if select is None else steps[select.cpu()]
-    step_size = (recipe.lr / (1 - beta1 ** live)).float()
-    bias2_sqrt = ((1 - beta2 ** live) ** 0.5).float()
-    for name, param in params.items():
-        device = param.device
-        exp_avg, exp_avg_sq = moments[name]
-        p, m, v = (param, exp_avg, exp_avg_sq) if select is None else (
-            param.index_select(0, select), exp_avg.index_select(0, select), exp_avg_sq.index_select(0, select))
-        g = grads[name]
-        if recipe.weight_decay:
-            g = g.add(p, alpha=recipe.weight_decay)
-        shape = (-1,) + (1,) * (p.dim() - 1)
-        m = m.lerp(g, 1 - beta1)
-        v = v.mul(beta2).addcmul_(g, g, value=1 - beta2)
-        denom = (v.sqrt() / bias2_sqrt.to(device).view(shape)).add_(EPS)
-        p = p - step_size.to(device).view(shape) * (m / denom)
-        if select is None:
-            param.copy_(p), exp_avg.copy_(m), exp_avg_sq.copy_(v)
-        else:
-            param.index_copy_(0, select, p), exp_avg.index_copy_(0, select, m), exp_avg_sq.index_copy_(0, select, v)

@@ -338,7 +338,7 @@ def train_pool(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, labels
         return {"mode": "here", "workers": 1, "chunks": [], "batched": batch}
     if use_ray is not None:
         backend = "ray" if use_ray else "here"
-    reason = chunk_mode(specs[0], trainer) or (None if batch else "--pool_chunk_size 1")
+    reason = chunk_mode(specs[0], trainer, device) or (None if batch else "--pool_chunk_size 1")
     plan = plan_pool(len(specs), machine(device), max_chunk=max_chunk, one_per_step=reason,
                      backend=local_backend(backend, trainer),
                      pool_workers=workers or 0, ray_address=address, device=device)

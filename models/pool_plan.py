@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from models.batched_training import CPU_STEP_FLOP_LIMIT, MAX_CHUNK, chunk_size, step_flops
+from models.batched_training import CPU_STEP_FLOP_LIMIT, MAX_CHUNK, chunk_size, formulation, step_flops
 from models.reference_pool import ModelTrainer, ReferenceModelSpec, chunk_mode
 from models.training import TrainConfig
 
@@ -69,7 +69,7 @@ def plan_chunks(count: int, workers: int, max_chunk: int) -> list[list[int]]:
 
 def plan_pool(count: int, machine: Machine, *, max_chunk: int, one_per_step: str | None = None,
               backend: str = "auto", pool_workers: int = 0, ray_address: str | None = None,
-              device: str = "cpu") -> PoolPlan:
+              device: str = "cpu", formulation: str | None = None) -> PoolPlan:
     """The plan for ``count`` models to train (a pure function of its arguments).
 
     Parameters
@@ -82,6 +82,7 @@ def plan_pool(count: int, machine: Machine, *, max_chunk: int, one_per_step: str
     pool_workers : ``--pool_workers`` (0: automatic, one per CPU, or one per GPU with CUDA)
     ray_address : ``--ray_address`` (implies the ``ray`` backend)
     device : ``cpu`` or ``cuda``
+    formulation : how a batched step is computed (:func:`models.batched_training.formulation`), for the description
 
     Automatic: with ``--ray_address`` that cluster; with CUDA one chunk per GPU (in this process
     on one GPU); on CPU one worker process per core (one torch thread each: on small batched
@@ -93,7 +94,8 @@ def plan_pool(count: int, machine: Machine, *, max_chunk: int, one_per_step: str
         raise ValueError(f"--pool_workers must be 0 (automatic) or positive, got {pool_workers}")
     cuda = torch.device(device).type == "cuda"
     batched = one_per_step is None
-    how = "batched chunks" if batched else f"one model per step ({one_per_step})"
+    how = (f"batched chunks ({formulation})" if formulation else "batched chunks") if batched else \
+        f"one model per step ({one_per_step})"
     if ray_address or backend == "ray":
         workers = pool_workers or (None if ray_address else (machine.gpus if cuda else machine.cpus))
         where = f"the Ray cluster at {ray_address}" if ray_address else "a local Ray cluster (--pool_backend ray)"
@@ -125,7 +127,7 @@ def plan_for(specs: Sequence[ReferenceModelSpec], sample: torch.Tensor, device: 
     :data:`models.batched_training.CPU_STEP_FLOP_LIMIT` (unless ``--pool_chunk_size N`` asks), else chunks of ``--pool_chunk_size`` or of what fits in memory
     (:func:`models.batched_training.chunk_size`, from the device's total memory and one ``sample``
     image ``(C, H, W)``)."""
-    reason = chunk_mode(specs[0], trainer) or (None if pool_chunk_size != 1 else "--pool_chunk_size 1")
+    reason = chunk_mode(specs[0], trainer, device) or (None if pool_chunk_size != 1 else "--pool_chunk_size 1")
     batch_size = TrainConfig.from_dict(specs[0].recipe).batch_size
     if reason is None and not pool_chunk_size and torch.device(device).type == "cpu":
         flops = step_flops(specs[0].build(), sample, batch_size)
@@ -136,7 +138,7 @@ def plan_for(specs: Sequence[ReferenceModelSpec], sample: torch.Tensor, device: 
                                     else MAX_CHUNK)
     return plan_pool(len(specs), machine(device), max_chunk=max_chunk, one_per_step=reason,
                      backend=local_backend(backend, trainer), pool_workers=pool_workers, ray_address=ray_address,
-                     device=device)
+                     device=device, formulation=formulation(specs[0].build()))
 
 
 def local_backend(backend: str, trainer: ModelTrainer | None) -> str:

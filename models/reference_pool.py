@@ -144,11 +144,11 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def chunk_mode(spec: ReferenceModelSpec, trainer: ModelTrainer | None = None) -> str | None:
-    """None when models of ``spec``'s kind train batched; else why they train one per step."""
+def chunk_mode(spec: ReferenceModelSpec, trainer: ModelTrainer | None = None, device: str = "cpu") -> str | None:
+    """None when models of ``spec``'s kind train batched on ``device``; else why they train one per step."""
     if trainer is not None:
         return "a custom training function trains one model at a time"
-    reason = batchable(spec.build(), TrainConfig.from_dict(spec.recipe))
+    reason = batchable(spec.build(), TrainConfig.from_dict(spec.recipe), device)
     return f"{spec.arch} trains one model per step ({reason})" if reason else None
 
 
@@ -167,7 +167,7 @@ def train_chunk(specs: Sequence[ReferenceModelSpec], images: torch.Tensor, label
     increment of models done (a batched chunk reports ``len(specs) / epochs`` per epoch).
     """
     results, start = [], time.perf_counter()
-    batched = batch and chunk_mode(specs[0], trainer) is None
+    batched = batch and chunk_mode(specs[0], trainer, device) is None
 
     def finished(result: dict) -> None:
         results.append(result)

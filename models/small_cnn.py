@@ -22,8 +22,8 @@ class SmallCNN(nn.Module):
         if image_size < 4:
             raise ValueError(f"SmallCNN needs images of at least 4x4 pixels, got {image_size}")
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.MaxPool2d(2), nn.ReLU(),
             nn.Flatten(),
         )
         side = image_size // 4

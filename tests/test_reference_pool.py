@@ -120,7 +120,7 @@ def test_chunk_size_follows_memory_and_models_with_buffers_fall_back():
     assert 1 <= small < large
     bn = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
     assert "BatchNorm" in batchable(bn, TrainConfig())
-    assert batchable(model, TrainConfig(amp=True)) == "--amp"
+    assert batchable(model, TrainConfig(dp_epsilon=8.0)).startswith("DP-SGD")
     assert plan_chunks(64, 2, 64) == [list(range(32)), list(range(32, 64))]
     assert sorted(len(c) for c in plan_chunks(10, 2, 3)) == [2, 2, 3, 3] and plan_chunks(1, 4, 8) == [[0]]
 
