@@ -9,7 +9,8 @@ size). The suite: digits K = 8 and K = 64, salem K = 8. Backends (:mod:`models.p
 on the same specs and rows: one model per step in this process; batched in this process at 1 and at
 ``--workers`` threads; batched in ``--workers`` worker processes (the default plan on that many
 CPUs); batched on a local Ray cluster of ``--workers`` CPUs (start and stop included). Then the
-batched step alone at one thread: milliseconds per model-step and GFLOP/s (torch's flop counter).
+batched step alone at one thread, in the pool's formulation and under vmap: milliseconds per
+model-step, GFLOP/s (torch's flop counter) and their share of the core's fp32 matmul peak.
 Printed: seconds, models per second and the peak resident memory of this process and all its
 descendants during each, sampled every 0.2 s.
 """
@@ -27,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from models.batched_training import chunk_size, step_flops, train_stacked
+from models.batched_training import chunk_size, formulation, step_flops, train_stacked
 from models.pool_executor import train_pool
 from models.reference_pool import ReferenceModelSpec, digest_rows, population_membership
 from models.training import DEFAULT_LR, TrainConfig
@@ -92,15 +93,29 @@ def salem_case(models: int, epochs: int | None, rows: int = 800):
     return specs, images, labels, [np.flatnonzero(m) for m in membership]
 
 
-def batched_step_rate(specs, images, labels, rows, steps: int = 20) -> tuple[float, float]:
-    """Seconds per model-step and GFLOP/s of the batched step at this process's threads (median step)."""
+def batched_step_rate(specs, images, labels, rows, steps: int = 20, grouped: bool = True) -> tuple[float, float]:
+    """Seconds per model-step and GFLOP/s of the batched step at this process's threads (median step;
+    ``grouped`` False: under vmap)."""
     recipe = TrainConfig.from_dict(specs[0].recipe)
     short = [np.asarray(r)[:steps * recipe.batch_size] for r in rows]
     stamps = [time.perf_counter()]
     train_stacked([spec.build() for spec in specs], [replace(TrainConfig.from_dict(s.recipe), epochs=1) for s in specs],
-                  images, labels, short, on_step=lambda: stamps.append(time.perf_counter()))
+                  images, labels, short, on_step=lambda: stamps.append(time.perf_counter()), grouped=grouped)
     per_step = float(np.median(np.diff(stamps)[1:])) / len(specs)
     return per_step, step_flops(specs[0].build(), images[0], recipe.batch_size) / per_step / 1e9
+
+
+def core_peak_gflops(size: int = 1024, repeats: int = 5) -> float:
+    """This core's fp32 GFLOP/s on a large matrix product at one thread (best of ``repeats``): the
+    ceiling a training step's arithmetic can approach."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
 
 
 def measure(case: str, models: int, epochs: int | None, workers: int, scratch: str, ray: bool) -> None:
@@ -133,8 +148,11 @@ def measure(case: str, models: int, epochs: int | None, workers: int, scratch: s
             print(f"  {name:<40} {seconds:7.1f} s  {models / seconds:6.2f} models/s   "
                   f"peak {memory.peak / 2**20:6.0f} MiB", flush=True)
         torch.set_num_threads(1)
-        per_step, gflops = batched_step_rate(specs[:max_chunk], images, labels, rows[:max_chunk])
-        print(f"  batched step at 1 thread: {per_step * 1e3:.2f} ms per model-step, {gflops:.1f} GFLOP/s")
+        peak = core_peak_gflops()
+        for grouped, name in ((True, formulation(specs[0].build())), (False, "vmap")):
+            per_step, gflops = batched_step_rate(specs[:max_chunk], images, labels, rows[:max_chunk], grouped=grouped)
+            print(f"  batched step at 1 thread ({name}): {per_step * 1e3:.2f} ms per model-step, {gflops:.1f} GFLOP/s, "
+                  f"{gflops / peak:.0%} of this core's fp32 matmul peak ({peak:.0f} GFLOP/s)", flush=True)
     finally:
         torch.set_num_threads(previous)
 

@@ -115,13 +115,14 @@ def device_memory(device: torch.device) -> int:
 
 def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], images: torch.Tensor,
                   labels: torch.Tensor, rows: Sequence[np.ndarray], device: torch.device | str = "cpu",
-                  on_epoch: Callable[[int], None] | None = None, on_step: Callable[[], None] | None = None
-                  ) -> tuple[list[dict | None], dict[int, int]]:
+                  on_epoch: Callable[[int], None] | None = None, on_step: Callable[[], None] | None = None,
+                  grouped: bool = True) -> tuple[list[dict | None], dict[int, int]]:
     """Train ``models[k]`` on ``images[rows[k]]`` with ``recipes[k]``, all in one batched step.
 
     Recipes may differ only in their seed (the batch order); ``images`` ``(P, C, H, W)`` and
     ``labels`` ``(P,)`` hold the population. ``on_epoch(epoch)`` is called after each epoch,
-    ``on_step()`` after each batched step (e.g. to time steps).
+    ``on_step()`` after each batched step (e.g. to time steps). ``grouped`` False steps under vmap
+    even where the grouped network would do (the benchmark compares the two).
 
     Returns
     -------
@@ -146,7 +147,7 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
         raise ValueError("a model's training set is empty")
     batch, smoothing = recipe.batch_size, recipe.label_smoothing
 
-    step = _grouped_step(base, params, images, rows, smoothing) or _vmap_step(base, smoothing)
+    step = (grouped and _grouped_step(base, params, images, rows, smoothing)) or _vmap_step(base, smoothing)
     precision = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.amp)   # --amp: bf16
     diverged: dict[int, int] = {}
     with deterministic_algorithms():
