@@ -74,7 +74,7 @@ register_preset(DatasetPreset(
     train_set_size=400, test_set_size=400, attack_set_size=200,
     label_smoothing_factor=0.1, weight_decay=3e-4, temp_value=10.0,
     sets=("original", "permuted", "scaled", "no_normalization", "noise", "sample_photos", "fake_digits"),
-    train_pool="all", test_pool=None, domain=fixed_domain(DIGITS), train_if_missing=True, reference_models=16))
+    train_pool="all", test_pool=None, domain=fixed_domain(DIGITS), train_if_missing=True, reference_models=64))
 register_preset(DatasetPreset(
     dataset="cifar10", model_arch="resnet18", epochs=100, batch_size=64,
     train_set_size=12_500, test_set_size=5_000, attack_set_size=2_500,

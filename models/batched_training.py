@@ -40,8 +40,9 @@ from models.training import TrainConfig, amp_dtype, deterministic_algorithms
 
 MAX_CHUNK = 64                    # models per batched step at most (beyond it steps stop getting cheaper)
 CPU_STEP_FLOP_LIMIT = 5e8          # on CPU, models whose training step costs more train one per step: batching
-                                  # pays for the digits CNN (~0.07 GFLOP per step) but not for salem_cnn_relu
-                                  # on 32x32 (~1.6 GFLOP: 22 s one per step vs 47 s batched for K = 8, 1 epoch)
+                                  # pays for the digits CNN (~0.07 GFLOP per step: 1.8x) but not for
+                                  # salem_cnn_relu on 32x32 (~1.6 GFLOP, where one model's step already runs
+                                  # near the core's peak: 8.6 s one per step vs 10.6 s batched, K = 8, 5 epochs)
 MEMORY_FRACTION = 0.25            # share of the device's total memory one chunk may plan to use
 
 
