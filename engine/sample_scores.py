@@ -11,7 +11,7 @@ reference population, its z, the shadow's rows and the OOD/fake sets), so what i
 depends on that row set: LiRA's fixed variance (below 64 reference models) is pooled over all of
 them, and :func:`attacks.reference.lira_scores` called on the file's rows alone pools over fewer
 rows: its scores of in-population rows are the file's times a constant, with the same ranking
-(digits default, K = 16, the file's rows alone: 0.607 online, the ratio of the pooled variances;
+(digits default run with K = 16, the file's rows alone: 0.607 online, the ratio of the pooled variances;
 0.802 offline, of the pooled standard deviations; other row sets give other constants, e.g. 0.904). Online, a row outside the population borrows the IN statistics of the
 nearest inside row scored in the same call, which can be another row in a smaller call. With
 per-sample variance (K >= 64) offline LiRA's and RMIA's offline scores do not depend on the other
