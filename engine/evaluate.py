@@ -133,7 +133,7 @@ def evaluate(bundle: ScoreBundle, attacks: Sequence[str], *, params: Mapping[str
                          order=list(bundle.row_order) if bundle.row_order is not None else None)
     table = _with_skip_reasons(table, bundle, skipped, evaluation)
     with timed_into(timings, "intervals"):
-        intervals = interval_table(evaluation.outputs, held_out.scores if held_out else None, seed)
+        intervals = interval_table(evaluation.outputs, held_out.intervals if held_out else None, seed)
         intervals = intervals[~(intervals["attack"].isin(undecided) & (intervals["metric"] == "FPR"))]
         slices = _slices(bundle, evaluation, seed)
     with timed_into(timings, "epsilon_bounds"):

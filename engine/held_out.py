@@ -18,7 +18,7 @@ from attacks.held_out_fpr import HELD_OUT_LEVELS, held_out_fpr_table, held_out_t
 from attacks.roc import roc_curve_points
 from engine.bundle import HELD_OUT, MEMBERS, ScoreBundle
 from engine.fitting import Evaluation
-from engine.intervals import with_held_out_intervals
+from engine.intervals import HeldOutIntervals, held_out_interval_sets, with_held_out_intervals
 from utils.seeding import derive_seed
 
 LABEL_SOURCE = "Label source"
@@ -33,6 +33,7 @@ class HeldOutResults:
     label_effect_set: str | None
     with_intervals: pd.DataFrame | None = None
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # attack -> set (+ "Held-out") -> scores
+    intervals: HeldOutIntervals = field(default_factory=dict)   # attack -> set -> FPR level -> bootstrap interval
 
 
 def held_out_results(bundle: ScoreBundle, evaluation: Evaluation, score_attacks: list[MembershipAttack],
@@ -60,7 +61,8 @@ def held_out_results(bundle: ScoreBundle, evaluation: Evaluation, score_attacks:
     table = held_out_fpr_table(scores, held_out=HELD_OUT)
     table.insert(0, LABEL_SOURCE, [bundle.label_source(name) for name in table.index])
     effect_set, effect = _label_effect(bundle, score_attacks, reference, scores, seed)
-    return HeldOutResults(table, effect, effect_set, with_held_out_intervals(table, scores, seed), scores)
+    intervals = held_out_interval_sets(scores, seed)
+    return HeldOutResults(table, effect, effect_set, with_held_out_intervals(table, intervals), scores, intervals)
 
 
 def _label_effect(bundle: ScoreBundle, score_attacks: list[MembershipAttack], reference,

@@ -214,7 +214,7 @@ def _reference(arrays: Mapping[str, Any], set_parts: dict, inputs: AuditInputs, 
     for name, parts in set_parts.items():
         if "reference_logits" in parts:
             reference.sets[name] = _reference_logits(parts["reference_logits"], f"set_{name}_reference_logits",
-                                                     len(inputs.sets[name]), classes, source, f"the set's rows",
+                                                     len(inputs.sets[name]), classes, source, "the set's rows",
                                                      k)
     if "held_out_reference_logits" in arrays:
         if inputs.held_out is None:

@@ -8,7 +8,7 @@ from attacks.bootstrap import (attack_intervals, auroc, held_out_fpr_rows, held_
 from attacks.evaluation import tpr_at_fpr
 from attacks.held_out_fpr import held_out_threshold
 from attacks.roc import roc_curve_points
-from engine.intervals import with_held_out_intervals
+from engine.intervals import held_out_interval_sets, with_held_out_intervals
 
 
 def _pair(rng, n, shift=0.5):
@@ -66,7 +66,7 @@ def test_held_out_csv_columns_appended():
     rng = np.random.default_rng(4)
     scores = {"A": {"Members": rng.normal(1, 1, 50), "Held-out": rng.normal(0, 1, 200),
                     "Scaled": rng.normal(0.5, 1, 50)}}
-    out = with_held_out_intervals(table, scores, seed=42, resamples=100)
+    out = with_held_out_intervals(table, held_out_interval_sets(scores, seed=42, resamples=100))
     assert list(out.columns[:2]) == list(table.columns)
     assert {"A FPR@1%HeldOutFPR 95% low", "A FPR@1%HeldOutFPR 95% high"} <= set(out.columns)
     assert np.isnan(out.loc["Held-out", "A FPR@1%HeldOutFPR 95% low"])
