@@ -31,9 +31,13 @@ class HeldOutResults:
     table: pd.DataFrame                       # sets x "{Attack} FPR@{level}%HeldOutFPR", plus label source
     label_effect: pd.DataFrame | None         # one set: predicted-class vs random-class labels
     label_effect_set: str | None
-    with_intervals: pd.DataFrame | None = None
     scores: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # attack -> set (+ "Held-out") -> scores
     intervals: HeldOutIntervals = field(default_factory=dict)   # attack -> set -> FPR level -> bootstrap interval
+
+    @property
+    def with_intervals(self) -> pd.DataFrame:
+        """The table as written: each held-out FPR with its bootstrap 95% interval."""
+        return with_held_out_intervals(self.table, self.intervals)
 
 
 def held_out_results(bundle: ScoreBundle, evaluation: Evaluation, score_attacks: list[MembershipAttack],
@@ -61,8 +65,7 @@ def held_out_results(bundle: ScoreBundle, evaluation: Evaluation, score_attacks:
     table = held_out_fpr_table(scores, held_out=HELD_OUT)
     table.insert(0, LABEL_SOURCE, [bundle.label_source(name) for name in table.index])
     effect_set, effect = _label_effect(bundle, score_attacks, reference, scores, seed)
-    intervals = held_out_interval_sets(scores, seed)
-    return HeldOutResults(table, effect, effect_set, with_held_out_intervals(table, intervals), scores, intervals)
+    return HeldOutResults(table, effect, effect_set, scores, held_out_interval_sets(scores, seed))
 
 
 def _label_effect(bundle: ScoreBundle, score_attacks: list[MembershipAttack], reference,
