@@ -73,9 +73,7 @@ class InProcessExecutor:
             specs, rows, batch = self._chunks.pop(0)
             outcome = train_chunk(specs, self.images, self.labels, rows, device=self.device, trainer=self.trainer,
                                   on_progress=on_progress, batch=batch, on_result=on_model)
-            if outcome["failed"]:
-                failures.append((outcome["failed"]["models"], outcome["failed"]["reason"]))
-            batched.append(outcome["batched"])
+            _record_chunk(outcome, failures, batched)
         return failures, batched
 
     def close(self) -> None:
@@ -156,9 +154,8 @@ class ProcessExecutor:
                         on_progress(1.0)
                 else:
                     worker.chunks -= 1
-                    batched.append(message["batched"])
+                    _record_chunk(message, failures, batched)
                     if message["failed"]:
-                        failures.append((message["failed"]["models"], message["failed"]["reason"]))
                         worker.models = [m for m in worker.models if m not in message["failed"]["models"]]
         return failures, batched
 
@@ -170,6 +167,14 @@ class ProcessExecutor:
             worker.process.wait()
             worker.results.close()
         self._workers = []
+
+
+def _record_chunk(outcome: dict, failures: list[Failure], batched: list[bool]) -> None:
+    """A finished chunk's outcome (``failed``: None or its models and reason; ``batched``) into what
+    :meth:`collect` returns."""
+    if outcome["failed"]:
+        failures.append((outcome["failed"]["models"], outcome["failed"]["reason"]))
+    batched.append(outcome["batched"])
 
 
 def _exit_code(process: subprocess.Popen) -> int | None:
@@ -261,9 +266,7 @@ class RayExecutor:
                 on_model(result)
                 if on_progress:
                     on_progress(1.0)
-            if outcome["failed"]:
-                failures.append((outcome["failed"]["models"], outcome["failed"]["reason"]))
-            batched.append(outcome["batched"])
+            _record_chunk(outcome, failures, batched)
         return failures, batched
 
     def close(self) -> None:
