@@ -149,7 +149,7 @@ def train_stacked(models: Sequence[nn.Module], recipes: Sequence[TrainConfig], i
     batch, smoothing = recipe.batch_size, recipe.label_smoothing
 
     step = (grouped and _grouped_step(base, params, images, rows, smoothing)) or _vmap_step(base, smoothing)
-    precision = torch.autocast(device.type, dtype=torch.bfloat16, enabled=recipe.amp)   # --amp: bf16
+    precision = torch.autocast(device.type, dtype=amp_dtype(device), enabled=recipe.amp)   # bf16 (batchable)
     diverged: dict[int, int] = {}
     with deterministic_algorithms():
         for epoch in range(1, recipe.epochs + 1):

@@ -8,8 +8,8 @@ channel axis, ``(B, K*C, H, W)``, in channels-last memory for images. Each block
 convolution or of the batched product sees only its own model's weights and inputs, so model k
 gets its own outputs and its own gradients, as under ``vmap``, up to float rounding; what changes
 is the arithmetic's layout: one grouped convolution per layer, and pooling, activations and their
-gradients over contiguous channels (the digits CNN's step at one thread: 1.5 ms per model-step
-under ``vmap``, 0.75 ms grouped and channels-last; ``benchmarks/reference_pool.py``).
+gradients over contiguous channels (the digits CNN's whole training step at one thread, K = 64:
+1.6-1.8 ms per model-step under ``vmap``, 0.93-0.95 ms grouped; ``benchmarks/reference_pool.py``).
 
 Which models: those whose leaf modules are all in :data:`SUPPORTED` (parameters only in ``Conv2d``
 with zero padding and in ``Linear``), and whose own ``forward`` keeps the models apart, which
